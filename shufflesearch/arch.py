@@ -1,0 +1,334 @@
+"""The genome: one immutable description of a ShuffleNet-family network.
+
+An `Arch` is a stem, an ordered tuple of stages and a head. Every other part of shufflesearch takes or
+gives an `Arch`: the cost model, the model builder, the search-space sampler, the registry.
+
+The channel rules live here, once, in `Arch.units()`, which expands the stages into the concrete
+per-unit channel counts that both `cost.py` and `model.py` consume:
+
+* ShuffleNet v1 unit (Zhang et al., arXiv 1707.01083): bottleneck width is
+  ``round_to_multiple(out_channels * bottleneck_ratio, groups)`` (the paper's 1/4, rounded to the
+  nearest multiple of the groups so the grouped convs divide it); a stride-2 unit's main branch
+  outputs ``out - in`` channels, concatenated with the 3x3 avg-pooled input.
+* ShuffleNet V2 unit (Ma et al., arXiv 1807.11164), as torchvision builds it: each branch carries
+  ``out_channels / 2`` channels, so ``out_channels`` must be even.
+
+No torch here: the search calls this on every sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from .errors import ShuffleSearchError
+
+UnitType = Literal["v1", "v2"]
+V1_SHUFFLES = ("after_gconv1", "before_gconv1", "after_dwconv", "none")
+V2_SHUFFLES = ("after_concat", "none")
+KERNEL_SIZES = (3, 5, 7)
+DEFAULT_SHUFFLE = {"v1": "after_gconv1", "v2": "after_concat"}
+
+
+def round_to_multiple(value: float, divisor: int) -> int:
+    """The multiple of `divisor` nearest to `value` (halves round up), at least `divisor`."""
+    return max(divisor, int(value / divisor + 0.5) * divisor)
+
+
+def _fail(where: str, field_name: str, value: Any, why: str) -> None:
+    raise ShuffleSearchError(f"{where}.{field_name} = {value!r}: {why}")
+
+
+def _check_int(where: str, name: str, value: Any, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        _fail(where, name, value, f"must be an integer >= {minimum}")
+
+
+def _check_bool(where: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(where, name, value, "must be true or false")
+
+
+@dataclass(frozen=True)
+class Stem:
+    """3x3 conv (stride `stride`) -> BN -> ReLU, then an optional 3x3 stride-2 max-pool."""
+
+    channels: int = 24
+    stride: int = 2
+    max_pool: bool = True
+
+    def __post_init__(self) -> None:
+        _check_int("stem", "channels", self.channels)
+        if self.stride not in (1, 2):
+            _fail("stem", "stride", self.stride, "must be 1 or 2")
+        _check_bool("stem", "max_pool", self.max_pool)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """`repeats` units of one type; the first has stride `stride`, the others stride 1.
+
+    `groups`, `bottleneck_ratio` and `grouped_first_conv` apply to v1 units only (v2 takes the
+    defaults). `shuffle` is where the channel shuffle goes: for v1 `after_gconv1` (the paper),
+    `before_gconv1`, `after_dwconv` or `none` (Table 3's ablation); for v2 `after_concat`
+    (torchvision) or `none`. Left out, it is the unit type's default.
+    """
+
+    unit: UnitType
+    out_channels: int
+    repeats: int
+    stride: int = 2
+    groups: int = 1
+    kernel_size: int = 3
+    bottleneck_ratio: float = 0.25
+    grouped_first_conv: bool = True
+    shuffle: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.shuffle and self.unit in DEFAULT_SHUFFLE:
+            object.__setattr__(self, "shuffle", DEFAULT_SHUFFLE[self.unit])
+
+    def validate(self, where: str) -> None:
+        if self.unit not in ("v1", "v2"):
+            _fail(where, "unit", self.unit, "must be 'v1' or 'v2'")
+        _check_int(where, "out_channels", self.out_channels)
+        _check_int(where, "repeats", self.repeats)
+        _check_int(where, "groups", self.groups)
+        _check_bool(where, "grouped_first_conv", self.grouped_first_conv)
+        if self.stride not in (1, 2):
+            _fail(where, "stride", self.stride, "must be 1 or 2")
+        if self.kernel_size not in KERNEL_SIZES:
+            _fail(where, "kernel_size", self.kernel_size, f"must be one of {list(KERNEL_SIZES)}")
+        if isinstance(self.bottleneck_ratio, bool) or not isinstance(self.bottleneck_ratio, (int, float)) \
+                or not 0 < self.bottleneck_ratio <= 1:
+            _fail(where, "bottleneck_ratio", self.bottleneck_ratio, "must be a number in (0, 1]")
+        shuffles = V1_SHUFFLES if self.unit == "v1" else V2_SHUFFLES
+        if self.shuffle not in shuffles:
+            _fail(where, "shuffle", self.shuffle, f"must be one of {list(shuffles)} for a {self.unit} unit")
+        if self.unit == "v2":
+            for name in ("groups", "bottleneck_ratio", "grouped_first_conv"):
+                default = Stage.__dataclass_fields__[name].default
+                if getattr(self, name) != default:
+                    _fail(where, name, getattr(self, name), f"is a v1 option; a v2 unit takes {default!r}")
+            if self.out_channels % 2:
+                _fail(where, "out_channels", self.out_channels, "must be even for a v2 unit (split in two)")
+        elif self.out_channels % self.groups:
+            _fail(where, "out_channels", self.out_channels, f"must be divisible by groups={self.groups}")
+
+    def mid_channels(self) -> int:
+        """Bottleneck width of a v1 unit; the branch width of a v2 unit."""
+        if self.unit == "v2":
+            return self.out_channels // 2
+        return round_to_multiple(self.out_channels * self.bottleneck_ratio, self.groups)
+
+
+@dataclass(frozen=True)
+class Head:
+    """Optional 1x1 conv -> BN -> ReLU (V2's conv5, `conv_channels`), global pool, classifier."""
+
+    conv_channels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.conv_channels is not None:
+            _check_int("head", "conv_channels", self.conv_channels)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit with all channel counts resolved: what a layer is built from and costed by."""
+
+    unit: UnitType
+    in_channels: int
+    out_channels: int
+    mid_channels: int
+    stride: int
+    groups1: int  # groups of the first pointwise conv (v1)
+    groups2: int  # groups of the second pointwise conv (v1)
+    kernel_size: int
+    shuffle: str
+    shuffle_groups: int  # the g of the channel shuffle; 1 means no shuffle
+
+    @property
+    def branch_out(self) -> int:
+        """Channels produced by the main (v1) or second (v2) branch."""
+        if self.unit == "v2":
+            return self.out_channels // 2
+        return self.out_channels - self.in_channels if self.stride == 2 else self.out_channels
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A ShuffleNet-family architecture: the genome every part of shufflesearch exchanges."""
+
+    stages: tuple[Stage, ...]
+    stem: Stem = field(default_factory=Stem)
+    head: Head = field(default_factory=Head)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(self.stages))
+        if not self.stages:
+            _fail("arch", "stages", [], "needs at least one stage")
+        for i, stage in enumerate(self.stages):
+            if not isinstance(stage, Stage):
+                _fail("arch", f"stages[{i}]", stage, "must be a Stage")
+            stage.validate(f"stages[{i}]")
+        self.units()  # validates the channel rules between stages
+
+    @property
+    def num_features(self) -> int:
+        return self.head.conv_channels or self.stages[-1].out_channels
+
+    def units(self) -> list[list[Unit]]:
+        """The stages expanded to resolved units, one list per stage; raises on channel conflicts."""
+        stages: list[list[Unit]] = []
+        in_channels = self.stem.channels
+        for i, stage in enumerate(self.stages):
+            where = f"stages[{i}]"
+            units = []
+            for r in range(stage.repeats):
+                stride = stage.stride if r == 0 else 1
+                units.append(_resolve_unit(stage, in_channels, stride, first=(r == 0), where=where))
+                in_channels = stage.out_channels
+            stages.append(units)
+        return stages
+
+    # --- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stem": dataclasses.asdict(self.stem),
+            "stages": [dataclasses.asdict(s) for s in self.stages],
+            "head": dataclasses.asdict(self.head),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "arch") -> Arch:
+        """Build from a dict as written by `to_dict`; unknown or missing keys name `source`."""
+        if not isinstance(data, Mapping):
+            raise ShuffleSearchError(f"{source}: expected a mapping with 'stages', got {type(data).__name__}")
+        _reject_unknown(data, {"stem", "stages", "head"}, source, "")
+        if "stages" not in data or not isinstance(data["stages"], list):
+            raise ShuffleSearchError(f"{source}: stages: a list of stages is required")
+        try:
+            stages = tuple(
+                _dataclass_from(Stage, s, source, f"stages[{i}]") for i, s in enumerate(data["stages"])
+            )
+            return cls(
+                stages=stages,
+                stem=_dataclass_from(Stem, data.get("stem", {}), source, "stem"),
+                head=_dataclass_from(Head, data.get("head", {}), source, "head"),
+            )
+        except ShuffleSearchError as e:
+            if str(e).startswith(f"{source}:"):
+                raise
+            raise ShuffleSearchError(f"{source}: {e}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "arch") -> Arch:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ShuffleSearchError(f"{source}: not valid JSON ({e})") from None
+        return cls.from_dict(data, source)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "arch") -> Arch:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ShuffleSearchError(f"{source}: not valid YAML ({' '.join(str(e).split())})") from None
+        return cls.from_dict(data, source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Arch:
+        """Read a genome from a .yaml/.yml or .json file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ShuffleSearchError(f"{path}: cannot read genome file ({e.strerror})") from None
+        if path.suffix == ".json":
+            return cls.from_json(text, str(path))
+        return cls.from_yaml(text, str(path))
+
+    def save(self, path: str | Path) -> None:
+        """Write the genome as YAML (or JSON for a .json path), atomically."""
+        from ._io import write_text_atomic
+
+        path = Path(path)
+        write_text_atomic(path, self.to_json() if path.suffix == ".json" else self.to_yaml())
+
+    @property
+    def hash(self) -> str:
+        """A short stable identity: the first 10 hex digits of the SHA-256 of the canonical JSON."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:10]
+
+    def summary(self) -> str:
+        """One line, e.g. `v1g3k3x4:240 | v1g3k3x8:480 | v1g3k3x4:960`."""
+        parts = []
+        for s in self.stages:
+            g = f"g{s.groups}" if s.unit == "v1" else ""
+            sh = "" if s.shuffle == DEFAULT_SHUFFLE[s.unit] else f"[{s.shuffle}]"
+            parts.append(f"{s.unit}{g}k{s.kernel_size}x{s.repeats}:{s.out_channels}{sh}")
+        head = f" | conv{self.head.conv_channels}" if self.head.conv_channels else ""
+        return f"stem{self.stem.channels} | " + " | ".join(parts) + head
+
+
+def _resolve_unit(stage: Stage, in_channels: int, stride: int, first: bool, where: str) -> Unit:
+    out = stage.out_channels
+    if stage.unit == "v2":
+        if stride == 1 and in_channels != out:
+            _fail(where, "out_channels", out,
+                  f"a stride-1 v2 unit needs in == out, but its input has {in_channels} channels")
+        return Unit("v2", in_channels, out, out // 2, stride, 1, 1, stage.kernel_size, stage.shuffle,
+                    2 if stage.shuffle != "none" else 1)
+
+    g = stage.groups
+    groups1 = g if (stage.grouped_first_conv or not first) else 1
+    mid = stage.mid_channels()
+    if stride == 2 and out <= in_channels:
+        _fail(where, "out_channels", out,
+              f"a stride-2 v1 unit concatenates its input, so it needs out > in ({in_channels})")
+    if stride == 1 and in_channels != out:
+        _fail(where, "out_channels", out,
+              f"a stride-1 v1 unit adds its input, so it needs in == out, but its input has {in_channels}")
+    if in_channels % groups1:
+        _fail(where, "groups", g, f"does not divide the unit's {in_channels} input channels "
+                                  "(set grouped_first_conv: false, as the paper does in stage 2)")
+    branch_out = out - in_channels if stride == 2 else out
+    if branch_out % g:
+        _fail(where, "out_channels", out,
+              f"the main branch's {branch_out} channels (out - in) are not divisible by groups={g}")
+    if stage.shuffle == "before_gconv1" and in_channels % g:
+        _fail(where, "shuffle", stage.shuffle, f"needs the {in_channels} input channels divisible by groups={g}")
+    return Unit("v1", in_channels, out, mid, stride, groups1, g, stage.kernel_size, stage.shuffle,
+                g if stage.shuffle != "none" else 1)
+
+
+def _reject_unknown(data: Mapping[str, Any], known: set[str], source: str, where: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ShuffleSearchError(
+            f"{source}: {prefix}{unknown[0]}: unknown key (expected one of {sorted(known)})")
+
+
+def _dataclass_from(cls: type, data: Any, source: str, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ShuffleSearchError(f"{source}: {where} = {data!r}: must be a mapping")
+    _reject_unknown(data, {f.name for f in dataclasses.fields(cls)}, source, where)
+    try:
+        return cls(**data)
+    except TypeError as e:  # a required field is missing
+        raise ShuffleSearchError(f"{source}: {where}: {e}") from None

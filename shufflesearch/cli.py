@@ -1,0 +1,87 @@
+"""The `shufflesearch` command: argument parsing and printing only; every command calls the library.
+
+Errors users can cause arrive as `ShuffleSearchError`: the CLI prints its one line to stderr and exits 2.
+Each sub-command is a pair: `_add_<name>(subparsers)` declares it, `_cmd_<name>(args)` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from .errors import ShuffleSearchError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
+
+
+def _command(name: str, help: str) -> Callable:
+    """Register `_cmd_<name>`; its parser is built by the matching `_add_<name>` below."""
+    def wrap(fn: Callable) -> Callable:
+        COMMANDS[name] = fn
+        fn.help = help
+        return fn
+    return wrap
+
+
+# --- models ------------------------------------------------------------------------------------
+def _add_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-size", type=int, default=224, help="input resolution for MMACs (default 224)")
+
+
+@_command("models", "list the zoo and found models: MMACs, params, stages")
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .cost import cost
+    from .registry import list_archs
+
+    rows = [(name, cost(arch, args.input_size), arch) for name, arch in list_archs().items()]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'name':<{width}}  {'MMACs':>8}  {'params':>10}  stages (unit,groups,kernel x repeats: channels)")
+    for name, c, arch in rows:
+        print(f"{name:<{width}}  {c.macs / 1e6:8.2f}  {c.params:10,d}  {arch.summary()}")
+    return 0
+
+
+# --- cost --------------------------------------------------------------------------------------
+def _add_cost(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a registered model name or a genome file (ARCH.yaml / .json)")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--num-classes", type=int, default=1000)
+
+
+@_command("cost", "exact MACs (the papers' FLOPs) and params of a model or genome file")
+def _cmd_cost(args: argparse.Namespace) -> int:
+    from .cost import cost
+    from .registry import resolve_arch
+
+    arch = resolve_arch(args.model)
+    c = cost(arch, args.input_size, args.num_classes)
+    print(f"{args.model}: {c.macs / 1e6:.2f} MMACs (multiply-adds, the papers' 'MFLOPs') at "
+          f"{args.input_size}x{args.input_size}, {c.params:,d} params, hash {arch.hash}")
+    print(f"  {arch.summary()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shufflesearch", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, fn in COMMANDS.items():
+        p = sub.add_parser(name, help=fn.help, description=fn.help)
+        globals()[f"_add_{name.replace('-', '_')}"](p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except ShuffleSearchError as e:
+        print(f"shufflesearch {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"shufflesearch {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
