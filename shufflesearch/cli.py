@@ -62,6 +62,30 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- report ------------------------------------------------------------------------------------
+def _add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run name (under runs/) or run directory")
+    p.add_argument("--objectives", default=None,
+                   help="acc,mflops | acc,latency | acc,params (default: the run's own, else acc,mflops)")
+    p.add_argument("--out", default=None,
+                   help="where the comparison of several runs goes (default: the first run's report/)")
+
+
+@_command("report", "Pareto front, hypervolume, plots and an offline HTML page of runs; compare several")
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import compare_runs, cost_axis, load_run, write_report
+
+    if args.objectives is not None:
+        cost_axis(args.objectives)
+    for run in args.runs:  # fail on a bad run before writing anything
+        load_run(run)
+    for run in args.runs:
+        print(write_report(run, args.objectives))
+    if len(args.runs) > 1:
+        print(compare_runs(args.runs, args.out, args.objectives))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shufflesearch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
