@@ -1,0 +1,89 @@
+"""A Ray Tune `Searcher` that asks an Optuna study for architectures and tells it what became of them.
+
+Written instead of `ray.tune.search.optuna.OptunaSearch`, whose behaviour does not fit a budgeted
+architecture search (Ray 2.60 / Optuna 5.0): it fixes the pruner, tells Optuna a trial that ASHA
+stopped as COMPLETE with its partial score (so the sampler compares a 1-epoch score with full ones),
+leaves a NaN-valued trial RUNNING for ever, and aborts the run if the define-by-run function raises
+`TrialPruned`. Here:
+
+* a trial trained for every planned epoch is told COMPLETE with its objective values;
+* a trial the scheduler stopped early is told PRUNED, with its per-epoch accuracy as intermediate
+  values (single objective), which Optuna's samplers rank below every complete trial;
+* a trial that raised or diverged is told FAIL, with the reason as a user attribute;
+* the space's sampler guarantees every suggested architecture is within budget, so no over-budget
+  model ever reaches Tune.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from .arch import Arch
+
+OBJECTIVES = {  # objective name -> (trial row field, optuna direction)
+    "acc": ("val_acc", "maximize"),
+    "mflops": ("mflops", "minimize"),
+    "latency": ("latency_ms", "minimize"),
+    "params": ("params", "minimize"),
+}
+
+
+class StudySearcher(Searcher):
+    """Suggest `{"arch": genome dict, "number": optuna trial number}`; record each trial on completion.
+
+    `sample(trial) -> Arch` is the space's define-by-run function. `finish(number, arch, result, status)`
+    turns the last reported Tune result into a record row and returns it; the searcher then tells the
+    study the row's objective values.
+    """
+
+    def __init__(self, study: optuna.Study, sample: Callable[[optuna.Trial], Arch],
+                 objectives: list[str], finish: Callable[..., dict[str, Any]], max_epochs: int):
+        super().__init__(metric="val_acc", mode="max")
+        self.study = study
+        self.sample = sample
+        self.objectives = objectives
+        self.finish = finish
+        self.max_epochs = max_epochs
+        self._live: dict[str, tuple[optuna.Trial, Arch]] = {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        trial = self.study.ask()
+        arch = self.sample(trial)
+        self._live[trial_id] = (trial, arch)
+        return {"arch": arch.to_dict(), "number": trial.number}
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        trial, _ = self._live[trial_id]
+        if len(self.objectives) == 1 and result.get("status") == "running":
+            trial.report(result["val_acc"], step=result["epoch"])
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        trial, arch = self._live.pop(trial_id)
+        if error or not result:
+            status = "failed"
+        elif result["status"] == "running":  # no final report: the scheduler stopped it
+            status = "early_stopped"
+        else:
+            status = result["status"]
+        row = self.finish(trial.number, arch, result or {}, status)
+        tell(self.study, trial, row, self.objectives)
+
+
+def tell(study: optuna.Study, trial: optuna.Trial | int, row: dict[str, Any], objectives: list[str]) -> None:
+    """Tell the study the outcome recorded in `row` (user attributes only when `trial` is live)."""
+    if isinstance(trial, optuna.Trial):
+        trial.set_user_attr("status", row["status"])
+        trial.set_user_attr("epochs", row["epochs"])
+        if row.get("error"):
+            trial.set_user_attr("error", row["error"][:500])
+    if row["status"] == "complete":
+        study.tell(trial, [row[OBJECTIVES[o][0]] for o in objectives])
+    elif row["status"] == "early_stopped":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, state=TrialState.FAIL)

@@ -1,0 +1,83 @@
+"""Trial records of a run: `trials.jsonl` and `trials.csv`, one row per finished trial.
+
+The rows are the search's memory: resume counts them, the report and export read them. Both files are
+rewritten atomically (temp + rename) after every finished trial, so a `kill -9` leaves either the old
+or the new version, never half a line. The field list is documented in `runs/README.md`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from ._io import write_text_atomic
+from .arch import Arch
+from .cost import cost
+from .errors import ShuffleSearchError
+
+FIELDS = (
+    "number", "model", "arch_hash", "summary", "mflops", "params", "latency_ms", "epochs", "max_epochs",
+    "val_acc", "best_val_acc", "val_loss", "status", "error", "seconds", "train_seconds", "seed",
+    "finished", "arch",
+)
+STATUSES = ("complete", "early_stopped", "failed", "diverged")
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a .jsonl record file; a missing file has none."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ShuffleSearchError(f"{path}: line {i} is not valid JSON ({e.msg})") from None
+    return rows
+
+
+def write_rows(jsonl_path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Rewrite `jsonl_path` and its .csv sibling atomically with `rows`."""
+    rows = list(rows)
+    jsonl_path = Path(jsonl_path)
+    write_text_atomic(jsonl_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**r, "arch": json.dumps(r.get("arch"), sort_keys=True)})
+    write_text_atomic(jsonl_path.with_suffix(".csv"), buffer.getvalue())
+
+
+def is_full_fidelity(row: dict[str, Any]) -> bool:
+    """Trained for every planned epoch: only such rows are compared with each other."""
+    return row.get("status") == "complete" and row.get("epochs") == row.get("max_epochs")
+
+
+def make_row(arch: Arch, metrics: dict[str, Any], status: str, *, number: int | None,
+             input_size: int, max_epochs: int, seed: int, model: str | None = None) -> dict[str, Any]:
+    """A record row for `arch` trained to `metrics` (the last report of a trial or baseline).
+
+    `mflops` and `params` are the architecture's cost at `input_size` with 1000 classes, the papers'
+    convention, so rows compare with Table 1; the proxy model's own head is smaller.
+    """
+    c = cost(arch, input_size)
+    error = metrics.get("error") or None
+    if status == "failed" and not error:
+        error = "the trial's Ray worker failed; see the run's tune/ folder for its log"
+    return {
+        "number": number, "model": model, "arch_hash": arch.hash, "arch": arch.to_dict(),
+        "summary": arch.summary(), "mflops": c.mflops, "params": c.params,
+        "latency_ms": metrics.get("latency_ms"), "epochs": int(metrics.get("epoch", 0)),
+        "max_epochs": max_epochs, "val_acc": float(metrics.get("val_acc", 0.0)),
+        "best_val_acc": float(metrics.get("best_val_acc", metrics.get("val_acc", 0.0))),
+        "val_loss": metrics.get("val_loss"), "status": status, "error": error,
+        "seconds": metrics.get("time_total_s"), "train_seconds": metrics.get("train_seconds"),
+        "seed": seed, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }

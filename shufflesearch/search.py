@@ -1,0 +1,364 @@
+"""The budgeted search: Ray Tune runs the trials, an Optuna study chooses the architectures.
+
+One trial = one architecture sampled within the FLOPs budget (multiply-adds), proxy-trained on the
+space's dataset, reported to Tune after every epoch (so ASHA can stop it early), and recorded in
+`runs/<name>/trials.jsonl`. The Optuna study lives in `runs/<name>/optuna.journal`
+(`optuna-dashboard runs/<name>/optuna.journal` opens it) and Tune's experiment state in
+`runs/<name>/tune/`.
+
+Resume does not replay Tune's experiment: the trial records are the source of truth. A new Tune
+experiment (`tune/part<k>`) runs the trials still missing; study trials left RUNNING by a killed
+driver are told FAIL (they trained to no result), finished ones are never trained again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import optuna
+
+from ._io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ._study_searcher import OBJECTIVES, StudySearcher, tell
+from .arch import Arch
+from .errors import ShuffleSearchError
+from .records import STATUSES, is_full_fidelity, make_row, read_rows, write_rows
+
+SAMPLERS = ("tpe", "nsga2", "random")
+SCHEDULERS = ("asha", "none")
+OBJECTIVE_SETS = (("acc",), ("acc", "mflops"), ("acc", "latency"))
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search leaves: its directory, every trial row, the best row and the Pareto rows."""
+
+    run_dir: Path
+    rows: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    pareto: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Trials per status (complete, early_stopped, failed, diverged)."""
+        return {s: sum(r["status"] == s for r in self.rows) for s in STATUSES}
+
+
+# --- the trial: a plain function, config in, metrics out ------------------------------------------
+def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, input_size: int,
+              train_fn: Callable | None = None) -> None:
+    """Proxy-train `config["arch"]`, reporting every epoch to Tune; save the weights; report the end.
+
+    Every report carries every metric. Per-epoch reports have status "running"; the final one has the
+    trainer's status ("complete" / "diverged") or "failed" with the error, so the searcher can tell a
+    finished trial from one the scheduler stopped (whose last report is still "running").
+    """
+    import safetensors.torch
+    from ray import tune
+
+    from .proxy import measure_latency, train_proxy
+
+    arch = Arch.from_dict(config["arch"])
+    latency_ms = measure_latency(arch, input_size=input_size, threads=train_cfg.threads).median_ms
+    last = {"epoch": 0, "val_acc": 0.0, "best_val_acc": 0.0, "val_loss": 0.0, "train_loss": 0.0,
+            "epoch_seconds": 0.0, "images_per_s": 0.0, "train_seconds": 0.0, "latency_ms": latency_ms,
+            "error": ""}
+
+    def report(epoch: int, metrics: dict[str, Any]) -> None:
+        last.update({k: float(metrics[k]) for k in ("val_acc", "val_loss", "train_loss", "epoch_seconds",
+                                                     "images_per_s")}, epoch=epoch)
+        last["train_seconds"] += metrics["epoch_seconds"]
+        last["best_val_acc"] = max(last["best_val_acc"], last["val_acc"])
+        if epoch < train_cfg.epochs:  # the last epoch is reported below, with the final status
+            tune.report({**last, "status": "running"})
+
+    try:
+        result = (train_fn or train_proxy)(arch, data, train_cfg, report=report)
+        status = result.status
+        if status == "complete":
+            weights = {k: v.contiguous() for k, v in result.state_dict.items()}
+            write_bytes_atomic(Path(run_dir) / "weights" / f"trial_{config['number']}.safetensors",
+                               safetensors.torch.save(weights))
+    except Exception as e:  # one failing architecture must not end the search
+        status, last["error"] = "failed", f"{type(e).__name__}: {e}"
+    tune.report({**last, "status": status})
+
+
+# --- the driver ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Settings:
+    """The resolved search settings: the space's `search:` section with overrides applied."""
+
+    trials: int
+    sampler: str
+    objectives: tuple[str, ...]
+    scheduler: str
+    cpus_per_trial: int
+    seed: int
+    budget_mflops: float
+
+
+def search(space: Any, *, name: str | None = None, trials: int | None = None,
+           budget_mflops: float | None = None, sampler: str | None = None,
+           objectives: Sequence[str] | str | None = None, scheduler: str | None = None,
+           cpus_per_trial: int | None = None, address: str | None = None, seed: int | None = None,
+           resume: bool = False, runs_dir: str | Path = "runs", train_fn: Callable | None = None,
+           progress: Callable[[str], None] | None = print) -> SearchResult:
+    """Search `space` (a `SearchSpace` or its YAML path) under its FLOPs (multiply-adds) budget.
+
+    Options left as None come from the space file (or, when resuming, from the run's config.json).
+    A run directory that exists is resumed: its finished trials are kept, and the search trains only
+    the trials still missing. `train_fn(arch, data, train_cfg, report)` replaces the proxy trainer
+    (default `shufflesearch.train_proxy`); it runs in Ray workers, so it must be picklable.
+    """
+    from .space import SearchSpace
+
+    started = time.monotonic()
+    if not isinstance(space, SearchSpace):
+        space = SearchSpace.from_yaml(space)
+    if budget_mflops is not None:
+        space = space.with_budget(budget_mflops)
+    run_dir = Path(runs_dir) / (name or space.name)
+    config_path = run_dir / "config.json"
+    previous = _read_config(config_path) if config_path.exists() else None
+    if previous and space.to_yaml() != (run_dir / "space.yaml").read_text():
+        raise ShuffleSearchError(f"{run_dir}: this run was started with another search space "
+                                 f"({run_dir / 'space.yaml'}); choose a new --name")
+    settings = _resolve(space, previous, trials=trials, sampler=sampler, objectives=objectives,
+                        scheduler=scheduler, cpus_per_trial=cpus_per_trial, seed=seed)
+    data = space.proxy.data.load()  # an unreadable dataset fails here, before Ray starts
+    train_cfg = replace(space.proxy.train, threads=settings.cpus_per_trial, seed=settings.seed)
+
+    if previous is None:
+        write_text_atomic(run_dir / "space.yaml", space.to_yaml())
+    config = _run_config(run_dir, space, settings, data, address, previous)
+    write_json_atomic(config_path, config)
+
+    rows = read_rows(run_dir / "trials.jsonl")
+    study = _open_study(run_dir, settings, n_done=len(rows))
+    _reconcile(study, rows, list(settings.objectives))
+    remaining = settings.trials - len(rows)
+    if remaining > 0:
+        _run_tune(space, settings, study, data, train_cfg, run_dir, address, remaining, rows,
+                  train_fn, progress or (lambda line: None))
+    rows = read_rows(run_dir / "trials.jsonl")
+    wall = (previous or {}).get("wall_seconds", 0.0) + time.monotonic() - started
+    write_json_atomic(config_path, {**config, "wall_seconds": wall})
+    result = _result(run_dir, study, rows, settings, wall)
+    _write_summary(run_dir, result, settings)
+    if progress and len(rows) < settings.trials:
+        progress(f"search stopped after {len(rows)} of {settings.trials} trials; continue it with: "
+                 f"shufflesearch search {space.source} --name {run_dir.name} --resume")
+    return result
+
+
+def _resolve(space: Any, previous: dict[str, Any] | None, **overrides: Any) -> _Settings:
+    base = dict(previous["settings"]) if previous else {
+        "trials": space.search.trials, "sampler": space.search.sampler,
+        "objectives": list(space.search.objectives), "scheduler": space.search.scheduler,
+        "cpus_per_trial": space.search.cpus_per_trial, "seed": space.search.seed}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if isinstance(given.get("objectives"), str):
+        given["objectives"] = given["objectives"].split(",")
+    merged = {**base, **given, "budget_mflops": space.budget.mflops}
+    merged["objectives"] = tuple(merged["objectives"])
+    checks = {"sampler": SAMPLERS, "scheduler": SCHEDULERS, "objectives": OBJECTIVE_SETS}
+    for key, allowed in checks.items():
+        if merged[key] not in allowed:
+            shown = [",".join(a) if isinstance(a, tuple) else a for a in allowed]
+            value = ",".join(merged[key]) if key == "objectives" else merged[key]
+            raise ShuffleSearchError(f"search.{key} = {value!r}: must be one of {shown}")
+    for key in ("trials", "cpus_per_trial"):
+        if not isinstance(merged[key], int) or merged[key] < 1:
+            raise ShuffleSearchError(f"search.{key} = {merged[key]!r}: must be an integer >= 1")
+    return _Settings(**merged)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ShuffleSearchError(f"{path}: cannot read the run's config ({e})") from None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": sys.version.split()[0]}
+    for pkg in ("shufflesearch", "torch", "timm", "optuna", "ray", "numpy", "scikit-learn"):
+        try:
+            found[pkg] = version(pkg)
+        except PackageNotFoundError:
+            found[pkg] = "not installed"
+    return found
+
+
+def _run_config(run_dir: Path, space: Any, settings: _Settings, data: Any, address: str | None,
+                previous: dict[str, Any] | None) -> dict[str, Any]:
+    settings_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(settings).items()}
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return {
+        **(previous or {"started": now}),
+        "name": run_dir.name,
+        "space_name": space.name,
+        "space_file": str(space.source),
+        "settings": settings_dict,
+        "budget": {"mflops": space.budget.mflops, "input_size": space.budget.input_size,
+                   "max_params": space.budget.max_params},
+        "proxy": space.proxy.to_dict(),
+        "data": {"spec": data.spec, "num_classes": data.num_classes, "in_chans": data.in_chans,
+                 "image_size": data.image_size, "mean": list(data.mean), "std": list(data.std),
+                 "label_names": list(data.label_names)},
+        "address": address,
+        "command": shlex.join(["shufflesearch", "search", str(space.source), "--name", run_dir.name,
+                               "--trials", str(settings.trials), "--seed", str(settings.seed),
+                               "--sampler", settings.sampler, "--objectives", ",".join(settings.objectives),
+                               "--scheduler", settings.scheduler]),
+        "versions": _versions(),
+        "last_resumed": now if previous else None,
+    }
+
+
+def _open_study(run_dir: Path, settings: _Settings, n_done: int) -> optuna.Study:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seed = settings.seed + n_done  # a resumed sampler must not replay the first part's proposals
+    sampler = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+    }[settings.sampler]()
+    storage = JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))
+    return optuna.create_study(study_name=run_dir.name, storage=storage, sampler=sampler, load_if_exists=True,
+                               directions=[OBJECTIVES[o][1] for o in settings.objectives])
+
+
+def _reconcile(study: optuna.Study, rows: list[dict[str, Any]], objectives: list[str]) -> None:
+    """Close study trials a killed driver left open: recorded ones with their record, others FAIL."""
+    recorded = {r["number"]: r for r in rows}
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if t.number in recorded:
+            tell(study, t.number, recorded[t.number], objectives)
+        else:  # interrupted before it finished: it is trained again as a new trial
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+
+
+def _start_ray(address: str | None) -> bool:
+    """Start a quiet local Ray sized to this machine, or join `address`; False if Ray was running."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    try:
+        ray.init(address=address or "local", num_cpus=None if address else os.cpu_count(),
+                 include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except ConnectionError as e:
+        raise ShuffleSearchError(f"--address {address}: cannot connect to a Ray cluster ({e})") from None
+    for name in ("ray", "ray.tune", "ray.train"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return True
+
+
+def _run_tune(space: Any, settings: _Settings, study: optuna.Study, data: Any, train_cfg: Any,
+              run_dir: Path, address: str | None, remaining: int, rows: list[dict[str, Any]],
+              train_fn: Callable | None, progress: Callable[[str], None]) -> None:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    started_ray = _start_ray(address)
+    try:
+        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)) // settings.cpus_per_trial)
+        printer = _Progress(settings.trials, len(rows), progress)
+
+        def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
+            row = make_row(arch, result, status, number=number, input_size=space.budget.input_size,
+                           max_epochs=train_cfg.epochs, seed=settings.seed)
+            rows.append(row)
+            write_rows(run_dir / "trials.jsonl", rows)
+            printer(row, rows)
+            return row
+
+        searcher = StudySearcher(study, space.sample, list(settings.objectives), finish, train_cfg.epochs)
+        scheduler = None
+        if settings.scheduler == "asha" and train_cfg.epochs > 1:
+            scheduler = ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max",
+                                      max_t=train_cfg.epochs, grace_period=1, reduction_factor=2)
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, data=data, train_cfg=train_cfg, run_dir=str(run_dir.resolve()),
+                                 input_size=space.budget.input_size, train_fn=train_fn),
+            {"cpu": settings.cpus_per_trial})
+        tune_dir = (run_dir / "tune").resolve()
+        part = 1 + (len(list(tune_dir.glob("part*"))) if tune_dir.exists() else 0)
+        progress(f"{run_dir}: {remaining} trial(s) to run, {concurrency} at a time, "
+                 f"{settings.cpus_per_trial} CPU each; budget {space.budget.mflops:g} MFLOPs "
+                 f"(multiply-adds) at {space.budget.input_size}px")
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
+                                        max_concurrent_trials=concurrency, reuse_actors=True),
+            run_config=tune.RunConfig(name=f"part{part}", storage_path=str(tune_dir), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=0)),
+        )
+        tuner.fit()
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+class _Progress:
+    """One line per finished trial: count, trial, cost, accuracy, epochs, status, best, left, ETA."""
+
+    def __init__(self, total: int, done_before: int, emit: Callable[[str], None]):
+        self.total, self.done_before, self.emit = total, done_before, emit
+        self.started = time.monotonic()
+
+    def __call__(self, row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        done_now = len(rows) - self.done_before
+        left = self.total - len(rows)
+        eta = (time.monotonic() - self.started) / done_now * left
+        full = [r["val_acc"] for r in rows if is_full_fidelity(r)]
+        best = f"{max(full):.3f}" if full else "-"
+        self.emit(f"[{len(rows):>3}/{self.total}] trial {row['number']:>3}  {row['mflops']:7.2f} MFLOPs  "
+                  f"acc {row['val_acc']:.3f}  {row['epochs']}/{row['max_epochs']} ep  {row['status']:<13} "
+                  f"best {best}  {left} left, ETA {_duration(eta)}  {row['summary']}")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _result(run_dir: Path, study: optuna.Study, rows: list[dict[str, Any]], settings: _Settings,
+            wall: float) -> SearchResult:
+    full = [r for r in rows if is_full_fidelity(r)]
+    best = max(full, key=lambda r: (r["val_acc"], -r["mflops"]), default=None)
+    by_number = {r["number"]: r for r in full}
+    pareto = [by_number[t.number] for t in study.best_trials if t.number in by_number] if full else []
+    return SearchResult(run_dir, rows, best, sorted(pareto, key=lambda r: r["mflops"]), wall)
+
+
+def _write_summary(run_dir: Path, result: SearchResult, settings: _Settings) -> None:
+    write_json_atomic(run_dir / "summary.json", {
+        "trials": len(result.rows), "requested": settings.trials, "counts": result.counts,
+        "wall_seconds": result.wall_seconds,
+        "train_seconds": sum(r.get("train_seconds") or 0.0 for r in result.rows),
+        "best": result.best, "pareto": [r["number"] for r in result.pareto],
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    })
