@@ -7,6 +7,9 @@ exported search winner under the registry roots in timm.
 from .arch import Arch, Head, Stage, Stem
 from .cost import Cost, cost
 from .errors import ShuffleSearchError
+from .layers import channel_shuffle
+from .model import ShuffleNet, build
+from .registry import get_arch, list_archs, resolve_arch  # importing it registers the zoo in timm
 
 __version__ = "0.1.0"
 
@@ -14,8 +17,14 @@ __all__ = [
     "Arch",
     "Cost",
     "Head",
+    "ShuffleNet",
     "ShuffleSearchError",
     "Stage",
     "Stem",
+    "build",
+    "channel_shuffle",
     "cost",
+    "get_arch",
+    "list_archs",
+    "resolve_arch",
 ]
