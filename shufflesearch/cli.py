@@ -86,6 +86,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- baseline ----------------------------------------------------------------------------------
+def _add_baseline(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run name (under runs/) or run directory")
+    p.add_argument("--models", default=None,
+                   help="comma-separated registered names (default: the zoo models within 1.5x of the budget)")
+
+
+@_command("baseline", "train hand-designed models under a run's exact proxy protocol, for its report")
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from .baselines import run_baselines
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    rows = run_baselines(args.run, models, progress=print)
+    print(f"{len(rows)} baseline(s) recorded; `shufflesearch report {args.run}` shows them")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shufflesearch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -35,14 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-
-from ._io import write_bytes_atomic, write_text_atomic  # noqa: E402
-from .errors import ShuffleSearchError  # noqa: E402
-from .records import STATUSES, is_full_fidelity, read_rows  # noqa: E402
+from ._io import write_bytes_atomic, write_text_atomic
+from .errors import ShuffleSearchError
+from .records import STATUSES, is_full_fidelity, read_rows
 
 REFERENCE = (1.1, 1.0)  # normalised (cost / scale, 1 - accuracy)
 
@@ -197,7 +192,19 @@ def load_run(run: str | Path) -> Run:
 
 
 # --- plots -----------------------------------------------------------------------------------------
-def _png(fig: plt.Figure) -> bytes:
+def _subplots(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A figure on the Agg backend; matplotlib is imported here so `import shufflesearch` stays light."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=figsize)
+
+
+def _png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
@@ -210,21 +217,21 @@ def _xy(rows: Iterable[Mapping[str, Any]], axis: CostAxis) -> tuple[list[float],
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def _step_front(ax: plt.Axes, front: Sequence[Mapping[str, Any]], axis: CostAxis, **style: Any) -> None:
+def _step_front(ax: Any, front: Sequence[Mapping[str, Any]], axis: CostAxis, **style: Any) -> None:
     """The front as the attainment staircase: accuracy holds from each point until a cheaper-better one."""
     xs, ys = _xy(front, axis)
     if xs:
         ax.step(xs, ys, where="post", **style)
 
 
-def _budget_line(ax: plt.Axes, config: Mapping[str, Any], axis: CostAxis) -> None:
+def _budget_line(ax: Any, config: Mapping[str, Any], axis: CostAxis) -> None:
     budget = budget_of(config, axis)
     if budget is not None:
         ax.axvline(budget / axis.display, color="tab:red", linestyle="--", linewidth=1.2,
                    label=f"budget {budget / axis.display:g} {axis.unit}")
 
 
-def _finish(ax: plt.Axes, handles: list | None = None) -> None:
+def _finish(ax: Any, handles: list | None = None) -> None:
     """Grid, and the legend below the axes where it never hides a point."""
     ax.grid(True, alpha=0.3)
     handles = handles or ax.get_legend_handles_labels()[0]
@@ -240,7 +247,7 @@ def _acc_label(config: Mapping[str, Any]) -> str:
 
 
 def _pareto_png(run: Run, axis: CostAxis, front: list[dict]) -> bytes:
-    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    fig, ax = _subplots((8.5, 5.5))
     full = full_fidelity(run.trials)
     full_ids = {id(r) for r in full}
     others = [r for r in run.trials if r.get("status") in ("complete", "early_stopped") and id(r) not in full_ids]
@@ -281,7 +288,7 @@ def progress(rows: Sequence[Mapping[str, Any]], axis: CostAxis, scale: float) ->
 
 def _progress_png(run: Run, axis: CostAxis, scale: float) -> bytes:
     points = progress(run.trials, axis, scale)
-    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    fig, ax = _subplots((8.5, 4.2))
     n = [p[0] for p in points]
     ax.plot(n, [p[1] for p in points], color="tab:blue", drawstyle="steps-post", label="best accuracy (full fidelity)")
     ax.set_xlabel("trial number")
@@ -505,8 +512,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
     runs = [load_run(r) for r in run_dirs]
     axis = cost_axis(objectives if objectives is not None else runs[0].config.get("objectives"))
     scale = max(cost_scale(r.config, axis, r.trials + r.baselines) for r in runs)
-    fig, ax = plt.subplots(figsize=(8.5, 5.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = _subplots((8.5, 5.5))
+    colors = [f"C{i}" for i in range(10)]
     table = []
     for i, run in enumerate(runs):
         color = colors[i % len(colors)]

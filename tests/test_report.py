@@ -297,3 +297,67 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv, me
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+# --- baselines: real proxy training on digits under the run's protocol -----------------------------------
+def proxy_run(tmp_path, name="base"):
+    from shufflesearch.proxy import ProxyConfig
+
+    run, _, _ = make_run(tmp_path / "runs", name, seed=11, n=8)
+    config = json.loads((run / "config.json").read_text())
+    config["proxy"] = {**ProxyConfig().to_dict(), "image_size": 16, "epochs": 2, "subset_per_class": 12,
+                       "batch_size": 32, "seed": 99}
+    config["cpus_per_trial"] = 1
+    (run / "config.json").write_text(json.dumps(config))
+    return run, config
+
+
+def test_baselines_train_under_the_runs_protocol(tmp_path):
+    from dataclasses import replace
+
+    from shufflesearch.baselines import run_baselines
+    from shufflesearch.proxy import proxy_config_from_dict, train_proxy
+
+    run, config = proxy_run(tmp_path)
+    rows = run_baselines(run, ["shufflenet_v1_g3_x0_25", "shufflenet_v2_x0_5"])
+    recorded = [json.loads(line) for line in (run / "baselines.jsonl").read_text().splitlines()]
+    # the synthetic rows of other models are kept; shufflenet_v2_x0_5's is replaced by the trained one
+    assert [r["model"] for r in recorded] == ["shufflenet_v1_g3_x0_5", "shufflenet_v1_g8_x0_5",
+                                              "shufflenet_v1_g3_x0_25", "shufflenet_v2_x0_5"]
+    assert recorded[-2:] == rows
+    v1 = rows[0]
+    assert v1["number"] is None and v1["epochs"] == v1["max_epochs"] == 2 and v1["status"] == "complete"
+    assert v1["mflops"] == cost(ZOO["shufflenet_v1_g3_x0_25"], 224).mflops and v1["latency_ms"] > 0
+    assert v1["seed"] == config["seed"]
+    # the same protocol by hand (run seed, not the proxy section's) gives the same accuracy
+    proxy = proxy_config_from_dict(config["proxy"], "config.json")
+    by_hand = train_proxy(ZOO["shufflenet_v1_g3_x0_25"], proxy.data.load(), replace(proxy.train, seed=config["seed"]))
+    assert v1["val_acc"] == by_hand.final["val_acc"]
+    write_report(run)
+    assert "shufflenet_v1_g3_x0_25" in (run / "report" / "report.md").read_text()
+
+
+def test_default_baselines_are_the_zoo_near_the_budget():
+    from shufflesearch.baselines import default_baselines
+
+    names = default_baselines(40.0, 224)
+    assert "shufflenet_v2_x0_5" in names and "shufflenet_v1_g3_x0_5" in names
+    assert all(40 / 1.5 <= cost(ZOO[n], 224).mflops <= 60 for n in names)
+    assert "shufflenet_v1_g3_x0_25" not in names and "shufflenet_v2_x1_0" not in names
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["baseline", "base", "--models", "shufflenet_v9"], "model 'shufflenet_v9': unknown shufflesearch model"),
+    (["baseline", "nobody"], "run 'nobody': no such run directory"),
+    (["baseline", "noproxy"], "config.json: proxy: missing"),
+])
+def test_cli_baseline_errors_exit_2(tmp_path, capsys, monkeypatch, argv, message):
+    proxy_run(tmp_path)
+    noproxy, _, _ = make_run(tmp_path / "runs", "noproxy", seed=12, n=4)
+    config = json.loads((noproxy / "config.json").read_text())
+    del config["proxy"]
+    (noproxy / "config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

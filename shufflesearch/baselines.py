@@ -1,0 +1,78 @@
+"""Hand-designed baselines trained under a run's exact proxy protocol, so a report compares like with like.
+
+The protocol is the run's config.json: its `proxy` section (data and training), its seed, its threads
+per trial (`cpus_per_trial`) and the budget input size for costs and latency, exactly as a search
+trial uses them. Rows are recorded in runs/<run>/baselines.jsonl with the trial fields plus `model`
+(number null); training a model again replaces its row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .cost import cost
+from .errors import ShuffleSearchError
+from .records import make_row, read_rows, write_rows
+from .report import load_run
+from .zoo import ZOO
+
+NEAR_BUDGET = 1.5  # default baselines: zoo models within this factor of the budget, either side
+
+
+def _field(config: Mapping[str, Any], path: Path, *keys: str) -> Any:
+    value: Any = config
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            raise ShuffleSearchError(f"{path}: {'.'.join(keys)}: missing (needed to repeat the run's protocol)")
+        value = value[key]
+    return value
+
+
+def default_baselines(budget_mflops: float, input_size: int) -> list[str]:
+    """Zoo models whose MFLOPs (multiply-adds) at `input_size` lie within 1.5x of the budget, either side."""
+    return [name for name, arch in ZOO.items()
+            if budget_mflops / NEAR_BUDGET <= cost(arch, input_size).mflops <= budget_mflops * NEAR_BUDGET]
+
+
+def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None,
+                  progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Proxy-train `models` (registered names; default: the zoo near the budget) as the run's trials were.
+
+    Returns the new rows; baselines.jsonl is rewritten atomically after each model.
+    """
+    from .proxy import measure_latency, proxy_config_from_dict, train_proxy
+    from .registry import get_arch
+
+    run = load_run(run_dir)
+    path, config = run.path, run.config
+    config_path = path / "config.json"
+    input_size = _field(config, config_path, "budget", "input_size")
+    budget = _field(config, config_path, "budget", "mflops")
+    proxy = proxy_config_from_dict(_field(config, config_path, "proxy"), f"{config_path}")
+    seed = _field(config, config_path, "seed")
+    train_cfg = replace(proxy.train, seed=seed, threads=_field(config, config_path, "cpus_per_trial"))
+    names = list(models) if models else default_baselines(budget, input_size)
+    if not names:
+        raise ShuffleSearchError(f"{config_path}: budget.mflops = {budget}: no zoo model within "
+                                 f"{NEAR_BUDGET}x of it; name the baselines with --models")
+    archs = {name: get_arch(name) for name in names}  # unknown names fail before any training
+    data = proxy.data.load()
+    rows_path = path / "baselines.jsonl"
+    new = []
+    for name, arch in archs.items():
+        latency = measure_latency(arch, input_size=input_size, threads=train_cfg.threads).median_ms
+        result = train_proxy(arch, data, train_cfg)
+        last, best = result.final or {}, result.best or {}
+        metrics = {"epoch": result.epochs, "val_acc": last.get("val_acc", 0.0), "val_loss": last.get("val_loss"),
+                   "best_val_acc": best.get("val_acc", 0.0), "latency_ms": latency,
+                   "time_total_s": result.seconds, "train_seconds": result.train_seconds}
+        row = make_row(arch, metrics, result.status, number=None, input_size=input_size,
+                       max_epochs=train_cfg.epochs, seed=seed, model=name)
+        new.append(row)
+        write_rows(rows_path, [r for r in read_rows(rows_path) if r.get("model") != name] + [row])
+        if progress:
+            progress(f"{name}: {row['mflops']:.2f} MFLOPs, acc {row['val_acc']:.4f} after {row['epochs']}/"
+                     f"{row['max_epochs']} epochs ({row['status']}), {latency:.2f} ms")
+    return new
