@@ -6,9 +6,11 @@ exported search winner under the registry roots in timm.
 
 from .arch import Arch, Head, Stage, Stem
 from .cost import Cost, cost
+from .data import ProxyData, load_data
 from .errors import ShuffleSearchError
 from .layers import channel_shuffle
 from .model import ShuffleNet, build
+from .proxy import Latency, ProxyResult, TrainConfig, measure_latency, train_proxy
 from .registry import get_arch, list_archs, resolve_arch  # importing it registers the zoo in timm
 
 __version__ = "0.1.0"
@@ -17,14 +19,21 @@ __all__ = [
     "Arch",
     "Cost",
     "Head",
+    "Latency",
+    "ProxyData",
+    "ProxyResult",
     "ShuffleNet",
     "ShuffleSearchError",
     "Stage",
     "Stem",
+    "TrainConfig",
     "build",
     "channel_shuffle",
     "cost",
     "get_arch",
     "list_archs",
+    "load_data",
+    "measure_latency",
     "resolve_arch",
+    "train_proxy",
 ]

@@ -103,6 +103,56 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- train-proxy -------------------------------------------------------------------------------
+def _add_train_proxy(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a registered model name or a genome file (ARCH.yaml / .json)")
+    p.add_argument("--data", dest="dataset", help="dataset spec (default digits): digits, mnist:DIR, "
+                   "fashion_mnist:DIR, cifar10:DIR, cifar100:DIR, folder:DIR, timm:NAME:DIR")
+    for flag, kind in (("--epochs", int), ("--image-size", int), ("--batch-size", int), ("--lr", float),
+                       ("--seed", int), ("--threads", int), ("--subset-per-class", int)):
+        p.add_argument(flag, type=kind)
+    p.add_argument("--optimizer", choices=["sgd", "adamw"])
+    p.add_argument("--schedule", choices=["linear", "cosine"])
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction)
+    p.add_argument("--download", action="store_true", default=None, help="fetch cifar/timm data if missing")
+
+
+@_command("train-proxy", "train a model briefly on proxy data, the way a search trial scores it")
+def _cmd_train_proxy(args: argparse.Namespace) -> int:
+    from dataclasses import fields, replace
+
+    from tqdm import tqdm
+
+    from .cost import cost
+    from .proxy import ProxyConfig, train_proxy
+    from .registry import resolve_arch
+
+    arch = resolve_arch(args.model)
+    defaults = ProxyConfig()
+
+    def overrides(cfg):
+        return replace(cfg, **{f.name: getattr(args, f.name) for f in fields(cfg)
+                               if getattr(args, f.name, None) is not None})
+    data_cfg, train_cfg = overrides(defaults.data), overrides(defaults.train)
+    data = data_cfg.load()
+    c = cost(arch, data.image_size, data.num_classes, data.in_chans)
+    print(f"{args.model}: {c.macs / 1e6:.2f} MMACs, {c.params:,d} params at {data.image_size}x{data.image_size}")
+    print(f"data  {data.summary()}")
+    print(f"train {', '.join(f'{k}={v}' for k, v in vars(train_cfg).items())}")
+    with tqdm(total=train_cfg.epochs, unit="epoch", leave=False) as bar:
+        def report(epoch: int, m: dict[str, float]) -> None:
+            bar.write(f"epoch {epoch:3d}  val_acc {m['val_acc']:.4f}  val_loss {m['val_loss']:.4f}  "
+                      f"train_loss {m['train_loss']:.4f}  {m['epoch_seconds']:.1f}s  "
+                      f"{m['images_per_s']:.0f} img/s")
+            bar.update()
+        result = train_proxy(arch, data, train_cfg, report)
+    best = result.best
+    print(f"{result.status} after {result.epochs} epochs in {result.seconds:.1f}s"
+          + (f": final val_acc {result.final['val_acc']:.4f}, best {best['val_acc']:.4f} (epoch {best['epoch']})"
+             if best else ""))
+    return 0 if result.status == "complete" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shufflesearch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

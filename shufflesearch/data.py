@@ -1,0 +1,353 @@
+"""Proxy datasets: small image sets held in memory as normalised tensors, resolved from a short spec.
+
+Specs (`load_data(spec, ...)`, or `dataset:` in a space's `proxy:` section):
+
+- `digits`: scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes, 16 grey levels,
+  no download); train/val is a stratified split drawn from `seed` (`val_fraction` of each class).
+- `mnist:DIR`, `fashion_mnist:DIR`: the original IDX files (`train-images-idx3-ubyte[.gz]`,
+  `train-labels-idx1-ubyte[.gz]`, `t10k-...`) read from DIR; val is the t10k set. Debian's
+  `dataset-fashion-mnist` puts Fashion-MNIST in /usr/share/datasets/fashion-mnist.
+- `cifar10:DIR`, `cifar100:DIR`: torchvision's CIFAR in DIR (fetched only with `download=True`).
+- `folder:DIR`: an ImageFolder tree, `DIR/train/<class>/*` and `DIR/val/<class>/*`, or `DIR/<class>/*`
+  split like `digits`.
+- `timm:NAME:DIR`: `timm.data.create_dataset(NAME, root=DIR)` splits 'train' and 'validation', e.g.
+  `timm:torch/cifar10:DIR`; every image of a split is read once (meant for small sets).
+
+Images are resized once, up front, to `image_size` (bilinear, antialiased), and normalised by the
+training set's per-channel mean and std. `channels=None` (the default) keeps the source's channels:
+grey sets give 1-channel tensors and the model's stem takes `in_chans=1`, which costs a third of a
+3-channel stem; `channels=3` repeats grey, `channels=1` converts colour to luma. `subset_per_class`
+(and `val_per_class`) keep a seeded subset of each class. `augment` is applied per batch by the trainer
+(`augment_batch`): random crop after zero padding (the channel mean) of `image_size // 8`, plus a
+horizontal flip only where the data allow it (not for digits or MNIST, where flips change meaning).
+
+IDX reading is written by hand (a dozen lines): torchvision's reader takes neither gzip nor gives
+errors a user can act on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._config import check_types, fail
+from .errors import ShuffleSearchError
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder", "timm")
+_NEEDS_DIR = set(DATASETS) - {"digits"}
+
+
+@dataclass(frozen=True)
+class ProxyData:
+    """A proxy dataset in memory: (N, C, H, W) float32 images, normalised, and int64 labels."""
+    spec: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    num_classes: int
+    label_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: bool = False
+    hflip: bool = False
+
+    @property
+    def in_chans(self) -> int:
+        return self.train_x.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.train_x.shape[-1]
+
+    def summary(self) -> str:
+        aug = ("crop+flip" if self.hflip else "crop") if self.augment else "none"
+        return (f"{self.spec}: {len(self.train_y)} train / {len(self.val_y)} val images, "
+                f"{self.num_classes} classes, {self.in_chans}x{self.image_size}x{self.image_size}, "
+                f"augment {aug}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The data half of a space's `proxy:` section; see the module docstring for each option."""
+    dataset: str = "digits"
+    image_size: int = 32
+    channels: int | None = None
+    subset_per_class: int | None = None
+    val_per_class: int | None = None
+    val_fraction: float = 0.2
+    augment: bool = False
+    split_seed: int = 0
+    download: bool = False
+
+    def __post_init__(self) -> None:
+        check_types(self, "proxy")
+        parse_spec(self.dataset)
+        if self.image_size < 8:
+            fail("proxy", "image_size", self.image_size, "must be >= 8")
+        if self.channels not in (None, 1, 3):
+            fail("proxy", "channels", self.channels, "must be 1, 3 or null (keep the source's)")
+        for name in ("subset_per_class", "val_per_class"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                fail("proxy", name, value, "must be >= 1 or null (all)")
+        if not 0.0 < self.val_fraction < 1.0:
+            fail("proxy", "val_fraction", self.val_fraction, "must be between 0 and 1")
+
+    def load(self) -> ProxyData:
+        return _load(self)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split `name[:arg]` and check the name; `arg` is the directory (or `NAME:DIR` for timm)."""
+    name, _, arg = spec.partition(":")
+    if name not in DATASETS:
+        raise ShuffleSearchError(f"dataset {spec!r}: unknown dataset {name!r} (expected one of "
+                                 f"{', '.join(DATASETS)}; all but digits take ':DIR')")
+    if name in _NEEDS_DIR and not arg:
+        raise ShuffleSearchError(f"dataset {spec!r}: {name} needs a directory, e.g. '{name}:/data/{name}'")
+    if name == "timm" and ":" not in arg:
+        raise ShuffleSearchError(f"dataset {spec!r}: timm datasets are written 'timm:NAME:DIR'")
+    return name, arg
+
+
+def load_data(spec: str, image_size: int = 32, channels: int | None = None,
+              subset_per_class: int | None = None, val_per_class: int | None = None,
+              val_fraction: float = 0.2, augment: bool = False, seed: int = 0,
+              download: bool = False) -> ProxyData:
+    """Load `spec` into memory, resized and normalised; raises ShuffleSearchError before any training."""
+    return _load(DataConfig(spec, image_size, channels, subset_per_class, val_per_class, val_fraction,
+                            augment, seed, download))
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, hflip: bool) -> torch.Tensor:
+    """Random crop of each image after zero padding by size // 8, and a coin-flip mirror if `hflip`."""
+    n, _, h, w = x.shape
+    pad = max(1, h // 8)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).tolist()
+    out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+    if hflip:
+        flip = torch.rand(n, generator=generator) < 0.5
+        out[flip] = out[flip].flip(-1)
+    return out
+
+
+# --- sources: each gives its splits as labels plus a loader of the selected images ---------------
+@dataclass(frozen=True)
+class _Split:
+    labels: np.ndarray  # int64, (N,)
+    images: Callable[[np.ndarray], torch.Tensor]  # indices -> (n, C, H, W), uint8 or float in [0, 1]
+
+
+@dataclass(frozen=True)
+class _Source:
+    train: _Split
+    val: _Split | None  # None: split from train
+    label_names: tuple[str, ...]
+    hflip: bool
+
+
+def _in_memory(images: torch.Tensor, labels: np.ndarray) -> _Split:
+    return _Split(labels.astype(np.int64), lambda idx: images[torch.from_numpy(idx)])
+
+
+def _digits(spec: str, arg: str, cfg: DataConfig) -> _Source:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = torch.from_numpy(d.images).float().unsqueeze(1) / 16.0
+    return _Source(_in_memory(images, d.target), None, tuple(str(n) for n in d.target_names), False)
+
+
+def read_idx(path: Path, spec: str) -> np.ndarray:
+    """An unsigned-byte IDX array (the MNIST file format), gzip-compressed or not."""
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:
+        raise ShuffleSearchError(f"dataset {spec!r}: cannot read {path} ({e})") from None
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise ShuffleSearchError(f"dataset {spec!r}: {path} is not an unsigned-byte IDX file (bad magic)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = struct.unpack(f">{ndim}I", raw[4:header]) if len(raw) >= header else ()
+    if len(dims) != ndim or len(raw) - header != int(np.prod(dims)):
+        raise ShuffleSearchError(f"dataset {spec!r}: {path} is truncated or corrupt "
+                                 f"({len(raw) - header} data bytes for shape {dims})")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def _idx_file(root: Path, base: str, spec: str) -> Path:
+    for path in (root / f"{base}.gz", root / base):
+        if path.is_file():
+            return path
+    raise ShuffleSearchError(f"dataset {spec!r}: {base}[.gz] not found in {root}")
+
+
+def _idx_split(root: Path, prefix: str, spec: str) -> _Split:
+    images = read_idx(_idx_file(root, f"{prefix}-images-idx3-ubyte", spec), spec)
+    labels = read_idx(_idx_file(root, f"{prefix}-labels-idx1-ubyte", spec), spec)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ShuffleSearchError(f"dataset {spec!r}: {prefix} images {images.shape} and labels "
+                                 f"{labels.shape} in {root} do not match")
+    return _in_memory(torch.from_numpy(images.copy()).unsqueeze(1), labels)
+
+
+def _mnist(spec: str, arg: str, cfg: DataConfig) -> _Source:
+    import torchvision.datasets as tvd
+
+    root = _existing_dir(arg, spec)
+    fashion = spec.startswith("fashion")
+    classes = (tvd.FashionMNIST if fashion else tvd.MNIST).classes
+    return _Source(_idx_split(root, "train", spec), _idx_split(root, "t10k", spec), tuple(classes), fashion)
+
+
+def _cifar(spec: str, arg: str, cfg: DataConfig) -> _Source:
+    import torchvision.datasets as tvd
+
+    root = _existing_dir(arg, spec) if not cfg.download else Path(arg)
+    cls = tvd.CIFAR100 if spec.startswith("cifar100") else tvd.CIFAR10
+    try:
+        train, val = (cls(str(root), train=t, download=cfg.download) for t in (True, False))
+    except (RuntimeError, OSError) as e:
+        hint = "" if cfg.download else " (set download to fetch it)"
+        raise ShuffleSearchError(f"dataset {spec!r}: {' '.join(str(e).split())}{hint}") from None
+
+    def split(ds) -> _Split:
+        return _in_memory(torch.from_numpy(ds.data).permute(0, 3, 1, 2), np.asarray(ds.targets))
+    return _Source(split(train), split(val), tuple(train.classes), True)
+
+
+def _pil_loader(samples: Callable[[int], tuple], size: int, spec: str) -> Callable[[np.ndarray], torch.Tensor]:
+    """Images fetched one by one from `samples(i) -> (PIL image or path, ...)`, resized to `size`."""
+    from PIL import Image, UnidentifiedImageError
+
+    def load(idx: np.ndarray) -> torch.Tensor:
+        out = torch.empty(len(idx), 3, size, size, dtype=torch.uint8)
+        for row, i in enumerate(idx.tolist()):
+            item = samples(i)[0]
+            try:
+                img = Image.open(item) if isinstance(item, (str, Path)) else item
+                img = img.convert("RGB").resize((size, size), Image.BILINEAR)
+            except (OSError, UnidentifiedImageError) as e:
+                raise ShuffleSearchError(f"dataset {spec!r}: cannot read image {item} ({e})") from None
+            out[row] = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+        return out
+    return load
+
+
+def _image_folder(path: Path, spec: str, size: int):
+    from torchvision.datasets import ImageFolder
+
+    try:
+        ds = ImageFolder(str(path))
+    except (FileNotFoundError, OSError) as e:
+        raise ShuffleSearchError(f"dataset {spec!r}: {e}") from None
+    return _Split(np.asarray(ds.targets, np.int64), _pil_loader(lambda i: ds.samples[i], size, spec)), ds.classes
+
+
+def _folder(spec: str, arg: str, cfg: DataConfig) -> _Source:
+    root = _existing_dir(arg, spec)
+    if not (root / "train").is_dir():
+        split, classes = _image_folder(root, spec, cfg.image_size)
+        return _Source(split, None, tuple(classes), True)
+    train, classes = _image_folder(root / "train", spec, cfg.image_size)
+    if not (root / "val").is_dir():
+        return _Source(train, None, tuple(classes), True)
+    val, val_classes = _image_folder(root / "val", spec, cfg.image_size)
+    if val_classes != classes:
+        raise ShuffleSearchError(f"dataset {spec!r}: val/ classes {val_classes} differ from train/ {classes}")
+    return _Source(train, val, tuple(classes), True)
+
+
+def _timm(spec: str, arg: str, cfg: DataConfig) -> _Source:
+    from timm.data import create_dataset
+
+    name, _, root = arg.partition(":")
+    if not cfg.download:
+        _existing_dir(root, spec)
+
+    def split(which: str) -> _Split:
+        try:
+            ds = create_dataset(name, root=root, split=which, download=cfg.download)
+        except Exception as e:  # timm raises anything from its many readers; the user gets the line
+            raise ShuffleSearchError(f"dataset {spec!r}: timm cannot open split {which!r} "
+                                     f"({type(e).__name__}: {' '.join(str(e).split())})") from None
+        items = [ds[i] for i in range(len(ds))]
+        labels = np.asarray([int(t) for _, t in items], np.int64)
+        return _Split(labels, _pil_loader(lambda i: items[i], cfg.image_size, spec))
+    train = split("train")
+    classes = tuple(str(c) for c in range(int(train.labels.max()) + 1))
+    return _Source(train, split("validation"), classes, True)
+
+
+def _existing_dir(arg: str, spec: str) -> Path:
+    path = Path(arg).expanduser()
+    if not path.is_dir():
+        raise ShuffleSearchError(f"dataset {spec!r}: directory {path} not found")
+    return path
+
+
+_SOURCES = {"digits": _digits, "mnist": _mnist, "fashion_mnist": _mnist, "cifar10": _cifar,
+            "cifar100": _cifar, "folder": _folder, "timm": _timm}
+
+
+# --- from a source to tensors ------------------------------------------------------------------
+def _per_class(labels: np.ndarray, idx: np.ndarray, k: int | None, rng: np.random.Generator) -> np.ndarray:
+    """At most `k` seeded picks of each class among `idx`, in index order."""
+    if k is None:
+        return idx
+    keep = [rng.permutation(idx[labels[idx] == c])[:k] for c in np.unique(labels[idx])]
+    return np.sort(np.concatenate(keep))
+
+
+def _to_float(x: torch.Tensor, channels: int | None, size: int) -> torch.Tensor:
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    if channels == 3 and x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    elif channels == 1 and x.shape[1] == 3:
+        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.contiguous()
+
+
+def _load(cfg: DataConfig) -> ProxyData:
+    from sklearn.model_selection import train_test_split
+
+    name, arg = parse_spec(cfg.dataset)
+    src = _SOURCES[name](cfg.dataset, arg, cfg)
+    rng = np.random.default_rng(cfg.split_seed)
+    train_idx = np.arange(len(src.train.labels))
+    if src.val is None:
+        if len(train_idx) < 2 * len(np.unique(src.train.labels)):
+            raise ShuffleSearchError(f"dataset {cfg.dataset!r}: too few images ({len(train_idx)}) to split")
+        train_idx, val_idx = train_test_split(train_idx, test_size=cfg.val_fraction,
+                                              stratify=src.train.labels, random_state=cfg.split_seed)
+        val = src.train
+    else:
+        val, val_idx = src.val, np.arange(len(src.val.labels))
+    train_idx = _per_class(src.train.labels, np.sort(train_idx), cfg.subset_per_class, rng)
+    val_idx = _per_class(val.labels, np.sort(val_idx), cfg.val_per_class, rng)
+    train_x = _to_float(src.train.images(train_idx), cfg.channels, cfg.image_size)
+    val_x = _to_float(val.images(val_idx), cfg.channels, cfg.image_size)
+    mean = train_x.mean(dim=(0, 2, 3))
+    std = train_x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    return ProxyData(
+        spec=cfg.dataset, train_x=norm(train_x), train_y=torch.from_numpy(src.train.labels[train_idx]),
+        val_x=norm(val_x), val_y=torch.from_numpy(val.labels[val_idx]), num_classes=len(src.label_names),
+        label_names=src.label_names, mean=tuple(mean.tolist()), std=tuple(std.tolist()),
+        augment=cfg.augment, hflip=cfg.augment and src.hflip)
