@@ -270,7 +270,7 @@ def _pareto_png(run: Run, axis: CostAxis, front: list[dict]) -> bytes:
     _budget_line(ax, run.config, axis)
     ax.set_xlabel(axis.label)
     ax.set_ylabel(_acc_label(run.config))
-    ax.set_title(f"{run.name}: accuracy against {axis.unit}")
+    ax.set_title(f"{run.name}: accuracy against {axis.name}")
     _finish(ax)
     return _png(fig)
 
@@ -480,7 +480,7 @@ def write_report(run_dir: str | Path, objectives: str | Sequence[str] | None = N
                 ("wall time", _duration(summary.get("wall_seconds"))
                  + (f" (training {_duration(summary.get('train_seconds'))})" if "train_seconds" in summary else "")),
                 ("best full-fidelity accuracy", "none yet" if best is None else
-                 f"{best['val_acc']:.4f} (trial {best.get('number')}, {_fmt(best.get(axis.field))} {axis.unit})"),
+                 f"{best['val_acc']:.4f} (trial {best.get('number')}, {_fmt(best[axis.field] / axis.display)} {axis.unit})"),
                 (f"hypervolume (acc, {axis.name})", f"{hv:.4f}"),
                 ("hypervolume reference", _reference_text(axis, scale))]),
         ("h", f"Accuracy against {axis.label}"), ("img", "pareto.png", f"Pareto front: accuracy against {axis.label}"),
