@@ -12,6 +12,7 @@ from .layers import channel_shuffle
 from .model import ShuffleNet, build
 from .proxy import Latency, ProxyResult, TrainConfig, measure_latency, train_proxy
 from .registry import get_arch, list_archs, resolve_arch  # importing it registers the zoo in timm
+from .report import hypervolume, pareto_front, write_report
 
 __version__ = "0.1.0"
 
@@ -31,9 +32,12 @@ __all__ = [
     "channel_shuffle",
     "cost",
     "get_arch",
+    "hypervolume",
     "list_archs",
     "load_data",
     "measure_latency",
+    "pareto_front",
     "resolve_arch",
     "train_proxy",
+    "write_report",
 ]
