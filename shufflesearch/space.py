@@ -29,14 +29,13 @@ import copy
 import itertools
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping
 
 import yaml
 
 from ._config import check_types, fail, from_mapping
-from .arch import DEFAULT_SHUFFLE, KERNEL_SIZES, V1_SHUFFLES, V2_SHUFFLES, Arch, Head, Stage, Stem, \
+from .arch import KERNEL_SIZES, V1_SHUFFLES, V2_SHUFFLES, Arch, Head, Stage, Stem, \
     round_to_multiple
 from .cost import Cost, cost
 from .errors import ShuffleSearchError
@@ -221,10 +220,7 @@ class SearchSpace:
         plus `params` when `budget.max_params` is set. On None the constraints are > 0 and the caller
         should tell the study the trial is PRUNED (Optuna's TPE then learns to avoid it), never train it.
         """
-        assign: dict[str, Any] = {}
-        for choice in self._suggestion_order(assign):
-            assign[choice.path] = (trial.suggest_categorical(choice.path, list(choice.values))
-                                   if choice.open else choice.values[0])
+        assign = self._suggest_structure(trial)
         lo = self.budget.min_fraction
         fraction = trial.suggest_float("budget.fraction", lo, 1.0, log=True) if lo < 1 else 1.0
         arch, c, mult = self._fit(assign, fraction * self.budget.macs)
@@ -285,6 +281,14 @@ class SearchSpace:
 
     def _own_choices(self) -> list[Choice]:
         return [c for st in self.stages for c in st.choices.values() if c.path.startswith(f"stages[{st.index}]")]
+
+    def _suggest_structure(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Every choice's value (YAML path -> value): open ones suggested, fixed ones as written."""
+        assign: dict[str, Any] = {}
+        for choice in self._suggestion_order(assign):
+            assign[choice.path] = (trial.suggest_categorical(choice.path, list(choice.values))
+                                   if choice.open else choice.values[0])
+        return assign
 
     def _suggestion_order(self, assign: dict[str, Any]) -> Iterator[Choice]:
         """Choices in the order a trial suggests them; a stage's v1-only ones only when it is v1.
@@ -510,6 +514,7 @@ def _parse_stages(data: Any, shared: dict[str, Choice]) -> tuple[StageSpace, ...
         path = f"stages[{i}]"
         stage_data = _mapping(stage_data, path, STAGE_KEYS)
         own = {k: _choice(f"{path}.{k}", k, v, fixed_only=(k == "stride")) for k, v in stage_data.items()}
+        stride = own["stride"].values[0] if "stride" in own else _STAGE_DEFAULTS["stride"]
         choices = {}
         for key in STAGE_KEYS:
             if key in own:
@@ -518,11 +523,11 @@ def _parse_stages(data: Any, shared: dict[str, Choice]) -> tuple[StageSpace, ...
                 choices[key] = shared[key]
             elif key in _STAGE_DEFAULTS:
                 choices[key] = Choice(f"{path}.{key}", (_STAGE_DEFAULTS[key],))
-            elif key == "base_channels" and choices["stride"].values[0] == 1:
+            elif key == "base_channels" and stride == 1:
                 choices[key] = Choice(f"{path}.{key}", (None,))
             else:
                 raise ShuffleSearchError(f"{path}.{key}: required (in the stage or in shared:)")
-        if choices["stride"].values[0] == 1 and "base_channels" in own:
+        if stride == 1 and "base_channels" in own:
             fail(path, "base_channels", own["base_channels"].values[0],
                  "a stride-1 stage keeps its input width; leave base_channels out")
         units = choices["unit"].values
