@@ -62,6 +62,43 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- space -------------------------------------------------------------------------------------
+def _add_space(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="search space file (search_spaces/*.yaml)")
+    p.add_argument("--samples", type=int, default=5, help="architectures to sample and show (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of Optuna's RandomSampler (default 0)")
+
+
+@_command("space", "validate a search space; show its size, cost range and sampled architectures")
+def _cmd_space(args: argparse.Namespace) -> int:
+    import optuna
+
+    from .space import SearchSpace
+
+    space = SearchSpace.from_yaml(args.file)
+    b, (lo, hi) = space.budget, space.cost_range()
+    at = f"at {b.input_size}x{b.input_size}, {b.num_classes} classes"
+    cap = f", at most {b.max_params:,d} params" if b.max_params else ""
+    print(f"{space.name}: {space.description}")
+    print(f"budget: {b.mflops:g} MFLOPs (multiply-adds, the papers' FLOPs) {at}{cap}; "
+          f"samples aim at {b.min_fraction:g}x to 1x of it")
+    print(f"architectures: {space.count():,d} discrete structures, each at a width multiplier in "
+          f"[{space.width_multiplier[0]:g}, {space.width_multiplier[1]:g}] (channels rounded to divisors)")
+    print(f"cost range, ignoring the budget: {lo.mflops:.2f} to {hi.mflops:.2f} MFLOPs (multiply-adds) {at}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed))
+    for _ in range(args.samples):
+        trial = study.ask()
+        arch = space.sample(trial)
+        if arch is None:
+            print(f"  #{trial.number:<3} rejected: its smallest width costs "
+                  f"{trial.user_attrs['smallest_mflops']:.2f} MFLOPs (multiply-adds), over the budget")
+        else:
+            print(f"  #{trial.number:<3} {trial.user_attrs['mflops']:8.2f} MFLOPs {trial.user_attrs['params']:>10,d} "
+                  f"params  {arch.hash}  {arch.summary()}")
+    return 0
+
+
 # --- report ------------------------------------------------------------------------------------
 def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run name (under runs/) or run directory")
