@@ -13,6 +13,7 @@ from .model import ShuffleNet, build
 from .proxy import Latency, ProxyResult, TrainConfig, measure_latency, train_proxy
 from .registry import get_arch, list_archs, resolve_arch  # importing it registers the zoo in timm
 from .report import hypervolume, pareto_front, write_report
+from .space import SearchSettings, SearchSpace
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,8 @@ __all__ = [
     "Latency",
     "ProxyData",
     "ProxyResult",
+    "SearchSettings",
+    "SearchSpace",
     "ShuffleNet",
     "ShuffleSearchError",
     "Stage",
