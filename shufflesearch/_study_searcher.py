@@ -10,8 +10,8 @@ leaves a NaN-valued trial RUNNING for ever, and aborts the run if the define-by-
 * a trial the scheduler stopped early is told PRUNED, with its per-epoch accuracy as intermediate
   values (single objective), which Optuna's samplers rank below every complete trial;
 * a trial that raised or diverged is told FAIL, with the reason as a user attribute;
-* the space's sampler guarantees every suggested architecture is within budget, so no over-budget
-  model ever reaches Tune.
+* a structure the space's sampler cannot fit into the budget is told PRUNED (its `budget`
+  constraint set) and another is asked for, so no over-budget model ever reaches Tune.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from .arch import Arch
+from .errors import ShuffleSearchError
+
+MAX_REJECTIONS = 1000
 
 OBJECTIVES = {  # objective name -> (trial row field, optuna direction)
     "acc": ("val_acc", "maximize"),
@@ -51,10 +54,17 @@ class StudySearcher(Searcher):
         self._live: dict[str, tuple[optuna.Trial, Arch]] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        trial = self.study.ask()
-        arch = self.sample(trial)
-        self._live[trial_id] = (trial, arch)
-        return {"arch": arch.to_dict(), "number": trial.number}
+        for _ in range(MAX_REJECTIONS):
+            trial = self.study.ask()
+            arch = self.sample(trial)
+            if arch is not None:
+                self._live[trial_id] = (trial, arch)
+                return {"arch": arch.to_dict(), "number": trial.number}
+            # no width fits this structure into the budget: the sampler has set the trial's
+            # constraint; PRUNED lets constrained samplers learn from it without a fake score
+            self.study.tell(trial, state=TrialState.PRUNED)
+        raise ShuffleSearchError(f"the search space rejected {MAX_REJECTIONS} samples in a row as over "
+                                 "budget; raise the budget or narrow the space's choices")
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         trial, _ = self._live[trial_id]

@@ -62,7 +62,7 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None,
     rows_path = path / "baselines.jsonl"
     new = []
     for name, arch in archs.items():
-        latency = measure_latency(arch, input_size=input_size, threads=train_cfg.threads).median_ms
+        latency = measure_latency(arch, input_size=input_size, threads=1).median_ms
         result = train_proxy(arch, data, train_cfg)
         last, best = result.final or {}, result.best or {}
         metrics = {"epoch": result.epochs, "val_acc": last.get("val_acc", 0.0), "val_loss": last.get("val_loss"),

@@ -190,6 +190,41 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
     return 0 if result.status == "complete" else 1
 
 
+# --- search ------------------------------------------------------------------------------------
+def _add_search(p: argparse.ArgumentParser) -> None:
+    p.add_argument("space", help="search space file (search_spaces/*.yaml)")
+    p.add_argument("--name", help="run name: results go to runs/NAME (default: the space's name)")
+    p.add_argument("--trials", type=int, help="number of trials (default: the space's search.trials)")
+    p.add_argument("--budget-mflops", type=float,
+                   help="FLOPs budget in millions of multiply-adds (the papers' MFLOPs) at the space's input size")
+    p.add_argument("--sampler", choices=["tpe", "nsga2", "random"])
+    p.add_argument("--objectives", choices=["acc", "acc,mflops", "acc,latency"])
+    p.add_argument("--scheduler", choices=["asha", "none"], help="early stopping of weak trials")
+    p.add_argument("--cpus-per-trial", type=int, help="CPUs (= torch threads) per trial (default 1)")
+    p.add_argument("--address", help="address of a running Ray cluster (default: start a local one)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run of this name (the same --name again does so too)")
+    p.add_argument("--runs-dir", default="runs", help="where run folders go (default runs/)")
+
+
+@_command("search", "search the space's architectures under its FLOPs budget with Ray Tune + Optuna")
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .search import search
+
+    result = search(args.space, name=args.name, trials=args.trials, budget_mflops=args.budget_mflops,
+                    sampler=args.sampler, objectives=args.objectives, scheduler=args.scheduler,
+                    cpus_per_trial=args.cpus_per_trial, address=args.address, seed=args.seed,
+                    resume=args.resume, runs_dir=args.runs_dir)
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts.items() if n)
+    print(f"\n{len(result.rows)} trials ({counts}) in {result.wall_seconds:.0f}s; results in {result.run_dir}/")
+    if result.best:
+        b = result.best
+        print(f"best: trial {b['number']}  val acc {b['val_acc']:.3f}  {b['mflops']:.2f} MFLOPs (multiply-adds)  "
+              f"{b['params']:,d} params  {b['summary']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shufflesearch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

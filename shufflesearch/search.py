@@ -20,7 +20,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -30,12 +30,8 @@ from ._io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from ._study_searcher import OBJECTIVES, StudySearcher, tell
 from .arch import Arch
 from .errors import ShuffleSearchError
+from .space import SearchSettings, SearchSpace
 from .records import STATUSES, is_full_fidelity, make_row, read_rows, write_rows
-
-SAMPLERS = ("tpe", "nsga2", "random")
-SCHEDULERS = ("asha", "none")
-OBJECTIVE_SETS = (("acc",), ("acc", "mflops"), ("acc", "latency"))
-
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -68,7 +64,7 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
     from .proxy import measure_latency, train_proxy
 
     arch = Arch.from_dict(config["arch"])
-    latency_ms = measure_latency(arch, input_size=input_size, threads=train_cfg.threads).median_ms
+    latency_ms = measure_latency(arch, input_size=input_size, threads=1).median_ms
     last = {"epoch": 0, "val_acc": 0.0, "best_val_acc": 0.0, "val_loss": 0.0, "train_loss": 0.0,
             "epoch_seconds": 0.0, "images_per_s": 0.0, "train_seconds": 0.0, "latency_ms": latency_ms,
             "error": ""}
@@ -94,20 +90,7 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
 
 
 # --- the driver ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Settings:
-    """The resolved search settings: the space's `search:` section with overrides applied."""
-
-    trials: int
-    sampler: str
-    objectives: tuple[str, ...]
-    scheduler: str
-    cpus_per_trial: int
-    seed: int
-    budget_mflops: float
-
-
-def search(space: Any, *, name: str | None = None, trials: int | None = None,
+def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: int | None = None,
            budget_mflops: float | None = None, sampler: str | None = None,
            objectives: Sequence[str] | str | None = None, scheduler: str | None = None,
            cpus_per_trial: int | None = None, address: str | None = None, seed: int | None = None,
@@ -120,8 +103,6 @@ def search(space: Any, *, name: str | None = None, trials: int | None = None,
     the trials still missing. `train_fn(arch, data, train_cfg, report)` replaces the proxy trainer
     (default `shufflesearch.train_proxy`); it runs in Ray workers, so it must be picklable.
     """
-    from .space import SearchSpace
-
     started = time.monotonic()
     if not isinstance(space, SearchSpace):
         space = SearchSpace.from_yaml(space)
@@ -130,6 +111,8 @@ def search(space: Any, *, name: str | None = None, trials: int | None = None,
     run_dir = Path(runs_dir) / (name or space.name)
     config_path = run_dir / "config.json"
     previous = _read_config(config_path) if config_path.exists() else None
+    if resume and previous is None:
+        raise ShuffleSearchError(f"--resume: there is no run to resume at {run_dir}")
     if previous and space.to_yaml() != (run_dir / "space.yaml").read_text():
         raise ShuffleSearchError(f"{run_dir}: this run was started with another search space "
                                  f"({run_dir / 'space.yaml'}); choose a new --name")
@@ -161,26 +144,14 @@ def search(space: Any, *, name: str | None = None, trials: int | None = None,
     return result
 
 
-def _resolve(space: Any, previous: dict[str, Any] | None, **overrides: Any) -> _Settings:
-    base = dict(previous["settings"]) if previous else {
-        "trials": space.search.trials, "sampler": space.search.sampler,
-        "objectives": list(space.search.objectives), "scheduler": space.search.scheduler,
-        "cpus_per_trial": space.search.cpus_per_trial, "seed": space.search.seed}
+def _resolve(space: SearchSpace, previous: dict[str, Any] | None, **overrides: Any) -> SearchSettings:
+    """The space's `search:` settings (or the resumed run's), with the options given overriding them."""
+    base = {f.name: previous[f.name] for f in fields(SearchSettings)} if previous else vars(space.search)
     given = {k: v for k, v in overrides.items() if v is not None}
-    if isinstance(given.get("objectives"), str):
-        given["objectives"] = given["objectives"].split(",")
-    merged = {**base, **given, "budget_mflops": space.budget.mflops}
-    merged["objectives"] = tuple(merged["objectives"])
-    checks = {"sampler": SAMPLERS, "scheduler": SCHEDULERS, "objectives": OBJECTIVE_SETS}
-    for key, allowed in checks.items():
-        if merged[key] not in allowed:
-            shown = [",".join(a) if isinstance(a, tuple) else a for a in allowed]
-            value = ",".join(merged[key]) if key == "objectives" else merged[key]
-            raise ShuffleSearchError(f"search.{key} = {value!r}: must be one of {shown}")
-    for key in ("trials", "cpus_per_trial"):
-        if not isinstance(merged[key], int) or merged[key] < 1:
-            raise ShuffleSearchError(f"search.{key} = {merged[key]!r}: must be an integer >= 1")
-    return _Settings(**merged)
+    try:
+        return SearchSettings(**{**base, **given})
+    except ShuffleSearchError as e:
+        raise ShuffleSearchError(f"{space.source}: {e}") from None
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -204,16 +175,16 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _run_config(run_dir: Path, space: Any, settings: _Settings, data: Any, address: str | None,
+def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, data: Any, address: str | None,
                 previous: dict[str, Any] | None) -> dict[str, Any]:
-    settings_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(settings).items()}
+    settings_dict = {**asdict(settings), "objectives": list(settings.objectives)}
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return {
         **(previous or {"started": now}),
         "name": run_dir.name,
         "space_name": space.name,
         "space_file": str(space.source),
-        "settings": settings_dict,
+        **settings_dict,
         "budget": {"mflops": space.budget.mflops, "input_size": space.budget.input_size,
                    "max_params": space.budget.max_params},
         "proxy": space.proxy.to_dict(),
@@ -230,7 +201,7 @@ def _run_config(run_dir: Path, space: Any, settings: _Settings, data: Any, addre
     }
 
 
-def _open_study(run_dir: Path, settings: _Settings, n_done: int) -> optuna.Study:
+def _open_study(run_dir: Path, settings: SearchSettings, n_done: int) -> optuna.Study:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -275,7 +246,7 @@ def _start_ray(address: str | None) -> bool:
     return True
 
 
-def _run_tune(space: Any, settings: _Settings, study: optuna.Study, data: Any, train_cfg: Any,
+def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study, data: Any, train_cfg: Any,
               run_dir: Path, address: str | None, remaining: int, rows: list[dict[str, Any]],
               train_fn: Callable | None, progress: Callable[[str], None]) -> None:
     import ray
@@ -298,8 +269,9 @@ def _run_tune(space: Any, settings: _Settings, study: optuna.Study, data: Any, t
         searcher = StudySearcher(study, space.sample, list(settings.objectives), finish, train_cfg.epochs)
         scheduler = None
         if settings.scheduler == "asha" and train_cfg.epochs > 1:
-            scheduler = ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max",
-                                      max_t=train_cfg.epochs, grace_period=1, reduction_factor=2)
+            # one rung at half the epochs: a first-epoch score is too noisy to stop on
+            scheduler = ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=train_cfg.epochs,
+                                      grace_period=math.ceil(train_cfg.epochs / 2), reduction_factor=2)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, train_cfg=train_cfg, run_dir=str(run_dir.resolve()),
                                  input_size=space.budget.input_size, train_fn=train_fn),
@@ -345,7 +317,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def _result(run_dir: Path, study: optuna.Study, rows: list[dict[str, Any]], settings: _Settings,
+def _result(run_dir: Path, study: optuna.Study, rows: list[dict[str, Any]], settings: SearchSettings,
             wall: float) -> SearchResult:
     full = [r for r in rows if is_full_fidelity(r)]
     best = max(full, key=lambda r: (r["val_acc"], -r["mflops"]), default=None)
@@ -354,7 +326,7 @@ def _result(run_dir: Path, study: optuna.Study, rows: list[dict[str, Any]], sett
     return SearchResult(run_dir, rows, best, sorted(pareto, key=lambda r: r["mflops"]), wall)
 
 
-def _write_summary(run_dir: Path, result: SearchResult, settings: _Settings) -> None:
+def _write_summary(run_dir: Path, result: SearchResult, settings: SearchSettings) -> None:
     write_json_atomic(run_dir / "summary.json", {
         "trials": len(result.rows), "requested": settings.trials, "counts": result.counts,
         "wall_seconds": result.wall_seconds,
