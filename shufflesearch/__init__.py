@@ -13,6 +13,7 @@ from .model import ShuffleNet, build
 from .proxy import Latency, ProxyResult, TrainConfig, measure_latency, train_proxy
 from .registry import get_arch, list_archs, resolve_arch  # importing it registers the zoo in timm
 from .report import hypervolume, pareto_front, write_report
+from .search import SearchResult, search
 from .space import SearchSettings, SearchSpace
 
 __version__ = "0.1.0"
@@ -24,6 +25,7 @@ __all__ = [
     "Latency",
     "ProxyData",
     "ProxyResult",
+    "SearchResult",
     "SearchSettings",
     "SearchSpace",
     "ShuffleNet",
@@ -41,6 +43,7 @@ __all__ = [
     "measure_latency",
     "pareto_front",
     "resolve_arch",
+    "search",
     "train_proxy",
     "write_report",
 ]

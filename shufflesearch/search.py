@@ -27,7 +27,6 @@ from typing import Any, Callable, Sequence
 import optuna
 
 from ._io import write_bytes_atomic, write_json_atomic, write_text_atomic
-from ._study_searcher import OBJECTIVES, StudySearcher, tell
 from .arch import Arch
 from .errors import ShuffleSearchError
 from .space import SearchSettings, SearchSpace
@@ -203,6 +202,8 @@ def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, dat
 
 def _open_study(run_dir: Path, settings: SearchSettings, n_done: int) -> optuna.Study:
     from optuna.storages import JournalStorage
+
+    from ._study_searcher import OBJECTIVES  # (Ray Tune is imported only when a search runs)
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -219,6 +220,8 @@ def _open_study(run_dir: Path, settings: SearchSettings, n_done: int) -> optuna.
 
 def _reconcile(study: optuna.Study, rows: list[dict[str, Any]], objectives: list[str]) -> None:
     """Close study trials a killed driver left open: recorded ones with their record, others FAIL."""
+    from ._study_searcher import tell
+
     recorded = {r["number"]: r for r in rows}
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if t.number in recorded:
@@ -227,22 +230,26 @@ def _reconcile(study: optuna.Study, rows: list[dict[str, Any]], objectives: list
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
 
+def _quiet_ray() -> None:
+    """No Ray/Tune console output of their own: the search prints one line per trial instead."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _start_ray(address: str | None) -> bool:
     """Start a quiet local Ray sized to this machine, or join `address`; False if Ray was running."""
     import ray
 
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
         ray.init(address=address or "local", num_cpus=None if address else os.cpu_count(),
                  include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except ConnectionError as e:
         raise ShuffleSearchError(f"--address {address}: cannot connect to a Ray cluster ({e})") from None
-    for name in ("ray", "ray.tune", "ray.train"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     return True
 
 
@@ -253,6 +260,9 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study,
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    from ._study_searcher import StudySearcher
+
+    _quiet_ray()
     started_ray = _start_ray(address)
     try:
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)) // settings.cpus_per_trial)
