@@ -1,0 +1,220 @@
+"""Search winners as timm models: `runs/<run>/models/<name>/`, one folder per exported model.
+
+A model folder holds `config.json` (timm's Hugging Face Hub format, written by timm's own
+`save_config_for_hf`: architecture `shufflesearch_net`, the genome in `model_args.arch`, num_classes,
+label_names, a `pretrained_cfg` for the proxy data, plus our `shufflesearch` provenance key),
+`model.safetensors` (the trial's proxy-trained weights, byte for byte), `arch.yaml`, a model card
+`README.md` and, when asked, `model.onnx`. So `timm.create_model('local-dir:<folder>', pretrained=True)`
+loads it without shufflesearch's registry, and the folder's name is its registered timm name.
+
+Names (`model_name`): `ss_<run>_best` (the most accurate full-fidelity trial, the cheapest of equals),
+`ss_<run>_p<k>` (the k-th Pareto point of the run's objectives, k = 1 the cheapest), `ss_<run>_t<N>`
+(trial N). `<run>` is the run folder's name lowercased, every run of characters outside [a-z0-9]
+made one `_`, leading/trailing `_` dropped ('My Run-2' -> 'my_run_2').
+
+A folder appears whole or not at all: it is written under a temporary name and renamed into place
+(a re-export swaps the old folder out the same way).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ._io import _UMASK, write_bytes_atomic, write_text_atomic
+from .arch import Arch
+from .cost import cost
+from .errors import ShuffleSearchError
+from .registry import FOUND, WEIGHTS_NAME, _check_weights, final_side, get_arch, register_model_dir
+from .report import load_run, pareto_front
+
+PREFIX = "ss_"
+ONNX_NAME = "model.onnx"
+
+
+def sanitize(name: str) -> str:
+    """A run name as a timm-style identifier part: lowercase, [a-z0-9_], no leading/trailing '_'."""
+    clean = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if not clean:
+        raise ShuffleSearchError(f"run name {name!r}: has no letter or digit to name its models by")
+    return clean
+
+
+def model_name(run: str, which: str | int) -> str:
+    """`ss_<run>_best`, `ss_<run>_p<k>` for which='p<k>', `ss_<run>_t<N>` for a trial number N."""
+    suffix = f"t{which}" if isinstance(which, int) else which
+    return f"{PREFIX}{sanitize(run)}_{suffix}"
+
+
+def _select(run: Any, which: str | Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, trial row) pairs for 'best', 'pareto' or a list of trial numbers."""
+    rows, name = run.trials, run.path.name
+    if which == "best":
+        front = pareto_front(rows, "acc,mflops")  # its last point: top accuracy, cheapest of equals
+        if not front:
+            raise ShuffleSearchError(f"{run.path / 'trials.jsonl'}: no full-fidelity complete trial to export")
+        return [(model_name(name, "best"), front[-1])]
+    if which == "pareto":
+        front = pareto_front(rows, run.config.get("objectives"))
+        if not front:
+            raise ShuffleSearchError(f"{run.path / 'trials.jsonl'}: no full-fidelity complete trial to export")
+        return [(model_name(name, f"p{k}"), r) for k, r in enumerate(front, 1)]
+    if isinstance(which, str):
+        raise ShuffleSearchError(f"which = {which!r}: expected 'best', 'pareto' or trial numbers")
+    by_number = {r["number"]: r for r in rows}
+    chosen = []
+    for n in which:
+        if n not in by_number:
+            raise ShuffleSearchError(f"{run.path / 'trials.jsonl'}: trial {n}: not recorded "
+                                     f"(recorded: {sorted(by_number)})")
+        chosen.append((model_name(name, int(n)), by_number[n]))
+    return chosen
+
+
+def _data_info(config: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    data = config.get("data")
+    keys = ("spec", "num_classes", "in_chans", "image_size", "mean", "std", "label_names")
+    if not isinstance(data, Mapping) or any(k not in data for k in keys):
+        raise ShuffleSearchError(f"{path / 'config.json'}: data: missing or incomplete (needs {', '.join(keys)})")
+    return {k: data[k] for k in keys}
+
+
+def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: bool = False) -> list[Path]:
+    """Export a run's chosen trials to `runs/<run>/models/<name>/` and register them in timm here.
+
+    `which`: 'best', 'pareto' or trial numbers. Each trial's weights must load strictly into its
+    architecture. Returns the model folders.
+    """
+    run = load_run(run_dir)
+    data = _data_info(run.config, run.path)
+    chosen = _select(run, which)
+    folders = []
+    for name, row in chosen:
+        weights = run.path / "weights" / f"trial_{row['number']}.safetensors"
+        if not weights.is_file():
+            raise ShuffleSearchError(f"{weights}: weights file missing (trial {row['number']} is "
+                                     f"{row.get('status')}; only complete trials keep weights)")
+        provenance = {
+            "run": run.path.name, "trial": row["number"], "seed": row.get("seed"), "val_acc": row["val_acc"],
+            "best_val_acc": row.get("best_val_acc"), "epochs": row["epochs"], "mflops": row["mflops"],
+            "params": row["params"], "latency_ms": row.get("latency_ms"),
+            "budget_input_size": run.config.get("budget", {}).get("input_size"), "dataset": data["spec"],
+            "arch_hash": row.get("arch_hash"), "proxy": run.config.get("proxy"),
+            "search_command": run.config.get("command"),
+        }
+        folders.append(write_model_dir(run.path / "models" / name, Arch.from_dict(row["arch"]),
+                                       weights.read_bytes(), data, provenance, onnx=onnx))
+    return folders
+
+
+def write_model_dir(dest: Path, arch: Arch, weights: bytes, data: Mapping[str, Any], provenance: dict[str, Any],
+                    onnx: bool = False) -> Path:
+    """Write one model folder (see module docstring) whole, replacing `dest`; register it in timm here."""
+    import timm
+    from timm.models._hub import save_config_for_hf
+
+    dest = Path(dest)
+    provenance = {**provenance, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        write_bytes_atomic(tmp / WEIGHTS_NAME, weights)
+        _check_weights(tmp / WEIGHTS_NAME, arch, data["num_classes"], data["in_chans"])
+        size = data["image_size"]
+        model = timm.create_model(
+            "shufflesearch_net", pretrained=True, arch=arch, num_classes=data["num_classes"],
+            in_chans=data["in_chans"], pretrained_cfg_overlay=dict(
+                file=str(tmp / WEIGHTS_NAME), num_classes=data["num_classes"],
+                input_size=(data["in_chans"], size, size), mean=tuple(data["mean"]), std=tuple(data["std"]),
+                crop_pct=1.0, interpolation="bilinear", pool_size=(final_side(arch, size),) * 2)).eval()
+        save_config_for_hf(model, str(tmp / "config.json"), model_args={"arch": arch.to_dict()}, model_config={
+            "label_names": list(data["label_names"]), "shufflesearch": provenance})
+        write_text_atomic(tmp / "arch.yaml", arch.to_yaml())
+        write_text_atomic(tmp / "README.md", model_card(dest.name, arch, data, provenance))
+        if onnx:
+            export_onnx(model, tmp / ONNX_NAME, (data["in_chans"], size, size))
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700
+        _swap_in(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    register_model_dir(dest)
+    return dest
+
+
+def _swap_in(tmp: Path, dest: Path) -> None:
+    """Rename `tmp` to `dest`; an existing `dest` is renamed away first and removed after."""
+    old = None
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old."))
+        os.replace(dest, old / dest.name)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def export_onnx(model: torch.nn.Module, path: Path, input_size: tuple[int, int, int]) -> None:
+    """Write `model` (eval mode) as ONNX with a dynamic batch axis: input 'input', output 'logits'."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.onnx.export(model.eval(), (torch.randn(1, *input_size),), buffer, dynamo=False,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.2f}%" if isinstance(value, (int, float)) else "-"
+
+
+def model_card(name: str, arch: Arch, data: Mapping[str, Any], p: Mapping[str, Any]) -> str:
+    """The model folder's README.md: genome, cost, accuracy (proxy and, if any, final), provenance."""
+    size = data["image_size"]
+    own = cost(arch, size, data["num_classes"], data["in_chans"])
+    budget = p.get("budget_input_size") or 224
+    latency = f"{p['latency_ms']:.2f} ms" if p.get("latency_ms") is not None else "-"
+    lines = [
+        f"# {name}", "",
+        f"A ShuffleNet-family network found by shufflesearch in run `{p['run']}`, "
+        f"trial {p['trial']} (seed {p.get('seed')}).", "",
+        "```python",
+        "import shufflesearch, timm",
+        f"model = timm.create_model({name!r}, pretrained=True)",
+        "```", "",
+        "| | |", "|---|---|",
+        f"| genome | `{arch.summary()}` (hash {arch.hash}) |",
+        f"| cost | {p['mflops']:.2f} MFLOPs (multiply-adds) at {budget}x{budget}, {p['params']:,d} params "
+        f"(1000-class head) |",
+        f"| this model | {own.mflops:.2f} MFLOPs at {data['in_chans']}x{size}x{size}, {own.params:,d} params, "
+        f"{data['num_classes']} classes |",
+        f"| latency | {latency} (median, batch 1, 1 CPU thread, {budget}x{budget}) |",
+        f"| proxy accuracy | {_pct(p['val_acc'])} top-1 on `{p['dataset']}` val after {p['epochs']} epochs |",
+    ]
+    final = p.get("final")
+    if final:
+        lines.append(f"| final accuracy | {_pct(final['val_acc'])} top-1 on `{final['dataset']}` val after "
+                     f"{final['epochs']} epochs (best {_pct(final.get('best_val_acc'))}), trained from "
+                     f"scratch; proxy weights: `{final['from']}` |")
+    lines += [f"| weights | {'final training' if final else 'proxy training'} (`{WEIGHTS_NAME}`) |",
+              f"| exported | {p.get('exported', '-')} |", ""]
+    if p.get("search_command"):
+        lines += ["Search: `" + p["search_command"] + "`", ""]
+    return "\n".join(lines)
+
+
+def model_folder(name: str) -> Path:
+    """The folder of a registered found model."""
+    get_arch(name)  # unknown names: the registry's error with suggestions
+    if name not in FOUND:
+        raise ShuffleSearchError(f"model {name!r}: a zoo model, not an exported one (it has no folder)")
+    return FOUND[name]
+
