@@ -8,10 +8,12 @@ from .arch import Arch, Head, Stage, Stem
 from .cost import Cost, cost
 from .data import ProxyData, load_data
 from .errors import ShuffleSearchError
+from .export import export_run
+from .final import train_final
 from .layers import channel_shuffle
 from .model import ShuffleNet, build
 from .proxy import Latency, ProxyResult, TrainConfig, measure_latency, train_proxy
-from .registry import get_arch, list_archs, resolve_arch  # importing it registers the zoo in timm
+from .registry import get_arch, list_archs, register_models, resolve_arch  # importing it registers models in timm
 from .report import hypervolume, pareto_front, write_report
 from .search import SearchResult, search
 from .space import SearchSettings, SearchSpace
@@ -36,14 +38,17 @@ __all__ = [
     "build",
     "channel_shuffle",
     "cost",
+    "export_run",
     "get_arch",
     "hypervolume",
     "list_archs",
     "load_data",
     "measure_latency",
     "pareto_front",
+    "register_models",
     "resolve_arch",
     "search",
+    "train_final",
     "train_proxy",
     "write_report",
 ]

@@ -222,6 +222,60 @@ def _cmd_search(args: argparse.Namespace) -> int:
         b = result.best
         print(f"best: trial {b['number']}  val acc {b['val_acc']:.3f}  {b['mflops']:.2f} MFLOPs (multiply-adds)  "
               f"{b['params']:,d} params  {b['summary']}")
+        from .export import export_run
+
+        pareto = export_run(result.run_dir, "pareto")
+        best = export_run(result.run_dir, "best")[0]
+        print(f"exported {len(pareto) + 1} models to {best.parent}/; the best, in any Python process started here:")
+        print(f"  import shufflesearch, timm; model = timm.create_model({best.name!r}, pretrained=True)")
+    return 0
+
+
+# --- export ------------------------------------------------------------------------------------
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run name (under runs/) or run directory")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--best", action="store_true", help="the most accurate full-fidelity trial (default)")
+    which.add_argument("--pareto", action="store_true", help="every Pareto point of the run's objectives")
+    which.add_argument("--trial", type=int, nargs="+", metavar="N", help="these trial numbers")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx (pip install shufflesearch[onnx])")
+
+
+@_command("export", "export a run's winners as timm models: runs/RUN/models/<name>/ (config.json, weights, card)")
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    which = "pareto" if args.pareto else args.trial or "best"
+    for folder in export_run(args.run, which, onnx=args.onnx):
+        print(f"{folder.name}: {folder}/  ->  timm.create_model({folder.name!r}, pretrained=True)")
+    return 0
+
+
+# --- train -------------------------------------------------------------------------------------
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a found model (ss_...), a zoo model or a genome file (ARCH.yaml / .json)")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--data", help="dataset spec (default: the model's search proxy dataset, else digits)")
+    for flag, kind in (("--image-size", int), ("--lr", float), ("--batch-size", int), ("--seed", int),
+                       ("--threads", int)):
+        p.add_argument(flag, type=kind, help="default: the search's proxy setting")
+    p.add_argument("--tag", help="suffix of the new model's name (default e<EPOCHS>)")
+    p.add_argument("--out", help="folder for the new model (default: beside the source model)")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx")
+
+
+@_command("train", "final training: a found or zoo model from scratch with a longer schedule, saved as a new model")
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .final import train_final
+
+    def report(epoch: int, m: dict[str, float]) -> None:
+        print(f"epoch {epoch:3d}/{args.epochs}  val_acc {m['val_acc']:.4f}  val_loss {m['val_loss']:.4f}  "
+              f"train_loss {m['train_loss']:.4f}  {m['epoch_seconds']:.1f}s")
+
+    folder = train_final(args.model, epochs=args.epochs, data=args.data, image_size=args.image_size, lr=args.lr,
+                         batch_size=args.batch_size, seed=args.seed, threads=args.threads, tag=args.tag,
+                         out=args.out, onnx=args.onnx, report=report)
+    print(f"{folder.name}: {folder}/  ->  timm.create_model({folder.name!r}, pretrained=True)")
     return 0
 
 

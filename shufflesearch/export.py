@@ -181,33 +181,32 @@ def model_card(name: str, arch: Arch, data: Mapping[str, Any], p: Mapping[str, A
     size = data["image_size"]
     own = cost(arch, size, data["num_classes"], data["in_chans"])
     budget = p.get("budget_input_size") or 224
-    latency = f"{p['latency_ms']:.2f} ms" if p.get("latency_ms") is not None else "-"
-    lines = [
-        f"# {name}", "",
-        f"A ShuffleNet-family network found by shufflesearch in run `{p['run']}`, "
-        f"trial {p['trial']} (seed {p.get('seed')}).", "",
-        "```python",
-        "import shufflesearch, timm",
-        f"model = timm.create_model({name!r}, pretrained=True)",
-        "```", "",
-        "| | |", "|---|---|",
-        f"| genome | `{arch.summary()}` (hash {arch.hash}) |",
-        f"| cost | {p['mflops']:.2f} MFLOPs (multiply-adds) at {budget}x{budget}, {p['params']:,d} params "
-        f"(1000-class head) |",
-        f"| this model | {own.mflops:.2f} MFLOPs at {data['in_chans']}x{size}x{size}, {own.params:,d} params, "
-        f"{data['num_classes']} classes |",
-        f"| latency | {latency} (median, batch 1, 1 CPU thread, {budget}x{budget}) |",
-        f"| proxy accuracy | {_pct(p['val_acc'])} top-1 on `{p['dataset']}` val after {p['epochs']} epochs |",
-    ]
     final = p.get("final")
+    origin = (f"found by shufflesearch in run `{p['run']}`, trial {p['trial']} (seed {p.get('seed')})"
+              if p.get("run") is not None else f"`{p.get('source')}` trained by shufflesearch")
+    rows = [
+        ("genome", f"`{arch.summary()}` (hash {arch.hash})"),
+        ("cost", f"{p['mflops']:.2f} MFLOPs (multiply-adds) at {budget}x{budget}, {p['params']:,d} params "
+                 "(1000-class head)"),
+        ("this model", f"{own.mflops:.2f} MFLOPs at {data['in_chans']}x{size}x{size}, {own.params:,d} params, "
+                       f"{data['num_classes']} classes"),
+    ]
+    if p.get("latency_ms") is not None:
+        rows.append(("latency", f"{p['latency_ms']:.2f} ms (median, batch 1, 1 CPU thread, {budget}x{budget})"))
+    if p.get("val_acc") is not None:
+        rows.append(("proxy accuracy", f"{_pct(p['val_acc'])} top-1 on `{p['dataset']}` val after {p['epochs']} "
+                                       "epochs (search proxy)"))
     if final:
-        lines.append(f"| final accuracy | {_pct(final['val_acc'])} top-1 on `{final['dataset']}` val after "
-                     f"{final['epochs']} epochs (best {_pct(final.get('best_val_acc'))}), trained from "
-                     f"scratch; proxy weights: `{final['from']}` |")
-    lines += [f"| weights | {'final training' if final else 'proxy training'} (`{WEIGHTS_NAME}`) |",
-              f"| exported | {p.get('exported', '-')} |", ""]
+        rows.append(("final accuracy", f"{_pct(final['val_acc'])} top-1 on `{final['dataset']}` val after "
+                                       f"{final['epochs']} epochs from scratch (best {_pct(final['best_val_acc'])}, "
+                                       f"epoch {final['best_epoch']}); source model `{final['from']}`"))
+    rows += [("weights", f"`{WEIGHTS_NAME}`, from {'final' if final else 'proxy'} training"),
+             ("exported", p.get("exported", "-"))]
+    lines = [f"# {name}", "", f"A ShuffleNet-family network {origin}.", "", "```python",
+             "import shufflesearch, timm", f"model = timm.create_model({name!r}, pretrained=True)", "```", "",
+             "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
     if p.get("search_command"):
-        lines += ["Search: `" + p["search_command"] + "`", ""]
+        lines += [f"Search: `{p['search_command']}`", ""]
     return "\n".join(lines)
 
 
