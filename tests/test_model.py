@@ -20,6 +20,7 @@ from timm.models._features_fx import create_feature_extractor, get_graph_node_na
 import shufflesearch
 from shufflesearch import Arch, ShuffleSearchError, build
 from shufflesearch.arch import Head, Stage, Stem
+from shufflesearch.registry import FOUND
 from shufflesearch.zoo import ZOO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,6 +42,9 @@ HEAVY = ["shufflenet_v1_g1_x0_25", "shufflenet_v1_g2_x1_0", "shufflenet_v1_g3_x1
 
 
 def create(name: str, **kwargs):
+    """A 3-channel, 1000-class model: the zoo's defaults, asked for explicitly so found models
+    (registered with their proxy data's channels and classes) take the same checks."""
+    kwargs = {"in_chans": 3, "num_classes": 1000, **kwargs}
     if name == "mixed":
         return timm.create_model("shufflesearch_net", arch=MIXED, **kwargs)
     return timm.create_model(name, **kwargs)
@@ -54,7 +58,8 @@ def expected_spatial(model, size: int = SIZE) -> int:
 def test_every_zoo_name_and_the_generic_entry_are_registered():
     assert set(timm.list_models("shufflenet_*")) >= set(ZOO)
     assert "shufflesearch_net" in timm.list_models("shufflesearch*")
-    assert set(shufflesearch.list_archs()) == set(ZOO)
+    # the zoo, plus any found models registered (from runs/ here, or exported by other tests)
+    assert set(shufflesearch.list_archs()) == set(ZOO) | set(FOUND)
 
 
 @pytest.mark.parametrize("name", ZOO_NAMES)

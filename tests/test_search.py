@@ -42,16 +42,6 @@ def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
                           text=True, timeout=600, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray for the in-process searches of this module (search() reuses a running Ray)."""
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def check_records(run_dir: Path, trials: int) -> list[dict]:
     rows = read_rows(run_dir / "trials.jsonl")
     assert len(rows) == trials
