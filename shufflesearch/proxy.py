@@ -36,6 +36,9 @@ class TrainConfig:
     'sgd' is SGD with Nesterov momentum 0.9; 'linear' decays the lr linearly to 0 (the ShuffleNet
     papers' schedule), 'cosine' follows a half cosine; both after `warmup_epochs` of linear warm-up.
     Weight decay skips biases and BN (timm's default). `threads` is torch's intra-op thread count.
+    `bn_recalibration` images (0: off) re-estimate BatchNorm statistics before each evaluation
+    (`torch.optim.swa_utils.update_bn`): after a few hundred steps the running averages still lag
+    the weights, and eval-mode accuracy of a short training then sits near chance.
     `channels_last` trains in NHWC layout: 1.5-2x the images/s of NCHW for ShuffleNets on CPU
     (measured with torch 2.14, 1 thread, batch 64, 32x32).
     """
@@ -49,10 +52,13 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 0
     threads: int = 1
+    bn_recalibration: int = 512
     channels_last: bool = True
 
     def __post_init__(self) -> None:
         check_types(self, "proxy")
+        if self.bn_recalibration < 0:
+            fail("proxy", "bn_recalibration", self.bn_recalibration, "must be >= 0 (0: off)")
         for name in ("epochs", "batch_size", "threads"):
             if getattr(self, name) < 1:
                 fail("proxy", name, getattr(self, name), "must be >= 1")
@@ -148,6 +154,7 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
     """Train `arch` from scratch on `data`; `report(epoch, metrics)` returning True stops the run."""
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
+    from torch.optim.swa_utils import update_bn
 
     from .model import build
 
@@ -191,6 +198,10 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
                 scheduler.step_update((epoch - 1) * steps + step + 1)
                 total += loss.item()
             seconds = perf_counter() - t0
+            if cfg.bn_recalibration and not diverged:
+                recal = order[:cfg.bn_recalibration]
+                update_bn((data.train_x[recal[i:i + batch]].contiguous(memory_format=fmt)
+                           for i in range(0, len(recal), batch)), model)
             val_loss, val_acc = (math.nan, 0.0) if diverged else _evaluate(model, val_x, data.val_y)
             if not math.isfinite(val_loss):  # also weights that overflowed in the last step
                 status = "diverged"

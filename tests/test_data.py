@@ -85,7 +85,7 @@ def _write_folder(root, classes=("cat", "dog"), per_class=4, size=(20, 12)):
             Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
 
 
-def test_folder_spec_with_and_without_a_val_folder(tmp_path):
+def test_folder_and_timm_specs_with_and_without_a_val_folder(tmp_path):
     _write_folder(tmp_path / "split")
     d = load_data(f"folder:{tmp_path / 'split'}", image_size=16, val_fraction=0.25)
     assert d.train_x.shape == (6, 3, 16, 16) and d.label_names == ("cat", "dog") and len(d.val_y) == 2
@@ -93,6 +93,8 @@ def test_folder_spec_with_and_without_a_val_folder(tmp_path):
     _write_folder(tmp_path / "tv" / "val", per_class=2)
     d = load_data(f"folder:{tmp_path / 'tv'}", image_size=8, channels=1)
     assert d.train_x.shape == (8, 1, 8, 8) and d.val_y.tolist() == [0, 0, 1, 1] and d.hflip is False
+    d = load_data(f"timm::{tmp_path / 'tv'}", image_size=8)  # timm's folder reader, splits train / val
+    assert d.train_x.shape == (8, 3, 8, 8) and d.val_y.tolist() == [0, 0, 1, 1]
 
 
 @pytest.mark.parametrize("spec, message", [
