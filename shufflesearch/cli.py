@@ -206,6 +206,8 @@ def _add_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run of this name (the same --name again does so too)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default runs/)")
+    p.add_argument("--baselines", action="store_true",
+                   help="also train the zoo models within 1.5x the budget under the same proxy, for the report")
 
 
 @_command("search", "search the space's architectures under its FLOPs budget with Ray Tune + Optuna")
@@ -218,15 +220,25 @@ def _cmd_search(args: argparse.Namespace) -> int:
                     resume=args.resume, runs_dir=args.runs_dir)
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items() if n)
     print(f"\n{len(result.rows)} trials ({counts}) in {result.wall_seconds:.0f}s; results in {result.run_dir}/")
+    if args.baselines:
+        from .baselines import run_baselines
+
+        run_baselines(result.run_dir, progress=print)
+    best = None
     if result.best:
+        from .export import export_run
+
         b = result.best
         print(f"best: trial {b['number']}  val acc {b['val_acc']:.3f}  {b['mflops']:.2f} MFLOPs (multiply-adds)  "
               f"{b['params']:,d} params  {b['summary']}")
-        from .export import export_run
-
         pareto = export_run(result.run_dir, "pareto")
         best = export_run(result.run_dir, "best")[0]
-        print(f"exported {len(pareto) + 1} models to {best.parent}/; the best, in any Python process started here:")
+        print(f"exported {len(pareto) + 1} models to {best.parent}/")
+    from .report import write_report
+
+    print(f"report: {write_report(result.run_dir)}")
+    if best is not None:
+        print("the best model, in any Python process started in this directory:")
         print(f"  import shufflesearch, timm; model = timm.create_model({best.name!r}, pretrained=True)")
     return 0
 
