@@ -34,7 +34,8 @@ class TrainConfig:
     """Proxy training hyper-parameters; the train half of a space's `proxy:` section.
 
     'sgd' is SGD with Nesterov momentum 0.9; 'linear' decays the lr linearly to 0 (the ShuffleNet
-    papers' schedule), 'cosine' follows a half cosine; both after `warmup_epochs` of linear warm-up.
+    papers' schedule), 'cosine' follows a half cosine; both after `warmup_epochs` (at most
+    epochs - 1) of linear warm-up.
     Weight decay skips biases and BN (timm's default). `threads` is torch's intra-op thread count.
     `bn_recalibration` images (0: off) re-estimate BatchNorm statistics before each evaluation
     (`torch.optim.swa_utils.update_bn`): after a few hundred steps the running averages still lag
@@ -42,13 +43,13 @@ class TrainConfig:
     `channels_last` trains in NHWC layout: 1.5-2x the images/s of NCHW for ShuffleNets on CPU
     (measured with torch 2.14, 1 thread, batch 64, 32x32).
     """
-    epochs: int = 10
+    epochs: int = 6
     batch_size: int = 64
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.05
     weight_decay: float = 4e-5
     schedule: Literal["cosine", "linear"] = "linear"
-    warmup_epochs: int = 0
+    warmup_epochs: int = 1
     label_smoothing: float = 0.0
     seed: int = 0
     threads: int = 1
@@ -66,8 +67,8 @@ class TrainConfig:
             fail("proxy", "lr", self.lr, "must be > 0")
         if self.weight_decay < 0:
             fail("proxy", "weight_decay", self.weight_decay, "must be >= 0")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            fail("proxy", "warmup_epochs", self.warmup_epochs, f"must be >= 0 and < epochs ({self.epochs})")
+        if self.warmup_epochs < 0:
+            fail("proxy", "warmup_epochs", self.warmup_epochs, "must be >= 0")
         if not 0 <= self.label_smoothing < 1:
             fail("proxy", "label_smoothing", self.label_smoothing, "must be in [0, 1)")
 
@@ -174,8 +175,8 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
                                         momentum=0.9)
         scheduler, _ = create_scheduler_v2(
             optimizer, sched="cosine" if cfg.schedule == "cosine" else "poly", decay_rate=1.0,
-            num_epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.lr / 100,
-            step_on_epochs=False, updates_per_epoch=steps)
+            num_epochs=cfg.epochs, warmup_epochs=min(cfg.warmup_epochs, cfg.epochs - 1),
+            warmup_lr=cfg.lr / 100, step_on_epochs=False, updates_per_epoch=steps)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         history: list[dict[str, float]] = []
         status, train_seconds, start = "complete", 0.0, perf_counter()
