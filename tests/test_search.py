@@ -57,7 +57,8 @@ def check_records(run_dir: Path, trials: int) -> list[dict]:
 
 
 def test_four_trial_search_end_to_end(tmp_path, ray_local):
-    result = shufflesearch.search(tiny_space(tmp_path), runs_dir=tmp_path / "runs", progress=None)
+    result = shufflesearch.search(tiny_space(tmp_path), scheduler="asha", runs_dir=tmp_path / "runs",
+                                  progress=None)
     rows = check_records(result.run_dir, 4)
     assert result.best is not None and result.best["val_acc"] > 0.3  # 10 classes: chance is 0.1
     for name in ("space.yaml", "config.json", "optuna.journal", "trials.csv", "summary.json"):
