@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -154,22 +155,29 @@ def _kill_group(pid: int) -> None:
 
 
 def test_search_on_a_ray_cluster_on_loopback(tmp_path):
-    # a throwaway loopback cluster: no token authentication (Ray 2.60 turns it on by default)
+    # a throwaway loopback cluster: no token authentication (Ray 2.60 turns it on by default). It runs
+    # in its own session and is stopped by killing that session: `ray stop` would stop every Ray here.
+    # Its temp dir is short: Ray's socket paths must fit in 107 characters.
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-    port = "6391"
-    start = subprocess.run(["ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                            "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-                           capture_output=True, text=True, env=env, timeout=120)
-    assert start.returncode == 0, start.stderr
+    address = "127.0.0.1:6391"
+    head = subprocess.Popen(["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+                             f"--port={address.split(':')[1]}", "--num-cpus=2", "--include-dashboard=false",
+                             "--disable-usage-stats", f"--temp-dir={tempfile.mkdtemp(prefix='ray')}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        deadline = time.monotonic() + 120
+        while subprocess.run(["ray", "status", f"--address={address}"], env=env, capture_output=True).returncode:
+            assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(1)
         done = run_cli("search", str(tiny_space(tmp_path)), "--trials", "2", "--scheduler", "none",
-                       "--address", f"127.0.0.1:{port}", "--runs-dir", str(tmp_path / "runs"), env=env)
+                       "--address", address, "--runs-dir", str(tmp_path / "runs"), env=env)
         assert done.returncode == 0, done.stderr
         check_records(tmp_path / "runs" / "tiny", 2)
         config = json.loads((tmp_path / "runs" / "tiny" / "config.json").read_text())
-        assert config["address"] == f"127.0.0.1:{port}"
+        assert config["address"] == address
     finally:
-        subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env, timeout=120)
+        _kill_group(head.pid)
+        head.wait()
 
 
 def test_impossible_budget_and_unreadable_data_fail_before_ray(tmp_path):
