@@ -44,6 +44,7 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None,
     """
     from .proxy import measure_latency, proxy_config_from_dict, train_proxy
     from .registry import get_arch
+    from .search import TRIAL_LATENCY
 
     run = load_run(run_dir)
     path, config = run.path, run.config
@@ -62,7 +63,7 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None,
     rows_path = path / "baselines.jsonl"
     new = []
     for name, arch in archs.items():
-        latency = measure_latency(arch, input_size=input_size, threads=1).median_ms
+        latency = measure_latency(arch, input_size=input_size, **TRIAL_LATENCY).median_ms
         result = train_proxy(arch, data, train_cfg)
         last, best = result.final or {}, result.best or {}
         metrics = {"epoch": result.epochs, "val_acc": last.get("val_acc", 0.0), "val_loss": last.get("val_loss"),

@@ -29,8 +29,13 @@ import optuna
 from ._io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from .arch import Arch
 from .errors import ShuffleSearchError
-from .space import SearchSettings, SearchSpace
 from .records import STATUSES, is_full_fidelity, make_row, read_rows, write_rows
+from .space import SearchSettings, SearchSpace
+
+# How every trial (and baseline) measures latency: batch 1, one thread, so runs compare; 10 timed runs
+# keep it near a tenth of a demo trial's time (30 runs took a quarter of the trial's training time)
+TRIAL_LATENCY = {"threads": 1, "warmup": 2, "runs": 10}
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -63,7 +68,7 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
     from .proxy import measure_latency, train_proxy
 
     arch = Arch.from_dict(config["arch"])
-    latency_ms = measure_latency(arch, input_size=input_size, threads=1).median_ms
+    latency_ms = measure_latency(arch, input_size=input_size, **TRIAL_LATENCY).median_ms
     last = {"epoch": 0, "val_acc": 0.0, "best_val_acc": 0.0, "val_loss": 0.0, "train_loss": 0.0,
             "epoch_seconds": 0.0, "images_per_s": 0.0, "train_seconds": 0.0, "latency_ms": latency_ms,
             "error": ""}
