@@ -1,4 +1,5 @@
-"""Atomic file writes: every file under runs/ is written to a temporary name and renamed."""
+"""File I/O: atomic writes (every file under runs/ goes to a temporary name, then is renamed), and reads
+that turn unreadable files and invalid YAML into one-line user errors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+from .errors import ShuffleSearchError
 
 _UMASK = os.umask(0)  # read the process umask (the only way) and put it back at once
 os.umask(_UMASK)
@@ -34,3 +39,19 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of `path`; a file that cannot be read is a one-line user error naming it."""
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise ShuffleSearchError(f"{path}: cannot read {what} ({e.strerror})") from None
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """`yaml.safe_load` of `text`; invalid YAML is a one-line user error naming `source`."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ShuffleSearchError(f"{source}: not valid YAML ({' '.join(str(e).split())})") from None

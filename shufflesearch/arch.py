@@ -27,6 +27,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
+from ._io import parse_yaml, read_text, write_text_atomic
 from .errors import ShuffleSearchError
 
 UnitType = Literal["v1", "v2"]
@@ -244,28 +245,19 @@ class Arch:
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "arch") -> Arch:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ShuffleSearchError(f"{source}: not valid YAML ({' '.join(str(e).split())})") from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(parse_yaml(text, source), source)
 
     @classmethod
     def load(cls, path: str | Path) -> Arch:
         """Read a genome from a .yaml/.yml or .json file."""
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ShuffleSearchError(f"{path}: cannot read genome file ({e.strerror})") from None
+        text = read_text(path, "genome file")
         if path.suffix == ".json":
             return cls.from_json(text, str(path))
         return cls.from_yaml(text, str(path))
 
     def save(self, path: str | Path) -> None:
         """Write the genome as YAML (or JSON for a .json path), atomically."""
-        from ._io import write_text_atomic
-
         path = Path(path)
         write_text_atomic(path, self.to_json() if path.suffix == ".json" else self.to_yaml())
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping
 import yaml
 
 from ._config import check_types, fail, from_mapping
+from ._io import parse_yaml, read_text
 from .arch import KERNEL_SIZES, V1_SHUFFLES, V2_SHUFFLES, Arch, Head, Stage, Stem, \
     round_to_multiple
 from .cost import Cost, cost
@@ -179,14 +180,7 @@ class SearchSpace:
     def from_yaml(cls, path: str | Path) -> SearchSpace:
         """Load and validate a space file (`yaml.safe_load`)."""
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ShuffleSearchError(f"{path}: cannot read search space file ({e.strerror})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ShuffleSearchError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+        data = parse_yaml(read_text(path, "search space file"), str(path))
         if isinstance(data, Mapping) and "name" not in data:
             data = {"name": path.stem, **data}
         return cls.from_dict(data, str(path))
