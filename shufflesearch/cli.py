@@ -218,6 +218,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                     sampler=args.sampler, objectives=args.objectives, scheduler=args.scheduler,
                     cpus_per_trial=args.cpus_per_trial, address=args.address, seed=args.seed,
                     resume=args.resume, runs_dir=args.runs_dir)
+    if result.interrupted:  # search() has said how to resume
+        return 130
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items() if n)
     print(f"\n{len(result.rows)} trials ({counts}) in {result.wall_seconds:.0f}s; results in {result.run_dir}/")
     if args.baselines:

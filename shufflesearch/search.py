@@ -46,6 +46,7 @@ class SearchResult:
     best: dict[str, Any] | None
     pareto: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
+    interrupted: bool = False  # stopped (Ctrl-C) before the requested number of trials
 
     @property
     def counts(self) -> dict[str, int]:
@@ -142,7 +143,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     write_json_atomic(config_path, {**config, "wall_seconds": wall})
     result = _result(run_dir, study, rows, settings, wall)
     _write_summary(run_dir, result, settings)
-    if progress and len(rows) < settings.trials:
+    if progress and result.interrupted:
         progress(f"search stopped after {len(rows)} of {settings.trials} trials; continue it with: "
                  f"shufflesearch search {space.source} --name {run_dir.name} --resume")
     return result
@@ -338,7 +339,8 @@ def _result(run_dir: Path, study: optuna.Study, rows: list[dict[str, Any]], sett
     best = max(full, key=lambda r: (r["val_acc"], -r["mflops"]), default=None)
     by_number = {r["number"]: r for r in full}
     pareto = [by_number[t.number] for t in study.best_trials if t.number in by_number] if full else []
-    return SearchResult(run_dir, rows, best, sorted(pareto, key=lambda r: r["mflops"]), wall)
+    return SearchResult(run_dir, rows, best, sorted(pareto, key=lambda r: r["mflops"]), wall,
+                        interrupted=len(rows) < settings.trials)
 
 
 def _write_summary(run_dir: Path, result: SearchResult, settings: SearchSettings) -> None:
