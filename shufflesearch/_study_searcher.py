@@ -10,6 +10,7 @@ leaves a NaN-valued trial RUNNING for ever, and aborts the run if the define-by-
 * a trial the scheduler stopped early is told PRUNED, with its per-epoch accuracy as intermediate
   values (single objective), which Optuna's samplers rank below every complete trial;
 * a trial that raised or diverged is told FAIL, with the reason as a user attribute;
+* an architecture the sampler proposes again is told its recorded outcome, not trained twice;
 * a structure the space's sampler cannot fit into the budget is told PRUNED (its `budget`
   constraint set) and another is asked for, so no over-budget model ever reaches Tune.
 """
@@ -26,6 +27,7 @@ from .arch import Arch
 from .errors import ShuffleSearchError
 
 MAX_REJECTIONS = 1000
+MAX_REPEATS = 20
 
 OBJECTIVES = {  # objective name -> (trial row field, optuna direction)
     "acc": ("val_acc", "maximize"),
@@ -40,29 +42,37 @@ class StudySearcher(Searcher):
 
     `sample(trial) -> Arch` is the space's define-by-run function. `finish(number, arch, result, status)`
     turns the last reported Tune result into a record row and returns it; the searcher then tells the
-    study the row's objective values.
+    study the row's objective values. `rows` are the run's records so far: an architecture the sampler
+    proposes again is told its recorded outcome instead of being trained again (up to
+    `MAX_REPEATS` proposals in a row, after which a space the sampler has exhausted trains repeats).
     """
 
-    def __init__(self, study: optuna.Study, sample: Callable[[optuna.Trial], Arch],
-                 objectives: list[str], finish: Callable[..., dict[str, Any]], max_epochs: int):
+    def __init__(self, study: optuna.Study, sample: Callable[[optuna.Trial], Arch | None],
+                 objectives: list[str], finish: Callable[..., dict[str, Any]], rows: list[dict[str, Any]]):
         super().__init__(metric="val_acc", mode="max")
         self.study = study
         self.sample = sample
         self.objectives = objectives
         self.finish = finish
-        self.max_epochs = max_epochs
+        self._recorded = {r["arch_hash"]: r for r in rows}
         self._live: dict[str, tuple[optuna.Trial, Arch]] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        repeats = 0
         for _ in range(MAX_REJECTIONS):
             trial = self.study.ask()
             arch = self.sample(trial)
-            if arch is not None:
+            if arch is None:
+                # no width fits this structure into the budget: the sampler has set the trial's
+                # constraint; PRUNED lets constrained samplers learn from it without a fake score
+                self.study.tell(trial, state=TrialState.PRUNED)
+            elif arch.hash in self._recorded and repeats < MAX_REPEATS:
+                repeats += 1
+                trial.set_user_attr("repeat_of", self._recorded[arch.hash]["number"])
+                tell(self.study, trial, self._recorded[arch.hash], self.objectives)
+            else:
                 self._live[trial_id] = (trial, arch)
                 return {"arch": arch.to_dict(), "number": trial.number}
-            # no width fits this structure into the budget: the sampler has set the trial's
-            # constraint; PRUNED lets constrained samplers learn from it without a fake score
-            self.study.tell(trial, state=TrialState.PRUNED)
         raise ShuffleSearchError(f"the search space rejected {MAX_REJECTIONS} samples in a row as over "
                                  "budget; raise the budget or narrow the space's choices")
 
@@ -81,6 +91,7 @@ class StudySearcher(Searcher):
         else:
             status = result["status"]
         row = self.finish(trial.number, arch, result or {}, status)
+        self._recorded.setdefault(arch.hash, row)
         tell(self.study, trial, row, self.objectives)
 
 

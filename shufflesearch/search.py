@@ -282,7 +282,7 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study,
             printer(row, rows)
             return row
 
-        searcher = StudySearcher(study, space.sample, list(settings.objectives), finish, train_cfg.epochs)
+        searcher = StudySearcher(study, space.sample, list(settings.objectives), finish, list(rows))
         scheduler = None
         if settings.scheduler == "asha" and train_cfg.epochs > 1:
             # one rung at half the epochs: a first-epoch score is too noisy to stop on

@@ -1,0 +1,60 @@
+"""The Tune searcher around the Optuna study, without Ray running: what it tells the study."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from shufflesearch._study_searcher import MAX_REPEATS, StudySearcher
+from shufflesearch.records import make_row
+from shufflesearch.zoo import ZOO
+
+ARCH = ZOO["shufflenet_v2_x0_5"]
+OTHER = ZOO["shufflenet_v1_g3_x0_5"]
+
+
+def recorded(arch, number, status="complete", acc=0.9):
+    return make_row(arch, {"epoch": 2, "val_acc": acc}, status, number=number, input_size=224, max_epochs=2,
+                    seed=0)
+
+
+def searcher(study, proposals, rows):
+    finished = []
+    proposals = iter(proposals)
+
+    def finish(number, arch, result, status):
+        finished.append(recorded(arch, number, status, result.get("val_acc", 0.0)))
+        return finished[-1]
+
+    return StudySearcher(study, lambda trial: next(proposals), ["acc", "mflops"], finish, rows), finished
+
+
+def test_a_repeated_architecture_is_told_its_record_instead_of_trained():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.tell(study.ask(), [0.9, 40.0])  # trial 0: the recorded one
+    s, _ = searcher(study, [ARCH, ARCH, OTHER], [recorded(ARCH, 0)])
+    config = s.suggest("t1")
+    assert config["arch"] == OTHER.to_dict()
+    repeats = [t for t in study.trials if t.user_attrs.get("repeat_of") == 0]
+    assert len(repeats) == 2 and all(t.values == [0.9, recorded(ARCH, 0)["mflops"]] for t in repeats)
+
+
+def test_outcomes_reach_the_study_with_their_states():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    s, finished = searcher(study, [ARCH, OTHER, ZOO["shufflenet_v1_g8_x0_5"], ZOO["shufflenet_v1_g1_x0_5"]], [])
+    for tid in "abcd":
+        s.suggest(tid)
+    s.on_trial_complete("a", {"status": "complete", "epoch": 2, "val_acc": 0.8})
+    s.on_trial_complete("b", {"status": "running", "epoch": 1, "val_acc": 0.5})  # the scheduler stopped it
+    s.on_trial_complete("c", {"status": "diverged", "epoch": 1, "val_acc": 0.1})
+    s.on_trial_complete("d", None, error=True)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
+                                               TrialState.FAIL]
+    assert [r["status"] for r in finished] == ["complete", "early_stopped", "diverged", "failed"]
+
+
+def test_an_exhausted_space_trains_repeats_after_a_bound():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    s, _ = searcher(study, [ARCH] * (MAX_REPEATS + 1), [recorded(ARCH, 0)])
+    assert s.suggest("t")["arch"] == ARCH.to_dict()
+    assert sum("repeat_of" in t.user_attrs for t in study.trials) == MAX_REPEATS
