@@ -112,6 +112,11 @@ def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: b
         }
         folders.append(write_model_dir(run.path / "models" / name, Arch.from_dict(row["arch"]),
                                        weights.read_bytes(), data, provenance, onnx=onnx))
+    if which == "pareto":  # a front that shrank (e.g. after a resumed search) leaves no stale p<k> behind
+        point = re.compile(re.escape(model_name(run.path.name, "p")) + r"\d+")
+        for folder in (run.path / "models").iterdir():
+            if point.fullmatch(folder.name) and folder not in folders:
+                shutil.rmtree(folder)
     return folders
 
 

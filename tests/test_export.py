@@ -120,6 +120,18 @@ def test_export_writes_whole_hub_format_folders(run):
 
 
 @pytest.mark.slow
+def test_a_pareto_export_removes_points_no_longer_on_the_front(run):
+    models = run.run_dir / "models"
+    shutil.copytree(models / "ss_demo_run_p1", models / "ss_demo_run_p99")  # a point of an earlier front
+    shutil.copytree(models / "ss_demo_run_p1", models / "ss_demo_run_p1_e100")  # a final-trained sibling
+    try:
+        export_run(run.run_dir, "pareto")
+        assert not (models / "ss_demo_run_p99").exists() and (models / "ss_demo_run_p1_e100").exists()
+    finally:
+        shutil.rmtree(models / "ss_demo_run_p1_e100")
+
+
+@pytest.mark.slow
 def test_a_new_process_loads_the_best_model_with_its_recorded_accuracy(run):
     code = ("import json, shufflesearch, timm; from test_export import evaluate; from pathlib import Path\n"
             "run = Path('runs/Demo Run')\n"
