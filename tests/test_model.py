@@ -1,11 +1,8 @@
 """timm's model-family checks (timm tests/test_models.py) on every registered shufflesearch model.
 
-The cheap checks (forward, grad checkpointing, backward, default_cfg) run on every zoo name at 64x64
-(timm itself shrinks inputs for these). The heavy ones (TorchScript, torch.fx, features_only,
-forward_intermediates, pruning) exercise code that depends only on the unit types, groups and shuffle
-placement, not on width, so they run on `HEAVY`: every v1 groups value, a V2, both width extremes and
-a genome with every v1 shuffle placement, kernels 5/7 and no stem max-pool -- keeping the suite fast
-on 2 cores.
+Every check runs on every zoo name at 64x64 (timm itself shrinks inputs for these; the pool size
+is also checked at 224 on two models), plus `mixed`, a genome with every v1 shuffle placement, a
+stride-1 stage, kernels 5/7, V2 units, a conv head and no stem max-pool.
 """
 
 import math
@@ -37,8 +34,7 @@ MIXED = Arch(
     ),
     head=Head(conv_channels=320),
 )
-HEAVY = ["shufflenet_v1_g1_x0_25", "shufflenet_v1_g2_x1_0", "shufflenet_v1_g3_x1_0", "shufflenet_v1_g4_x0_5",
-         "shufflenet_v1_g8_x2_0", "shufflenet_v2_x0_5", "mixed"]
+ALL = ZOO_NAMES + ["mixed"]
 
 
 def create(name: str, **kwargs):
@@ -76,7 +72,7 @@ def test_forward_and_grad_checkpointing(name):
     torch.testing.assert_close(grad, grad_ckpt)
 
 
-@pytest.mark.parametrize("name", ZOO_NAMES + ["mixed"])
+@pytest.mark.parametrize("name", ALL)
 def test_backward_every_parameter_gets_a_gradient(name):
     model = create(name, num_classes=42).train()
     out = model(torch.randn(2, 3, SIZE, SIZE))
@@ -86,7 +82,7 @@ def test_backward_every_parameter_gets_a_gradient(name):
     assert not missing
 
 
-@pytest.mark.parametrize("name", ZOO_NAMES + ["mixed"])
+@pytest.mark.parametrize("name", ALL)
 def test_default_cfg(name):
     model = create(name).eval()
     cfg = model.default_cfg
@@ -122,7 +118,7 @@ def test_create_without_classifier_or_pool(name):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
-@pytest.mark.parametrize("name", HEAVY)
+@pytest.mark.parametrize("name", ALL)
 def test_torchscript(name):
     with timm.set_scriptable(True):
         model = create(name).eval()
@@ -131,7 +127,7 @@ def test_torchscript(name):
     torch.testing.assert_close(scripted(x), model(x))
 
 
-@pytest.mark.parametrize("name", HEAVY)
+@pytest.mark.parametrize("name", ALL)
 def test_fx(name):
     model = create(name).eval()
     x = torch.randn(1, 3, SIZE, SIZE)
@@ -146,7 +142,7 @@ def test_fx(name):
     assert [f.shape[1] for f in fx_feats(x)] == [i["num_chs"] for i in model.feature_info]
 
 
-@pytest.mark.parametrize("name", HEAVY)
+@pytest.mark.parametrize("name", ALL)
 def test_features_only(name):
     model = create(name, features_only=True).eval()
     channels, reductions = model.feature_info.channels(), model.feature_info.reduction()
@@ -159,7 +155,7 @@ def test_features_only(name):
     assert [o.shape[1] for o in subset(torch.randn(1, 3, SIZE, SIZE))] == [channels[1], channels[-1]]
 
 
-@pytest.mark.parametrize("name", HEAVY)
+@pytest.mark.parametrize("name", ALL)
 def test_forward_intermediates_and_prune(name):
     model = create(name).eval()
     x = torch.randn(1, 3, SIZE, SIZE)
