@@ -198,9 +198,10 @@ def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, dat
                  "label_names": list(data.label_names)},
         "address": address,
         "command": shlex.join(["shufflesearch", "search", str(space.source), "--name", run_dir.name,
-                               "--trials", str(settings.trials), "--seed", str(settings.seed),
+                               "--runs-dir", str(run_dir.parent), "--trials", str(settings.trials),
+                               "--budget-mflops", f"{space.budget.mflops:g}", "--seed", str(settings.seed),
                                "--sampler", settings.sampler, "--objectives", ",".join(settings.objectives),
-                               "--scheduler", settings.scheduler]),
+                               "--scheduler", settings.scheduler, "--cpus-per-trial", str(settings.cpus_per_trial)]),
         "versions": _versions(),
         "last_resumed": now if previous else None,
     }

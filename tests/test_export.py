@@ -6,6 +6,7 @@ user sees: `import shufflesearch, timm; timm.create_model('ss_demo_run_best', pr
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from shufflesearch.export import model_name, sanitize
 from shufflesearch.proxy import _Threads, _evaluate, proxy_config_from_dict
 from shufflesearch.records import read_rows
 from shufflesearch.report import load_run
+from test_report import assert_self_contained
 from test_search import run_cli, tiny_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -254,3 +256,16 @@ def test_cli_export_train_models_and_their_errors(run):
         bad = run_cli(*args, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
         assert why in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_the_report_of_a_real_search(run):
+    page_path = shufflesearch.write_report(run.run_dir)
+    out = run.run_dir / "report"
+    for name in ("pareto.csv", "pareto.png", "progress.png", "report.html", "report.md"):
+        assert (out / name).stat().st_size > 0, name
+    page = page_path.read_text()
+    assert_self_contained(page)
+    assert "ss_demo_run_best" in page and "MFLOPs (multiply-adds)" in page
+    assert f"complete: {run.counts['complete']}" in page
+    assert html.escape(load_run(run.run_dir).config["command"]) in page
