@@ -93,6 +93,21 @@ def test_each_sampler_runs(tmp_path, ray_local, sampler):
     assert json.loads((result.run_dir / "config.json").read_text())["sampler"] == sampler
 
 
+@pytest.mark.parametrize("objectives", ["acc", "acc,latency"])
+def test_other_objectives(tmp_path, ray_local, objectives):
+    result = shufflesearch.search(tiny_space(tmp_path), objectives=objectives, trials=2, scheduler="none",
+                                  runs_dir=tmp_path / "runs", progress=None)
+    rows = check_records(result.run_dir, 2)
+    assert all(r["latency_ms"] > 0 for r in rows)
+    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(result.run_dir / "optuna.journal"))))
+    assert len(study.directions) == len(objectives.split(","))
+    by_number = {r["number"]: r for r in rows}
+    for t in study.trials:  # the study was told the recorded accuracy (and latency)
+        expected = [by_number[t.number]["val_acc"], by_number[t.number]["latency_ms"]]
+        assert t.values == expected[:len(study.directions)]
+
+
 def fail_once(arch, data, train_cfg, report=None, *, marker: Path):
     """A proxy trainer that raises in the first trial to call it and trains normally in the others."""
     try:
