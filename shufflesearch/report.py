@@ -263,16 +263,27 @@ def _pareto_png(run: Run, axis: CostAxis, front: list[dict]) -> bytes:
     if bx:
         ax.scatter(bx, by, marker="D", s=42, color="black", label="hand-designed (zoo, same protocol)")
         named = [r for r in run.baselines if _finite(r.get(axis.field)) and _finite(r.get("val_acc"))]
-        for i, (x, y, r) in enumerate(sorted(zip(bx, by, named), key=lambda p: p[0])):
-            # alternate above / below so neighbours at similar cost do not print over each other
-            ax.annotate(r.get("model", "?"), (x, y), xytext=(6, 9 if i % 2 else -15), textcoords="offset points",
-                        fontsize=8, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+        _label_column(ax, bx, by, [r.get("model", "?") for r in named])
     _budget_line(ax, run.config, axis)
     ax.set_xlabel(axis.label)
     ax.set_ylabel(_acc_label(run.config))
     ax.set_title(f"{run.name}: accuracy against {axis.name}")
     _finish(ax)
     return _png(fig)
+
+
+def _label_column(ax: Any, xs: Sequence[float], ys: Sequence[float], names: Sequence[str]) -> None:
+    """Label points in a column right of the rightmost, in accuracy order, with leader lines: baselines
+    of similar cost and accuracy would print over each other next to their points."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    column_x, gap = max(xs) + 0.06 * (x1 - x0), 0.05 * (y1 - y0)
+    placed: list[float] = []
+    for y, x, name in sorted(zip(ys, xs, names)):
+        text_y = max(y, placed[-1] + gap) if placed else y
+        placed.append(text_y)
+        ax.annotate(name, (x, y), xytext=(column_x, text_y), textcoords="data", fontsize=8, va="center",
+                    annotation_clip=False, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6},
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
 def progress(rows: Sequence[Mapping[str, Any]], axis: CostAxis, scale: float) -> list[tuple[int, float, float]]:
