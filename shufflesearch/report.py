@@ -267,7 +267,7 @@ def _pareto_png(run: Run, axis: CostAxis, front: list[dict]) -> bytes:
     _budget_line(ax, run.config, axis)
     ax.set_xlabel(axis.label)
     ax.set_ylabel(_acc_label(run.config))
-    ax.set_title(f"{run.name}: accuracy against {axis.name}")
+    ax.set_title(f"{run.name}: accuracy against {axis.label}")
     _finish(ax)
     return _png(fig)
 
