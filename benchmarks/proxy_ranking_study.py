@@ -14,7 +14,6 @@ proxy must beat. Runs `--workers` processes of 1 thread each.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import statistics
 import time

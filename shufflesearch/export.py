@@ -19,7 +19,6 @@ A folder appears whole or not at all: it is written under a temporary name and r
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 import shutil

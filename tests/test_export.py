@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import safetensors.torch
 import timm
 import torch
 
