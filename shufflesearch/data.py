@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from ._config import check_types, fail
 from .errors import ShuffleSearchError
 
+TIMM_READERS = ("torch", "hfds", "hfids", "tfds", "wds")  # the name prefixes timm.data.create_dataset knows
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder", "timm")
 _NEEDS_DIR = set(DATASETS) - {"digits"}
 
@@ -114,8 +115,15 @@ def parse_spec(spec: str) -> tuple[str, str]:
                                  f"{', '.join(DATASETS)}; all but digits take ':DIR')")
     if name in _NEEDS_DIR and not arg:
         raise ShuffleSearchError(f"dataset {spec!r}: {name} needs a directory, e.g. '{name}:/data/{name}'")
-    if name == "timm" and ":" not in arg:
-        raise ShuffleSearchError(f"dataset {spec!r}: timm datasets are written 'timm:NAME:DIR'")
+    if name == "timm":
+        if ":" not in arg:
+            raise ShuffleSearchError(f"dataset {spec!r}: timm datasets are written 'timm:NAME:DIR'")
+        timm_name = arg.partition(":")[0]
+        # timm reads any other name silently as an image folder; say so instead
+        if timm_name and timm_name.partition("/")[0].lower() not in TIMM_READERS:
+            raise ShuffleSearchError(f"dataset {spec!r}: timm dataset name {timm_name!r} has none of timm's "
+                                     f"prefixes ({', '.join(p + '/' for p in TIMM_READERS)}); an empty name "
+                                     "('timm::DIR') reads an image folder")
     return name, arg
 
 

@@ -105,6 +105,7 @@ def test_folder_and_timm_specs_with_and_without_a_val_folder(tmp_path):
     ("folder:{tmp}/empty", "Couldn't find any class folder"),
     ("folder:{tmp}/bad", "cannot read image"),
     ("timm:torch/cifar10", "written 'timm:NAME:DIR'"),
+    ("timm:foo/bar:{tmp}", "timm dataset name 'foo/bar' has none of timm's prefixes"),
 ])
 def test_bad_specs_fail_before_training_with_one_line(tmp_path, spec, message):
     (tmp_path / "empty").mkdir()
