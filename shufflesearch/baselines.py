@@ -68,7 +68,8 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None,
         last, best = result.final or {}, result.best or {}
         metrics = {"epoch": result.epochs, "val_acc": last.get("val_acc", 0.0), "val_loss": last.get("val_loss"),
                    "best_val_acc": best.get("val_acc", 0.0), "latency_ms": latency,
-                   "time_total_s": result.seconds, "train_seconds": result.train_seconds}
+                   "time_total_s": result.seconds,
+                   "train_seconds": sum(m["epoch_seconds"] for m in result.history)}  # as a trial counts it
         row = make_row(arch, metrics, result.status, number=None, input_size=input_size,
                        max_epochs=train_cfg.epochs, seed=seed, model=name)
         new.append(row)

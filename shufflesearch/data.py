@@ -32,7 +32,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -68,6 +68,12 @@ class ProxyData:
     @property
     def image_size(self) -> int:
         return self.train_x.shape[-1]
+
+    def info(self) -> dict[str, Any]:
+        """What a model trained on this data needs to know of it (recorded in runs and model configs)."""
+        return {"spec": self.spec, "num_classes": self.num_classes, "in_chans": self.in_chans,
+                "image_size": self.image_size, "mean": list(self.mean), "std": list(self.std),
+                "label_names": list(self.label_names)}
 
     def summary(self) -> str:
         aug = ("crop+flip" if self.hflip else "crop") if self.augment else "none"

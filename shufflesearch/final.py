@@ -66,11 +66,8 @@ def train_final(model: str, *, epochs: int, data: str | None = None, image_size:
         "val_loss": final["val_loss"], "best_val_acc": best["val_acc"], "best_epoch": best["epoch"],
         "train": vars(train_cfg), "data": vars(data_cfg), "train_seconds": result.train_seconds,
     }
-    info = {"spec": loaded.spec, "num_classes": loaded.num_classes, "in_chans": loaded.in_chans,
-            "image_size": loaded.image_size, "mean": list(loaded.mean), "std": list(loaded.std),
-            "label_names": list(loaded.label_names)}
     weights = safetensors.torch.save({k: v.contiguous() for k, v in result.state_dict.items()})
-    return write_model_dir(dest, arch, weights, info, source, onnx=onnx)
+    return write_model_dir(dest, arch, weights, loaded.info(), source, onnx=onnx)
 
 
 def _given(**options: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The rows are the search's memory: resume counts them, the report and export read them. Both files are
 rewritten atomically (temp + rename) after every finished trial, so a `kill -9` leaves either the old
-or the new version, never half a line. The field list is documented in `runs/README.md`.
+or the new version, never half a line. The fields are documented in `runs/README.md`.
 """
 
 from __future__ import annotations
