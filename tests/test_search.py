@@ -93,6 +93,15 @@ def test_each_sampler_runs(tmp_path, ray_local, sampler):
     assert json.loads((result.run_dir / "config.json").read_text())["sampler"] == sampler
 
 
+def test_same_seed_same_result(tmp_path, ray_local):
+    """Random sampling does not depend on completion order, so two runs train the same architectures
+    to the same metrics (on one machine)."""
+    runs = [shufflesearch.search(tiny_space(tmp_path), name=f"r{i}", sampler="random", trials=3, scheduler="none",
+                                 runs_dir=tmp_path / "runs", progress=None) for i in range(2)]
+    first, second = ({r["number"]: (r["arch_hash"], r["val_acc"], r["val_loss"]) for r in run.rows} for run in runs)
+    assert first == second
+
+
 @pytest.mark.parametrize("objectives", ["acc", "acc,latency"])
 def test_other_objectives(tmp_path, ray_local, objectives):
     result = shufflesearch.search(tiny_space(tmp_path), objectives=objectives, trials=2, scheduler="none",
