@@ -182,6 +182,14 @@ class Arch:
         self.units()  # validates the channel rules between stages
 
     @property
+    def reduction(self) -> int:
+        """Total downsampling of the input: the stem's stride, its max-pool, each stage's stride."""
+        reduction = self.stem.stride * (2 if self.stem.max_pool else 1)
+        for stage in self.stages:
+            reduction *= stage.stride
+        return reduction
+
+    @property
     def num_features(self) -> int:
         return self.head.conv_channels or self.stages[-1].out_channels
 

@@ -47,8 +47,7 @@ default_cfgs: dict[str, Any] = {}  # read by timm's register_model
 
 def final_side(arch: Arch, size: int) -> int:
     """Side of the last feature map for a `size` input: every layer pads k // 2, so each stride rounds up."""
-    reduction = arch.stem.stride * (2 if arch.stem.max_pool else 1) * math.prod(s.stride for s in arch.stages)
-    return math.ceil(size / reduction)
+    return math.ceil(size / arch.reduction)
 
 
 def _cfg(arch: Arch | None = None, **kwargs: Any) -> dict[str, Any]:
