@@ -12,10 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from .arch import Arch
 from .cost import cost
 from .errors import ShuffleSearchError
 from .records import make_row, read_rows, write_rows
-from .report import load_run
+from .runs import load_run
 from .zoo import ZOO
 
 NEAR_BUDGET = 1.5  # default baselines: zoo models within this factor of the budget, either side
@@ -36,15 +37,18 @@ def default_baselines(budget_mflops: float, input_size: int) -> list[str]:
             if budget_mflops / NEAR_BUDGET <= cost(arch, input_size).mflops <= budget_mflops * NEAR_BUDGET]
 
 
-def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None,
+def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, address: str | None = None,
                   progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Proxy-train `models` (registered names; default: the zoo near the budget) as the run's trials were.
 
-    Returns the new rows; baselines.jsonl is rewritten atomically after each model.
+    They train in parallel through Ray (`address`: a running cluster; default a local Ray), as many at
+    a time as the run's trials were. Returns the new rows; baselines.jsonl is rewritten atomically as
+    each model finishes, and `progress` gets one line per model.
     """
-    from .proxy import measure_latency, proxy_config_from_dict, train_proxy
+    from ._ray import JobProgress, ray_session, run_jobs
+    from .evaluation import train_job
+    from .proxy import proxy_config_from_dict
     from .registry import get_arch
-    from .search import TRIAL_LATENCY
 
     run = load_run(run_dir)
     path, config = run.path, run.config
@@ -61,20 +65,21 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None,
     archs = {name: get_arch(name) for name in names}  # unknown names fail before any training
     data = proxy.data.load()
     rows_path = path / "baselines.jsonl"
-    new = []
-    for name, arch in archs.items():
-        latency = measure_latency(arch, input_size=input_size, **TRIAL_LATENCY).median_ms
-        result = train_proxy(arch, data, train_cfg)
-        last, best = result.final or {}, result.best or {}
-        metrics = {"epoch": result.epochs, "val_acc": last.get("val_acc", 0.0), "val_loss": last.get("val_loss"),
-                   "best_val_acc": best.get("val_acc", 0.0), "latency_ms": latency,
-                   "time_total_s": result.seconds,
-                   "train_seconds": sum(m["epoch_seconds"] for m in result.history)}  # as a trial counts it
-        row = make_row(arch, metrics, result.status, number=None, input_size=input_size,
-                       max_epochs=train_cfg.epochs, seed=seed, model=name)
+    by_hash = {arch.hash: name for name, arch in archs.items()}
+    printer = JobProgress(len(archs), progress)
+    new: list[dict[str, Any]] = []
+
+    def record(job: dict[str, Any], metrics: dict[str, Any]) -> None:
+        name = by_hash[Arch.from_dict(job["arch"]).hash]
+        row = make_row(archs[name], {**metrics, "epoch": metrics["epochs"], "time_total_s": metrics.get("seconds")},
+                       metrics["status"], number=None, input_size=input_size, max_epochs=train_cfg.epochs,
+                       seed=seed, model=name)
         new.append(row)
         write_rows(rows_path, [r for r in read_rows(rows_path) if r.get("model") != name] + [row])
-        if progress:
-            progress(f"{name}: {row['mflops']:.2f} MFLOPs, acc {row['val_acc']:.4f} after {row['epochs']}/"
-                     f"{row['max_epochs']} epochs ({row['status']}), {latency:.2f} ms")
+        printer(name, row, "search_acc")
+
+    jobs = [{"arch": arch.to_dict(), "seed": seed, "latency_size": input_size} for arch in archs.values()]
+    with ray_session(address):
+        run_jobs(train_job, jobs, cpus_per_job=train_cfg.threads, on_result=record,
+                 shared={"data": data, "train_cfg": train_cfg})
     return new

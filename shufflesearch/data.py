@@ -3,21 +3,36 @@
 Specs (`load_data(spec, ...)`, or `dataset:` in a space's `proxy:` section):
 
 - `digits`: scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes, 16 grey levels,
-  no download); train/val is a stratified split drawn from `seed` (`val_fraction` of each class).
+  no download); it has no test split of its own, so one is carved out (below).
 - `mnist:DIR`, `fashion_mnist:DIR`: the original IDX files (`train-images-idx3-ubyte[.gz]`,
-  `train-labels-idx1-ubyte[.gz]`, `t10k-...`) read from DIR; val is the t10k set. Debian's
+  `train-labels-idx1-ubyte[.gz]`, `t10k-...`) read from DIR; t10k is the test split. Debian's
   `dataset-fashion-mnist` puts Fashion-MNIST in /usr/share/datasets/fashion-mnist.
-- `cifar10:DIR`, `cifar100:DIR`: torchvision's CIFAR in DIR (fetched only with `download=True`).
-- `folder:DIR`: an ImageFolder tree, `DIR/train/<class>/*` and `DIR/val/<class>/*`, or `DIR/<class>/*`
-  split like `digits`.
-- `timm:NAME:DIR`: `timm.data.create_dataset(NAME, root=DIR)` splits 'train' and 'validation', e.g.
-  `timm:torch/cifar10:DIR`; every image of a split is read once (meant for small sets).
+- `cifar10:DIR`, `cifar100:DIR`: torchvision's CIFAR in DIR (fetched only with `download=True`);
+  its test set is the test split.
+- `folder:DIR`: an ImageFolder tree, `DIR/train/<class>/*` with `DIR/val/<class>/*` as the test split,
+  or `DIR/<class>/*` (or `train/` alone) with the test split carved out like `digits`.
+- `timm:NAME:DIR`: `timm.data.create_dataset(NAME, root=DIR)` splits 'train' and 'validation' (the
+  test split), e.g. `timm:torch/cifar10:DIR`; every image of a split is read once (meant for small sets).
+
+**Three splits.** Every dataset has a training split and a test split: its own, or, where it has none,
+a stratified `test_fraction` of each class carved from the training images with `split_seed`. A
+search-validation split is carved from the training split the same way (`search_fraction`). The two
+views (`DataConfig.load(split)`):
+
+- `"search"` (what every search trial, baseline and supernet score sees): train on the training split
+  minus the search-validation split, score on the search-validation split. The test split is never
+  read, not even listed: its files may be missing or unreadable.
+- `"test"` (read only by final evaluation): train on the whole training split (search-validation
+  included), score on the test split.
+
+A metric is named by the split it was measured on (`search_acc`, `test_acc`): `ProxyData.eval_split`.
 
 Images are resized once, up front, to `image_size` (bilinear, antialiased), and normalised by the
-training set's per-channel mean and std. `channels=None` (the default) keeps the source's channels:
+training images' per-channel mean and std. `channels=None` (the default) keeps the source's channels:
 grey sets give 1-channel tensors and the model's stem takes `in_chans=1`, which costs a third of a
 3-channel stem; `channels=3` repeats grey, `channels=1` converts colour to luma. `subset_per_class`
-(and `val_per_class`) keep a seeded subset of each class. `augment` is applied per batch by the trainer
+(of the training images), `search_per_class` and `test_per_class` (of the scored split) keep a seeded
+subset of each class. `augment` is applied per batch by the trainer
 (`augment_batch`): random crop after zero padding (the channel mean) of `image_size // 8`, plus a
 horizontal flip only where the data allow it (not for digits or MNIST, where flips change meaning).
 
@@ -28,11 +43,12 @@ errors a user can act on.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -44,16 +60,23 @@ from .errors import ShuffleSearchError
 TIMM_READERS = ("torch", "hfds", "hfids", "tfds", "wds")  # the name prefixes timm.data.create_dataset knows
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder", "timm")
 _NEEDS_DIR = set(DATASETS) - {"digits"}
+SPLITS = ("search", "test")  # the split a ProxyData scores on
+Split = Literal["search", "test"]
 
 
 @dataclass(frozen=True)
 class ProxyData:
-    """A proxy dataset in memory: (N, C, H, W) float32 images, normalised, and int64 labels."""
+    """A dataset in memory: (N, C, H, W) float32 images, normalised, and int64 labels.
+
+    The model trains on `train_x`/`train_y` and is scored on `eval_x`/`eval_y`, which hold the split
+    named by `eval_split`: "search" (search-validation) or "test".
+    """
     spec: str
     train_x: torch.Tensor
     train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
+    eval_x: torch.Tensor
+    eval_y: torch.Tensor
+    eval_split: Split
     num_classes: int
     label_names: tuple[str, ...]
     mean: tuple[float, ...]
@@ -69,6 +92,11 @@ class ProxyData:
     def image_size(self) -> int:
         return self.train_x.shape[-1]
 
+    @property
+    def acc_key(self) -> str:
+        """The name of an accuracy on this data's scored split: `search_acc` or `test_acc`."""
+        return f"{self.eval_split}_acc"
+
     def info(self) -> dict[str, Any]:
         """What a model trained on this data needs to know of it (recorded in runs and model configs)."""
         return {"spec": self.spec, "num_classes": self.num_classes, "in_chans": self.in_chans,
@@ -77,7 +105,7 @@ class ProxyData:
 
     def summary(self) -> str:
         aug = ("crop+flip" if self.hflip else "crop") if self.augment else "none"
-        return (f"{self.spec}: {len(self.train_y)} train / {len(self.val_y)} val images, "
+        return (f"{self.spec}: {len(self.train_y)} train / {len(self.eval_y)} {self.eval_split} images, "
                 f"{self.num_classes} classes, {self.in_chans}x{self.image_size}x{self.image_size}, "
                 f"augment {aug}")
 
@@ -89,8 +117,10 @@ class DataConfig:
     image_size: int = 32
     channels: int | None = None
     subset_per_class: int | None = None
-    val_per_class: int | None = None
-    val_fraction: float = 0.2
+    search_per_class: int | None = None
+    search_fraction: float = 0.2
+    test_per_class: int | None = None
+    test_fraction: float = 0.2
     augment: bool = False
     split_seed: int = 0
     download: bool = False
@@ -102,15 +132,19 @@ class DataConfig:
             fail("proxy", "image_size", self.image_size, "must be >= 8")
         if self.channels not in (None, 1, 3):
             fail("proxy", "channels", self.channels, "must be 1, 3 or null (keep the source's)")
-        for name in ("subset_per_class", "val_per_class"):
+        for name in ("subset_per_class", "search_per_class", "test_per_class"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 fail("proxy", name, value, "must be >= 1 or null (all)")
-        if not 0.0 < self.val_fraction < 1.0:
-            fail("proxy", "val_fraction", self.val_fraction, "must be between 0 and 1")
+        for name in ("search_fraction", "test_fraction"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                fail("proxy", name, getattr(self, name), "must be between 0 and 1")
 
-    def load(self) -> ProxyData:
-        return _load(self)
+    def load(self, split: Split = "search") -> ProxyData:
+        """The data in memory, scored on `split`: "search" (never reads the test split) or "test"."""
+        if split not in SPLITS:
+            raise ValueError(f"split = {split!r}: must be one of {SPLITS}")
+        return _load(self, split)
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -133,13 +167,13 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return name, arg
 
 
-def load_data(spec: str, image_size: int = 32, channels: int | None = None,
-              subset_per_class: int | None = None, val_per_class: int | None = None,
-              val_fraction: float = 0.2, augment: bool = False, seed: int = 0,
-              download: bool = False) -> ProxyData:
-    """Load `spec` into memory, resized and normalised; raises ShuffleSearchError before any training."""
-    return _load(DataConfig(spec, image_size, channels, subset_per_class, val_per_class, val_fraction,
-                            augment, seed, download))
+def load_data(spec: str, split: Split = "search", *, image_size: int = 32, seed: int = 0,
+              **options: Any) -> ProxyData:
+    """Load `spec` into memory, resized and normalised, scored on `split` ("search" or "test").
+
+    `options` are the other `DataConfig` fields; raises ShuffleSearchError before any training.
+    """
+    return DataConfig(spec, image_size=image_size, split_seed=seed, **options).load(split)
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, hflip: bool) -> torch.Tensor:
@@ -165,7 +199,7 @@ class _Split:
 @dataclass(frozen=True)
 class _Source:
     train: _Split
-    val: _Split | None  # None: split from train
+    test: Callable[[], _Split] | None  # read only when the test split is asked for; None: carve from train
     label_names: tuple[str, ...]
     hflip: bool
 
@@ -223,7 +257,7 @@ def _mnist(spec: str, arg: str, cfg: DataConfig) -> _Source:
     root = _existing_dir(arg, spec)
     fashion = spec.startswith("fashion")
     classes = (tvd.FashionMNIST if fashion else tvd.MNIST).classes
-    return _Source(_idx_split(root, "train", spec), _idx_split(root, "t10k", spec), tuple(classes), fashion)
+    return _Source(_idx_split(root, "train", spec), lambda: _idx_split(root, "t10k", spec), tuple(classes), fashion)
 
 
 def _cifar(spec: str, arg: str, cfg: DataConfig) -> _Source:
@@ -231,15 +265,16 @@ def _cifar(spec: str, arg: str, cfg: DataConfig) -> _Source:
 
     root = _existing_dir(arg, spec) if not cfg.download else Path(arg)
     cls = tvd.CIFAR100 if spec.startswith("cifar100") else tvd.CIFAR10
-    try:
-        train, val = (cls(str(root), train=t, download=cfg.download) for t in (True, False))
-    except (RuntimeError, OSError) as e:
-        hint = "" if cfg.download else " (set download to fetch it)"
-        raise ShuffleSearchError(f"dataset {spec!r}: {' '.join(str(e).split())}{hint}") from None
 
-    def split(ds) -> _Split:
-        return _in_memory(torch.from_numpy(ds.data).permute(0, 3, 1, 2), np.asarray(ds.targets))
-    return _Source(split(train), split(val), tuple(train.classes), True)
+    def split(train: bool):
+        try:
+            ds = cls(str(root), train=train, download=cfg.download)
+        except (RuntimeError, OSError) as e:
+            hint = "" if cfg.download else " (set download to fetch it)"
+            raise ShuffleSearchError(f"dataset {spec!r}: {' '.join(str(e).split())}{hint}") from None
+        return _in_memory(torch.from_numpy(ds.data).permute(0, 3, 1, 2), np.asarray(ds.targets)), ds.classes
+    train, classes = split(True)
+    return _Source(train, lambda: split(False)[0], tuple(classes), True)
 
 
 def _pil_loader(samples: Callable[[int], tuple], size: int, spec: str) -> Callable[[np.ndarray], torch.Tensor]:
@@ -278,10 +313,13 @@ def _folder(spec: str, arg: str, cfg: DataConfig) -> _Source:
     train, classes = _image_folder(root / "train", spec, cfg.image_size)
     if not (root / "val").is_dir():
         return _Source(train, None, tuple(classes), True)
-    val, val_classes = _image_folder(root / "val", spec, cfg.image_size)
-    if val_classes != classes:
-        raise ShuffleSearchError(f"dataset {spec!r}: val/ classes {val_classes} differ from train/ {classes}")
-    return _Source(train, val, tuple(classes), True)
+
+    def test() -> _Split:
+        split, test_classes = _image_folder(root / "val", spec, cfg.image_size)
+        if test_classes != classes:
+            raise ShuffleSearchError(f"dataset {spec!r}: val/ classes {test_classes} differ from train/ {classes}")
+        return split
+    return _Source(train, test, tuple(classes), True)
 
 
 def _timm(spec: str, arg: str, cfg: DataConfig) -> _Source:
@@ -302,7 +340,7 @@ def _timm(spec: str, arg: str, cfg: DataConfig) -> _Source:
         return _Split(labels, _pil_loader(lambda i: items[i], cfg.image_size, spec))
     train = split("train")
     classes = tuple(str(c) for c in range(int(train.labels.max()) + 1))
-    return _Source(train, split("validation"), classes, True)
+    return _Source(train, lambda: split("validation"), classes, True)
 
 
 def _existing_dir(arg: str, spec: str) -> Path:
@@ -336,32 +374,45 @@ def _to_float(x: torch.Tensor, channels: int | None, size: int) -> torch.Tensor:
     return x.contiguous()
 
 
-def _load(cfg: DataConfig) -> ProxyData:
+def _carve(labels: np.ndarray, idx: np.ndarray, cfg: DataConfig, what: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Split `idx` into (rest, carved): a stratified, seeded `<what>_fraction` of each class, both sorted."""
     from sklearn.model_selection import train_test_split
 
+    fraction, classes = getattr(cfg, f"{what}_fraction"), len(np.unique(labels[idx]))
+    carved = math.ceil(fraction * len(idx))
+    if min(carved, len(idx) - carved) < classes:
+        raise ShuffleSearchError(f"dataset {cfg.dataset!r}: proxy.{what}_fraction = {fraction}: {len(idx)} images "
+                                 f"give fewer than one per class ({classes} classes) on one side of the {what} split")
+    rest, carved_idx = train_test_split(idx, test_size=carved, stratify=labels[idx], random_state=cfg.split_seed)
+    return np.sort(rest), np.sort(carved_idx)
+
+
+def _load(cfg: DataConfig, split: Split) -> ProxyData:
     name, arg = parse_spec(cfg.dataset)
     src = _SOURCES[name](cfg.dataset, arg, cfg)
+    labels = src.train.labels
+    pool = np.arange(len(labels))  # the training split: the source's, less a carved test split
+    if src.test is None:
+        pool, carved_test = _carve(labels, pool, cfg, "test")
     rng = np.random.default_rng(cfg.split_seed)
-    train_idx = np.arange(len(src.train.labels))
-    if src.val is None:
-        if len(train_idx) < 2 * len(np.unique(src.train.labels)):
-            raise ShuffleSearchError(f"dataset {cfg.dataset!r}: too few images ({len(train_idx)}) to split")
-        train_idx, val_idx = train_test_split(train_idx, test_size=cfg.val_fraction,
-                                              stratify=src.train.labels, random_state=cfg.split_seed)
-        val = src.train
+    if split == "search":
+        train_idx, eval_idx = _carve(labels, pool, cfg, "search")
+        scored, eval_idx = src.train, _per_class(labels, eval_idx, cfg.search_per_class, rng)
     else:
-        val, val_idx = src.val, np.arange(len(src.val.labels))
-    train_idx = _per_class(src.train.labels, np.sort(train_idx), cfg.subset_per_class, rng)
-    val_idx = _per_class(val.labels, np.sort(val_idx), cfg.val_per_class, rng)
+        train_idx = pool
+        scored = src.train if src.test is None else src.test()
+        eval_idx = carved_test if src.test is None else np.arange(len(scored.labels))
+        eval_idx = _per_class(scored.labels, eval_idx, cfg.test_per_class, rng)
+    train_idx = _per_class(labels, train_idx, cfg.subset_per_class, rng)
     train_x = _to_float(src.train.images(train_idx), cfg.channels, cfg.image_size)
-    val_x = _to_float(val.images(val_idx), cfg.channels, cfg.image_size)
+    eval_x = _to_float(scored.images(eval_idx), cfg.channels, cfg.image_size)
     mean = train_x.mean(dim=(0, 2, 3))
     std = train_x.std(dim=(0, 2, 3)).clamp_min(1e-6)
 
     def norm(x: torch.Tensor) -> torch.Tensor:
         return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     return ProxyData(
-        spec=cfg.dataset, train_x=norm(train_x), train_y=torch.from_numpy(src.train.labels[train_idx]),
-        val_x=norm(val_x), val_y=torch.from_numpy(val.labels[val_idx]), num_classes=len(src.label_names),
-        label_names=src.label_names, mean=tuple(mean.tolist()), std=tuple(std.tolist()),
-        augment=cfg.augment, hflip=cfg.augment and src.hflip)
+        spec=cfg.dataset, train_x=norm(train_x), train_y=torch.from_numpy(labels[train_idx]),
+        eval_x=norm(eval_x), eval_y=torch.from_numpy(scored.labels[eval_idx]), eval_split=split,
+        num_classes=len(src.label_names), label_names=src.label_names, mean=tuple(mean.tolist()),
+        std=tuple(std.tolist()), augment=cfg.augment, hflip=cfg.augment and src.hflip)

@@ -55,16 +55,17 @@ def train_final(model: str, *, epochs: int, data: str | None = None, image_size:
     data_cfg = replace(protocol.data, **_given(dataset=data, image_size=image_size))
     train_cfg = replace(protocol.train, **_given(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                                                  threads=threads))
-    loaded = data_cfg.load()
+    loaded = data_cfg.load("test")
     result = train_proxy(arch, loaded, train_cfg, report)
     if result.status != "complete":
         raise ShuffleSearchError(f"{model}: training {result.status} after {result.epochs} of {epochs} epochs "
                                  f"(lr {train_cfg.lr}); try a lower --lr")
-    final, best = result.final, result.best
     source["final"] = {
-        "from": model, "dataset": loaded.spec, "epochs": result.epochs, "val_acc": final["val_acc"],
-        "val_loss": final["val_loss"], "best_val_acc": best["val_acc"], "best_epoch": best["epoch"],
-        "train": vars(train_cfg), "data": vars(data_cfg), "train_seconds": result.train_seconds,
+        "from": model, "dataset": loaded.spec, "epochs": result.epochs, "train_images": len(loaded.train_y),
+        "test_images": len(loaded.eval_y), "test_acc_mean": result.final["test_acc"], "test_acc_sd": None,
+        "seeds": 1, "test_accs": [result.final["test_acc"]], "seed": train_cfg.seed,
+        "test_loss": result.final["test_loss"], "train": vars(train_cfg), "data": vars(data_cfg),
+        "train_seconds": result.train_seconds,
     }
     weights = safetensors.torch.save({k: v.contiguous() for k, v in result.state_dict.items()})
     return write_model_dir(dest, arch, weights, loaded.info(), source, onnx=onnx)

@@ -1,7 +1,8 @@
 """The proxy trainer a search trial runs, and measured inference latency.
 
 `train_proxy` trains an `Arch` from scratch on an in-memory `ProxyData` with timm's optimizer and
-scheduler factories, evaluates after every epoch and hands the metrics to `report(epoch, metrics)`;
+scheduler factories, scores it on the data's scored split after every epoch (metrics named by that
+split: `search_acc`/`search_loss`, or `test_acc`/`test_loss`) and hands them to `report(epoch, metrics)`;
 a truthy return stops the run (status 'stopped'), which is how a search prunes trials. A non-finite
 loss ends the run with status 'diverged'. The same seed and config give identical metrics on the same
 machine: the model's init, the batch order and the augmentation all draw from the seed.
@@ -106,8 +107,10 @@ def proxy_config_from_dict(data: Any, source: str) -> ProxyConfig:
 class ProxyResult:
     """What a proxy training gave: `history` holds one metrics dict per finished epoch.
 
-    Metrics: epoch, val_acc (top-1, 0..1), val_loss, train_loss, lr, epoch_seconds (train + eval),
-    images_per_s (training). `state_dict` holds the trained weights (CPU tensors) for export.
+    Metrics: epoch, `<split>_acc` (top-1, 0..1) and `<split>_loss` on the scored split (`eval_split`),
+    train_loss, lr, train_seconds (the epoch's optimisation steps only), eval_seconds (BN
+    re-estimation and scoring), images_per_s (training). `train_seconds` and `eval_seconds` are the
+    sums over the epochs. `state_dict` holds the trained weights (CPU tensors) for export.
     """
     status: Literal["complete", "diverged", "stopped"]
     epochs: int
@@ -115,6 +118,12 @@ class ProxyResult:
     state_dict: dict[str, torch.Tensor]
     seconds: float
     train_seconds: float
+    eval_seconds: float
+    eval_split: str = "search"
+
+    @property
+    def acc_key(self) -> str:
+        return f"{self.eval_split}_acc"
 
     @property
     def final(self) -> dict[str, float] | None:
@@ -122,7 +131,14 @@ class ProxyResult:
 
     @property
     def best(self) -> dict[str, float] | None:
-        return max(self.history, key=lambda m: m["val_acc"]) if self.history else None
+        return max(self.history, key=lambda m: m[self.acc_key]) if self.history else None
+
+
+def epoch_line(metrics: Mapping[str, float]) -> str:
+    """One line for an epoch's metrics, each accuracy and loss named by its split."""
+    scored = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith(("_acc", "_loss")))
+    return (f"epoch {int(metrics['epoch']):3d}  {scored}  train {metrics['train_seconds']:.1f}s + eval "
+            f"{metrics['eval_seconds']:.1f}s  {metrics['images_per_s']:.0f} img/s")
 
 
 class _Threads:
@@ -170,7 +186,7 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
         gen = torch.Generator().manual_seed(cfg.seed)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         model = build(arch, num_classes=data.num_classes, in_chans=data.in_chans).to(memory_format=fmt)
-        val_x = data.val_x.contiguous(memory_format=fmt)
+        eval_x = data.eval_x.contiguous(memory_format=fmt)
         optimizer = create_optimizer_v2(model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                         momentum=0.9)
         scheduler, _ = create_scheduler_v2(
@@ -179,7 +195,7 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
             warmup_lr=cfg.lr / 100, step_on_epochs=False, updates_per_epoch=steps)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         history: list[dict[str, float]] = []
-        status, train_seconds, start = "complete", 0.0, perf_counter()
+        status, train_seconds, eval_seconds, start = "complete", 0.0, 0.0, perf_counter()
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             t0, total, diverged = perf_counter(), 0.0, False
@@ -203,23 +219,31 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
                 recal = order[:cfg.bn_recalibration]
                 update_bn((data.train_x[recal[i:i + batch]].contiguous(memory_format=fmt)
                            for i in range(0, len(recal), batch)), model)
-            val_loss, val_acc = (math.nan, 0.0) if diverged else _evaluate(model, val_x, data.val_y)
-            if not math.isfinite(val_loss):  # also weights that overflowed in the last step
+            loss, acc = (math.nan, 0.0) if diverged else _evaluate(model, eval_x, data.eval_y)
+            if not math.isfinite(loss):  # also weights that overflowed in the last step
                 status = "diverged"
                 break
+            scoring = perf_counter() - t0 - seconds
             train_seconds += seconds
-            metrics = {"epoch": epoch, "val_acc": val_acc, "val_loss": val_loss, "train_loss": total / steps,
-                       "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": perf_counter() - t0,
-                       "images_per_s": steps * batch / seconds}
+            eval_seconds += scoring
+            metrics = {"epoch": epoch, data.acc_key: acc, f"{data.eval_split}_loss": loss,
+                       "train_loss": total / steps, "lr": optimizer.param_groups[0]["lr"],
+                       "train_seconds": seconds, "eval_seconds": scoring, "images_per_s": steps * batch / seconds}
             history.append(metrics)
             if report is not None and report(epoch, metrics):
                 status = "stopped"
                 break
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return ProxyResult(status, len(history), history, state, perf_counter() - start, train_seconds)
+    return ProxyResult(status, len(history), history, state, perf_counter() - start, train_seconds, eval_seconds,
+                       data.eval_split)
 
 
 # --- latency -----------------------------------------------------------------------------------
+# How every trial (and baseline) measures latency: batch 1, one thread, so runs compare; 10 timed runs
+# keep it near a tenth of a demo trial's time (30 runs took a quarter of the trial's training time)
+TRIAL_LATENCY = {"threads": 1, "warmup": 2, "runs": 10}
+
+
 @dataclass(frozen=True)
 class Latency:
     """Inference time of one batch: median and 90th percentile over the timed runs."""

@@ -12,7 +12,7 @@ import datetime as dt
 import io
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from ._io import write_text_atomic
 from .arch import Arch
@@ -21,14 +21,24 @@ from .errors import ShuffleSearchError
 
 FIELDS = (
     "number", "model", "arch_hash", "summary", "mflops", "params", "latency_ms", "epochs", "max_epochs",
-    "val_acc", "best_val_acc", "val_loss", "status", "error", "seconds", "train_seconds", "seed",
+    "search_acc", "best_search_acc", "search_loss", "status", "error", "seconds", "train_seconds", "eval_seconds", "seed",
     "finished", "arch",
 )
 STATUSES = ("complete", "early_stopped", "failed", "diverged")
+# runs recorded before the three splits scored trials on the dataset's own validation (often test) split
+LEGACY_FIELDS = {"val_acc": "search_acc", "best_val_acc": "best_search_acc", "val_loss": "search_loss"}
+
+
+def upgrade_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of an old run under today's field names, marked `legacy_split: true` (its "val" split
+    may be the dataset's test split); today's rows are returned as they are."""
+    if not any(old in row for old in LEGACY_FIELDS):
+        return row
+    return {**{LEGACY_FIELDS.get(k, k): v for k, v in row.items()}, "legacy_split": True}
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a .jsonl record file; a missing file has none."""
+    """Rows of a .jsonl record file (old runs' rows upgraded, see `upgrade_row`); a missing file has none."""
     path = Path(path)
     if not path.exists():
         return []
@@ -36,19 +46,19 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                rows.append(upgrade_row(json.loads(line)))
             except json.JSONDecodeError as e:
                 raise ShuffleSearchError(f"{path}: line {i} is not valid JSON ({e.msg})") from None
     return rows
 
 
-def write_rows(jsonl_path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Rewrite `jsonl_path` and its .csv sibling atomically with `rows`."""
+def write_rows(jsonl_path: str | Path, rows: Iterable[dict[str, Any]], fields: Sequence[str] = FIELDS) -> None:
+    """Rewrite `jsonl_path` and its .csv sibling (columns `fields`) atomically with `rows`."""
     rows = list(rows)
     jsonl_path = Path(jsonl_path)
     write_text_atomic(jsonl_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow({**r, "arch": json.dumps(r.get("arch"), sort_keys=True)})
@@ -75,9 +85,10 @@ def make_row(arch: Arch, metrics: dict[str, Any], status: str, *, number: int | 
         "number": number, "model": model, "arch_hash": arch.hash, "arch": arch.to_dict(),
         "summary": arch.summary(), "mflops": c.mflops, "params": c.params,
         "latency_ms": metrics.get("latency_ms"), "epochs": int(metrics.get("epoch", 0)),
-        "max_epochs": max_epochs, "val_acc": float(metrics.get("val_acc", 0.0)),
-        "best_val_acc": float(metrics.get("best_val_acc", metrics.get("val_acc", 0.0))),
-        "val_loss": metrics.get("val_loss"), "status": status, "error": error,
+        "max_epochs": max_epochs, "search_acc": float(metrics.get("search_acc", 0.0)),
+        "best_search_acc": float(metrics.get("best_search_acc", metrics.get("search_acc", 0.0))),
+        "search_loss": metrics.get("search_loss"), "status": status, "error": error,
         "seconds": metrics.get("time_total_s"), "train_seconds": metrics.get("train_seconds"),
+        "eval_seconds": metrics.get("eval_seconds"),
         "seed": seed, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -10,7 +10,7 @@ from shufflesearch.proxy import proxy_config_from_dict
 from shufflesearch.zoo import ZOO
 
 SMALL = ZOO["shufflenet_v1_g3_x0_25"]
-TIMING = {"epoch_seconds", "images_per_s"}
+TIMING = {"train_seconds", "eval_seconds", "images_per_s"}
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +20,16 @@ def digits():
 
 @pytest.fixture(scope="module")
 def tiny():
-    return load_data("digits", image_size=16, subset_per_class=20, val_per_class=10, augment=True)
+    return load_data("digits", image_size=16, subset_per_class=20, search_per_class=10, augment=True)
 
 
 def test_short_proxy_run_on_digits_learns(digits):
     seen = []
     result = train_proxy(SMALL, digits, TrainConfig(epochs=6, lr=0.05), lambda e, m: seen.append((e, m)))
     assert result.status == "complete" and result.epochs == 6 and [e for e, _ in seen] == list(range(1, 7))
-    assert set(result.final) == {"epoch", "val_acc", "val_loss", "train_loss", "lr"} | TIMING
+    assert set(result.final) == {"epoch", "search_acc", "search_loss", "train_loss", "lr"} | TIMING
     # measured 0.93-0.95 after 6 epochs; chance is 0.10
-    assert result.final["val_acc"] > 0.6 and result.best["val_acc"] >= result.final["val_acc"]
+    assert result.final["search_acc"] > 0.6 and result.best["search_acc"] >= result.final["search_acc"]
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.final["lr"] < 0.05 * 1 / 6 + 1e-9  # linear decay to 0
     model = build(SMALL, num_classes=10, in_chans=1)
@@ -38,9 +38,9 @@ def test_short_proxy_run_on_digits_learns(digits):
 
 
 def test_bn_recalibration_makes_early_epochs_meaningful(digits):
-    with_recal = train_proxy(SMALL, digits, TrainConfig(epochs=2, warmup_epochs=1)).final["val_acc"]
+    with_recal = train_proxy(SMALL, digits, TrainConfig(epochs=2, warmup_epochs=1)).final["search_acc"]
     without = train_proxy(SMALL, digits, TrainConfig(epochs=2, warmup_epochs=1, bn_recalibration=0))
-    assert with_recal > without.final["val_acc"] + 0.2  # measured 0.80 vs 0.27: running stats lag
+    assert with_recal > without.final["search_acc"] + 0.2  # measured 0.80 vs 0.27: running stats lag
 
 
 def test_same_seed_gives_identical_metrics_and_weights(tiny):
@@ -61,7 +61,7 @@ def test_one_epoch_runs_with_the_default_warmup(tiny):
 def test_absurd_lr_diverges_without_raising(tiny):
     result = train_proxy(SMALL, tiny, TrainConfig(epochs=3, batch_size=16, lr=1e6))
     assert result.status == "diverged" and result.epochs < 3
-    assert all(math.isfinite(m["val_loss"]) for m in result.history)
+    assert all(math.isfinite(m["search_loss"]) for m in result.history)
 
 
 def test_report_returning_true_stops_and_threads_are_restored(tiny):

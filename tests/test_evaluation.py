@@ -1,0 +1,88 @@
+"""Final evaluation (`shufflesearch final`): a real search on digits, then its top architectures and zoo
+models retrained with several seeds and scored on the test split, resumably, through Ray."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+from helpers import evaluate, run_cli, tiny_space
+
+import shufflesearch
+from shufflesearch import ShuffleSearchError
+from shufflesearch.evaluation import Candidate, final_evaluation, select_candidates, zoo_within_budget
+from shufflesearch.records import read_rows
+
+pytestmark = pytest.mark.slow
+ZOO = ["shufflenet_v1_g3_x0_25"]
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, ray_local):
+    tmp = tmp_path_factory.mktemp("final")
+    return shufflesearch.search(tiny_space(tmp, epochs=1), name="fin", trials=3, scheduler="none",
+                                runs_dir=tmp / "runs", progress=None)
+
+
+@pytest.fixture(scope="module")
+def evaluated(searched):
+    lines: list[str] = []
+    result = final_evaluation(searched.run_dir, top=2, seeds=2, epochs=1, zoo=ZOO, progress=lines.append)
+    return result, lines
+
+
+def test_final_retrains_top_and_zoo_with_each_seed_on_the_test_split(searched, evaluated):
+    result, lines = evaluated
+    assert len(result.rows) == 3 * 2 and {r["seed"] for r in result.rows} == {0, 1}
+    assert all(r["status"] == "complete" and 0 <= r["test_acc"] <= 1 for r in result.rows)
+    assert {r["kind"] for r in result.rows} == {"found", "zoo"}
+    found = [s for s in result.summary if s["kind"] == "found"]
+    assert len(found) == 2 and all(s["seeds"] == 2 and s["test_acc_sd"] is not None for s in found)
+    assert {s["number"] for s in found} <= {r["number"] for r in searched.rows}
+    # the test split is the digits split the search never saw: 360 images
+    config = json.loads((result.final_dir / "config.json").read_text())
+    assert config["data"]["subset_per_class"] is None and "search_acc" not in result.rows[0]["status"]
+    assert sum(1 for line in lines if line.startswith("[")) == 6 and "test acc" in lines[-1]
+    assert read_rows(result.final_dir / "results.jsonl") == result.rows
+
+
+def test_retrained_weights_are_timm_models_whose_test_accuracy_is_recorded(searched, evaluated):
+    result, _ = evaluated
+    names = sorted(p.name for p in result.models)
+    assert names == sorted([f"ss_fin_t{s['number']}_final" for s in result.summary if s["kind"] == "found"]
+                           + ["ss_fin_shufflenet_v1_g3_x0_25_final"])
+    zoo = next(s for s in result.summary if s["kind"] == "zoo")
+    model = timm.create_model("ss_fin_shufflenet_v1_g3_x0_25_final", pretrained=True)
+    assert evaluate(model, searched.run_dir, "test") == zoo["test_accs"][0]
+    card = (searched.run_dir / "models" / "ss_fin_shufflenet_v1_g3_x0_25_final" / "README.md").read_text()
+    assert "test accuracy" in card and f"{100 * zoo['test_acc_mean']:.2f}%" in card
+
+
+def test_a_second_call_resumes_and_a_changed_protocol_is_refused(searched, evaluated):
+    result, _ = evaluated
+    again = final_evaluation(searched.run_dir, top=2, seeds=2, epochs=1, zoo=ZOO, progress=None, export=False)
+    assert again.rows == result.rows  # nothing trained again
+    with pytest.raises(ShuffleSearchError, match="another protocol"):
+        final_evaluation(searched.run_dir, top=2, seeds=2, epochs=2, zoo=ZOO, progress=None)
+
+
+def test_final_cli_reports_and_fails_with_one_line(searched, evaluated):
+    out = run_cli("final", str(searched.run_dir), "--top", "2", "--seeds", "2", "--epochs", "1",
+                  "--zoo", ",".join(ZOO))
+    assert out.returncode == 0, out.stderr
+    assert "0 retraining(s) to run" in out.stdout and "test accuracy, mean ± sd" in out.stdout
+    bad = run_cli("final", str(searched.run_dir), "--zoo", "shufflenet_v9")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "shufflenet_v9" in bad.stderr
+
+
+def test_selection_spreads_along_the_front_and_zoo_respects_the_budget():
+    def row(n, acc, mflops):
+        return {"number": n, "search_acc": acc, "mflops": mflops, "status": "complete", "epochs": 1,
+                "max_epochs": 1, "arch_hash": f"h{n}", "arch": shufflesearch.get_arch(ZOO[0]).to_dict()}
+    rows = [row(0, 0.5, 5), row(1, 0.6, 10), row(2, 0.7, 20), row(3, 0.8, 30), row(4, 0.55, 25)]
+    spread = select_candidates(rows, ["acc", "mflops"], 3)
+    assert [c.number for c in spread] == [0, 2, 3] and all(isinstance(c, Candidate) for c in spread)
+    assert [c.number for c in select_candidates(rows, ["acc"], 2)] == [2, 3]
+    within = zoo_within_budget({"mflops": 15, "input_size": 224})
+    assert within and all(shufflesearch.cost(shufflesearch.get_arch(n)).mflops <= 15 for n in within)
