@@ -14,6 +14,7 @@ from typing import Callable
 
 import optuna
 
+from shufflesearch._space_sampling import structure_arch, suggest_structure
 from shufflesearch.space import SearchSpace
 
 ROOT = Path(__file__).parents[1]
@@ -36,9 +37,9 @@ def ours(space: SearchSpace, trial: optuna.Trial) -> bool:
 
 def rejection(space: SearchSpace, trial: optuna.Trial) -> bool:
     """The same structure suggestions, a uniformly drawn width multiplier; over budget is thrown away."""
-    assign = space._suggest_structure(trial)
+    assign = suggest_structure(space, trial)
     mult = trial.suggest_float("width_multiplier", *space.width_multiplier)
-    return space.budget.fits(space.cost(space._arch(assign, mult)))
+    return space.budget.fits(space.cost(structure_arch(space, assign, mult)))
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar, Union
 
-from .errors import ShuffleSearchError
+from .errors import ShuffleSearchError, errors_from, reject_unknown_keys
 
 T = TypeVar("T")
 
@@ -72,14 +72,9 @@ def field_names(cls: type) -> list[str]:
 
 def from_mapping(cls: type[T], data: Any, source: str, section: str) -> T:
     """`cls(**data)` with unknown keys, wrong types and bad values reported as one line naming `source`."""
-    if not isinstance(data, Mapping):
-        raise ShuffleSearchError(f"{source}: {section} = {data!r}: must be a mapping")
-    known = field_names(cls)
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ShuffleSearchError(f"{source}: {section}.{unknown[0]}: unknown key (expected one of {known})")
-    hints = typing.get_type_hints(cls)
-    try:
+    with errors_from(source):
+        if not isinstance(data, Mapping):
+            raise ShuffleSearchError(f"{section} = {data!r}: must be a mapping")
+        reject_unknown_keys(data, field_names(cls), section)
+        hints = typing.get_type_hints(cls)
         return cls(**{k: _coerce(v, hints[k]) for k, v in data.items()})
-    except ShuffleSearchError as e:
-        raise ShuffleSearchError(f"{source}: {e}") from None

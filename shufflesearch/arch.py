@@ -3,8 +3,11 @@
 An `Arch` is a stem, an ordered tuple of stages and a head. Every other part of shufflesearch takes or
 gives an `Arch`: the cost model, the model builder, the search-space sampler, the registry.
 
-The channel rules live here, once, in `Arch.units()`, which expands the stages into the concrete
-per-unit channel counts that both `cost.py` and `model.py` consume:
+The genome's rules live here, once: which values each field takes (`invalid_value`), which fields
+only v1 units use (`V1_ONLY`), which shuffle placements each unit has (`SHUFFLES`), and the channel
+rules, checked by `Arch.units()` (which expands the stages into the concrete per-unit channel counts
+that both `cost.py` and `model.py` consume) and applied by `round_channels` (which the search space
+uses to turn wanted widths into valid ones):
 
 * ShuffleNet v1 unit (Zhang et al., arXiv 1707.01083): bottleneck width is
   ``round_to_multiple(out_channels * bottleneck_ratio, groups)`` (the paper's 1/4, rounded to the
@@ -12,6 +15,8 @@ per-unit channel counts that both `cost.py` and `model.py` consume:
   outputs ``out - in`` channels, concatenated with the 3x3 avg-pooled input.
 * ShuffleNet V2 unit (Ma et al., arXiv 1807.11164), as torchvision builds it: each branch carries
   ``out_channels / 2`` channels, so ``out_channels`` must be even.
+* A stride-1 unit keeps its input width; a stride-2 v1 unit needs ``out > in`` and its input a
+  multiple of its groups (the ``out - in`` branch is grouped).
 
 No torch here: the search calls this on every sample.
 """
@@ -21,20 +26,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
 from ._io import parse_yaml, read_text, write_text_atomic
-from .errors import ShuffleSearchError
+from .errors import ShuffleSearchError, errors_from, reject_unknown_keys
 
 UnitType = Literal["v1", "v2"]
+UNITS = ("v1", "v2")
 V1_SHUFFLES = ("after_gconv1", "before_gconv1", "after_dwconv", "none")
 V2_SHUFFLES = ("after_concat", "none")
+SHUFFLES = {"v1": V1_SHUFFLES, "v2": V2_SHUFFLES}
 KERNEL_SIZES = (3, 5, 7)
 DEFAULT_SHUFFLE = {"v1": "after_gconv1", "v2": "after_concat"}
+V1_ONLY = ("groups", "bottleneck_ratio", "grouped_first_conv")  # Stage fields a v2 unit leaves at their defaults
 
 
 def round_to_multiple(value: float, divisor: int) -> int:
@@ -42,18 +51,80 @@ def round_to_multiple(value: float, divisor: int) -> int:
     return max(divisor, int(value / divisor + 0.5) * divisor)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def invalid_value(name: str, value: Any) -> str | None:
+    """Why `value` cannot be the stem, stage or head field `name`, or None. A shuffle placement is
+    checked against every unit's here; `Stage.validate` checks it against its own unit's."""
+    if name in ("channels", "out_channels", "repeats", "groups"):
+        return None if _is_int(value) and value >= 1 else "must be an integer >= 1"
+    if name == "conv_channels":
+        return None if value is None or (_is_int(value) and value >= 1) else "must be an integer >= 1 or null"
+    if name == "unit":
+        return None if value in UNITS else "must be 'v1' or 'v2'"
+    if name == "stride":
+        return None if _is_int(value) and value in (1, 2) else "must be 1 or 2"
+    if name == "kernel_size":
+        return None if _is_int(value) and value in KERNEL_SIZES else f"must be one of {list(KERNEL_SIZES)}"
+    if name == "bottleneck_ratio":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
+        return None if ok else "must be a number in (0, 1]"
+    if name in ("grouped_first_conv", "max_pool"):
+        return None if isinstance(value, bool) else "must be true or false"
+    if name == "shuffle":
+        every = list(dict.fromkeys(V1_SHUFFLES + V2_SHUFFLES))
+        return None if value in every else f"must be one of {every}"
+    raise AssertionError(name)
+
+
+def _check_fields(obj: Any, where: str) -> None:
+    for f in dataclasses.fields(obj):
+        why = invalid_value(f.name, getattr(obj, f.name))
+        if why:
+            _fail(where, f.name, getattr(obj, f.name), why)
+
+
+def out_divisor(unit: str, groups: int) -> int:
+    """What a stage's output channels must be a multiple of: its groups (v1), 2 (v2 splits them in halves)."""
+    return groups if unit == "v1" else 2
+
+
+def stride2_in_divisor(unit: str, groups: int) -> int:
+    """What a stride-2 unit needs its input channels to be a multiple of: its groups for v1 (the
+    `out - in` branch is grouped), nothing for v2."""
+    return groups if unit == "v1" else 1
+
+
+def round_channels(stem: int, stages: Sequence[tuple[str, int, int]],
+                   widths: Sequence[float | None]) -> tuple[int, list[int]]:
+    """Valid channel counts near wanted ones: the stem's and each stage's `out_channels`.
+
+    `stages` are (unit, stride, groups). A stride-2 stage's `widths[i]` is rounded to a multiple of
+    the lcm of its own divisor and what the next stage needs of its input, and a v1 stage is made
+    one step wider than its input if it is not; a stride-1 stage keeps its input width (its width
+    is ignored); the stem is rounded down to what stage 1 needs of its input (at least that).
+    """
+    need_out, after = [1] * len(stages), 1
+    for i in reversed(range(len(stages))):
+        unit, stride, groups = stages[i]
+        need_out[i] = math.lcm(out_divisor(unit, groups), after)
+        after = need_out[i] if stride == 1 else stride2_in_divisor(unit, groups)
+    in_channels = stem = max(after, stem // after * after)
+    outs = []
+    for (unit, stride, _), d, width in zip(stages, need_out, widths):
+        if stride == 2:
+            out = round_to_multiple(width, d)
+            if unit == "v1" and out <= in_channels:  # a stride-2 v1 unit needs out > in
+                out = (in_channels // d + 1) * d
+            in_channels = out
+        outs.append(in_channels)
+    return stem, outs
+
+
 def _fail(where: str, field_name: str, value: Any, why: str) -> None:
     raise ShuffleSearchError(f"{where}.{field_name} = {value!r}: {why}")
-
-
-def _check_int(where: str, name: str, value: Any, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        _fail(where, name, value, f"must be an integer >= {minimum}")
-
-
-def _check_bool(where: str, name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        _fail(where, name, value, "must be true or false")
 
 
 @dataclass(frozen=True)
@@ -65,10 +136,7 @@ class Stem:
     max_pool: bool = True
 
     def __post_init__(self) -> None:
-        _check_int("stem", "channels", self.channels)
-        if self.stride not in (1, 2):
-            _fail("stem", "stride", self.stride, "must be 1 or 2")
-        _check_bool("stem", "max_pool", self.max_pool)
+        _check_fields(self, "stem")
 
 
 @dataclass(frozen=True)
@@ -96,37 +164,26 @@ class Stage:
             object.__setattr__(self, "shuffle", DEFAULT_SHUFFLE[self.unit])
 
     def validate(self, where: str) -> None:
-        if self.unit not in ("v1", "v2"):
-            _fail(where, "unit", self.unit, "must be 'v1' or 'v2'")
-        _check_int(where, "out_channels", self.out_channels)
-        _check_int(where, "repeats", self.repeats)
-        _check_int(where, "groups", self.groups)
-        _check_bool(where, "grouped_first_conv", self.grouped_first_conv)
-        if self.stride not in (1, 2):
-            _fail(where, "stride", self.stride, "must be 1 or 2")
-        if self.kernel_size not in KERNEL_SIZES:
-            _fail(where, "kernel_size", self.kernel_size, f"must be one of {list(KERNEL_SIZES)}")
-        if isinstance(self.bottleneck_ratio, bool) or not isinstance(self.bottleneck_ratio, (int, float)) \
-                or not 0 < self.bottleneck_ratio <= 1:
-            _fail(where, "bottleneck_ratio", self.bottleneck_ratio, "must be a number in (0, 1]")
-        shuffles = V1_SHUFFLES if self.unit == "v1" else V2_SHUFFLES
-        if self.shuffle not in shuffles:
-            _fail(where, "shuffle", self.shuffle, f"must be one of {list(shuffles)} for a {self.unit} unit")
+        _check_fields(self, where)
+        if self.shuffle not in SHUFFLES[self.unit]:
+            _fail(where, "shuffle", self.shuffle, f"must be one of {list(SHUFFLES[self.unit])} for a {self.unit} unit")
         if self.unit == "v2":
-            for name in ("groups", "bottleneck_ratio", "grouped_first_conv"):
-                default = Stage.__dataclass_fields__[name].default
-                if getattr(self, name) != default:
-                    _fail(where, name, getattr(self, name), f"is a v1 option; a v2 unit takes {default!r}")
-            if self.out_channels % 2:
-                _fail(where, "out_channels", self.out_channels, "must be even for a v2 unit (split in two)")
-        elif self.out_channels % self.groups:
-            _fail(where, "out_channels", self.out_channels, f"must be divisible by groups={self.groups}")
+            for name in V1_ONLY:
+                if getattr(self, name) != STAGE_DEFAULTS[name]:
+                    _fail(where, name, getattr(self, name), f"is a v1 option; a v2 unit takes {STAGE_DEFAULTS[name]!r}")
+        divisor = out_divisor(self.unit, self.groups)
+        if self.out_channels % divisor:
+            _fail(where, "out_channels", self.out_channels, f"must be divisible by groups={divisor}"
+                  if self.unit == "v1" else "must be even for a v2 unit (split in two)")
 
     def mid_channels(self) -> int:
         """Bottleneck width of a v1 unit; the branch width of a v2 unit."""
         if self.unit == "v2":
             return self.out_channels // 2
         return round_to_multiple(self.out_channels * self.bottleneck_ratio, self.groups)
+
+
+STAGE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Stage) if f.default is not dataclasses.MISSING}
 
 
 @dataclass(frozen=True)
@@ -136,8 +193,7 @@ class Head:
     conv_channels: int | None = None
 
     def __post_init__(self) -> None:
-        if self.conv_channels is not None:
-            _check_int("head", "conv_channels", self.conv_channels)
+        _check_fields(self, "head")
 
 
 @dataclass(frozen=True)
@@ -218,24 +274,15 @@ class Arch:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "arch") -> Arch:
         """Build from a dict as written by `to_dict`; unknown or missing keys name `source`."""
-        if not isinstance(data, Mapping):
-            raise ShuffleSearchError(f"{source}: expected a mapping with 'stages', got {type(data).__name__}")
-        _reject_unknown(data, {"stem", "stages", "head"}, source, "")
-        if "stages" not in data or not isinstance(data["stages"], list):
-            raise ShuffleSearchError(f"{source}: stages: a list of stages is required")
-        try:
-            stages = tuple(
-                _dataclass_from(Stage, s, source, f"stages[{i}]") for i, s in enumerate(data["stages"])
-            )
-            return cls(
-                stages=stages,
-                stem=_dataclass_from(Stem, data.get("stem", {}), source, "stem"),
-                head=_dataclass_from(Head, data.get("head", {}), source, "head"),
-            )
-        except ShuffleSearchError as e:
-            if str(e).startswith(f"{source}:"):
-                raise
-            raise ShuffleSearchError(f"{source}: {e}") from None
+        with errors_from(source):
+            if not isinstance(data, Mapping):
+                raise ShuffleSearchError(f"expected a mapping with 'stages', got {type(data).__name__}")
+            reject_unknown_keys(data, ("stem", "stages", "head"))
+            if "stages" not in data or not isinstance(data["stages"], list):
+                raise ShuffleSearchError("stages: a list of stages is required")
+            return cls(stages=tuple(_dataclass_from(Stage, s, f"stages[{i}]") for i, s in enumerate(data["stages"])),
+                       stem=_dataclass_from(Stem, data.get("stem", {}), "stem"),
+                       head=_dataclass_from(Head, data.get("head", {}), "head"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -316,19 +363,11 @@ def _resolve_unit(stage: Stage, in_channels: int, stride: int, first: bool, wher
                 g if stage.shuffle != "none" else 1)
 
 
-def _reject_unknown(data: Mapping[str, Any], known: set[str], source: str, where: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        prefix = f"{where}." if where else ""
-        raise ShuffleSearchError(
-            f"{source}: {prefix}{unknown[0]}: unknown key (expected one of {sorted(known)})")
-
-
-def _dataclass_from(cls: type, data: Any, source: str, where: str) -> Any:
+def _dataclass_from(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, Mapping):
-        raise ShuffleSearchError(f"{source}: {where} = {data!r}: must be a mapping")
-    _reject_unknown(data, {f.name for f in dataclasses.fields(cls)}, source, where)
+        raise ShuffleSearchError(f"{where} = {data!r}: must be a mapping")
+    reject_unknown_keys(data, [f.name for f in dataclasses.fields(cls)], where)
     try:
         return cls(**data)
     except TypeError as e:  # a required field is missing
-        raise ShuffleSearchError(f"{source}: {where}: {e}") from None
+        raise ShuffleSearchError(f"{where}: {e}") from None

@@ -8,6 +8,7 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from shufflesearch import Arch, SearchSpace, cost
+from shufflesearch._space_sampling import all_choices, structure_arch
 from shufflesearch.cli import main
 from shufflesearch.model import build
 from shufflesearch.zoo import ZOO
@@ -106,10 +107,10 @@ def test_paper_zoo_models_are_points_of_the_paper_space(name):
 
 def _enumerated(space: SearchSpace, mult: float) -> dict[str, int]:
     """Every assignment of the choices at width `mult`: architecture hash -> MACs."""
-    choices = [*space._global_choices(), *space._own_choices()]
+    choices = all_choices(space)
     archs = {}
     for values in itertools.product(*(c.values for c in choices)):
-        arch = space._arch({c.path: v for c, v in zip(choices, values)}, mult)
+        arch = structure_arch(space, {c.path: v for c, v in zip(choices, values)}, mult)
         archs[arch.hash] = space.cost(arch).macs
     return archs
 
