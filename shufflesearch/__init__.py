@@ -14,7 +14,8 @@ from .layers import channel_shuffle
 from .model import ShuffleNet, build
 from .proxy import Latency, ProxyResult, TrainConfig, measure_latency, train_proxy
 from .registry import get_arch, list_archs, register_models, resolve_arch  # importing it registers models in timm
-from .report import hypervolume, pareto_front, write_report
+from .pareto import best_row, hypervolume, pareto_front
+from .report import write_report
 from .search import SearchResult, search
 from .space import SearchSettings, SearchSpace
 
@@ -35,6 +36,7 @@ __all__ = [
     "Stage",
     "Stem",
     "TrainConfig",
+    "best_row",
     "build",
     "channel_shuffle",
     "cost",

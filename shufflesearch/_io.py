@@ -49,6 +49,14 @@ def read_text(path: Path, what: str) -> str:
         raise ShuffleSearchError(f"{path}: cannot read {what} ({e.strerror})") from None
 
 
+def read_json(path: Path, what: str) -> Any:
+    """The parsed JSON of `path`; a file that cannot be read or parsed is a one-line user error naming it."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ShuffleSearchError(f"{path}: cannot read {what} ({e})") from None
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """`yaml.safe_load` of `text`; invalid YAML is a one-line user error naming `source`."""
     try:

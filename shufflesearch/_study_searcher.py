@@ -25,16 +25,10 @@ from ray.tune.search import Searcher
 
 from .arch import Arch
 from .errors import ShuffleSearchError
+from .objectives import OBJECTIVES
 
 MAX_REJECTIONS = 1000
 MAX_REPEATS = 20
-
-OBJECTIVES = {  # objective name -> (trial row field, optuna direction)
-    "acc": ("val_acc", "maximize"),
-    "mflops": ("mflops", "minimize"),
-    "latency": ("latency_ms", "minimize"),
-    "params": ("params", "minimize"),
-}
 
 
 class StudySearcher(Searcher):
@@ -49,7 +43,7 @@ class StudySearcher(Searcher):
 
     def __init__(self, study: optuna.Study, sample: Callable[[optuna.Trial], Arch | None],
                  objectives: list[str], finish: Callable[..., dict[str, Any]], rows: list[dict[str, Any]]):
-        super().__init__(metric="val_acc", mode="max")
+        super().__init__(metric="search_acc", mode="max")
         self.study = study
         self.sample = sample
         self.objectives = objectives
@@ -79,7 +73,7 @@ class StudySearcher(Searcher):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         trial, _ = self._live[trial_id]
         if len(self.objectives) == 1 and result.get("status") == "running":
-            trial.report(result["val_acc"], step=result["epoch"])
+            trial.report(result["search_acc"], step=result["epoch"])
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
@@ -103,7 +97,7 @@ def tell(study: optuna.Study, trial: optuna.Trial | int, row: dict[str, Any], ob
         if row.get("error"):
             trial.set_user_attr("error", row["error"][:500])
     if row["status"] == "complete":
-        study.tell(trial, [row[OBJECTIVES[o][0]] for o in objectives])
+        study.tell(trial, [row[OBJECTIVES[o].field] for o in objectives])
     elif row["status"] == "early_stopped":
         study.tell(trial, state=TrialState.PRUNED)
     else:

@@ -11,6 +11,7 @@ import sys
 from typing import Callable, Sequence
 
 from .errors import ShuffleSearchError
+from .objectives import OBJECTIVE_CHOICES, cost_axis
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
 
@@ -73,6 +74,7 @@ def _add_space(p: argparse.ArgumentParser) -> None:
 def _cmd_space(args: argparse.Namespace) -> int:
     import optuna
 
+    from .search import _quiet_optuna
     from .space import SearchSpace
 
     space = SearchSpace.from_yaml(args.file)
@@ -85,8 +87,8 @@ def _cmd_space(args: argparse.Namespace) -> int:
     print(f"architectures: {space.count():,d} discrete structures, each at a width multiplier in "
           f"[{space.width_multiplier[0]:g}, {space.width_multiplier[1]:g}] (channels rounded to divisors)")
     print(f"cost range, ignoring the budget: {lo.mflops:.2f} to {hi.mflops:.2f} MFLOPs (multiply-adds) {at}")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed))
+    with _quiet_optuna():  # no INFO line for this throwaway study
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed))
     for _ in range(args.samples):
         trial = study.ask()
         arch = space.sample(trial)
@@ -103,14 +105,16 @@ def _cmd_space(args: argparse.Namespace) -> int:
 def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run name (under runs/) or run directory")
     p.add_argument("--objectives", default=None,
-                   help="acc,mflops | acc,latency | acc,params (default: the run's own, else acc,mflops)")
+                   help=f"{' | '.join(OBJECTIVE_CHOICES)}: accuracy against which cost "
+                        "(default: the run's own, else acc,mflops)")
     p.add_argument("--out", default=None,
                    help="where the comparison of several runs goes (default: the first run's report/)")
 
 
 @_command("report", "Pareto front, hypervolume, plots and an offline HTML page of runs; compare several")
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import compare_runs, cost_axis, load_run, write_report
+    from .report import compare_runs, write_report
+    from .runs import load_run
 
     if args.objectives is not None:
         cost_axis(args.objectives)
@@ -161,7 +165,7 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .cost import cost
-    from .proxy import ProxyConfig, train_proxy
+    from .proxy import ProxyConfig, epoch_line, train_proxy
     from .registry import resolve_arch
 
     arch = resolve_arch(args.model)
@@ -178,14 +182,13 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
     print(f"train {', '.join(f'{k}={v}' for k, v in vars(train_cfg).items())}")
     with tqdm(total=train_cfg.epochs, unit="epoch", leave=False) as bar:
         def report(epoch: int, m: dict[str, float]) -> None:
-            bar.write(f"epoch {epoch:3d}  val_acc {m['val_acc']:.4f}  val_loss {m['val_loss']:.4f}  "
-                      f"train_loss {m['train_loss']:.4f}  {m['epoch_seconds']:.1f}s  "
-                      f"{m['images_per_s']:.0f} img/s")
+            bar.write(epoch_line(m))
             bar.update()
         result = train_proxy(arch, data, train_cfg, report)
     best = result.best
     print(f"{result.status} after {result.epochs} epochs in {result.seconds:.1f}s"
-          + (f": final val_acc {result.final['val_acc']:.4f}, best {best['val_acc']:.4f} (epoch {best['epoch']})"
+          + (f": final {result.acc_key} {result.final[result.acc_key]:.4f}, best {best[result.acc_key]:.4f} "
+             f"(epoch {best['epoch']})"
              if best else ""))
     return 0 if result.status == "complete" else 1
 
@@ -198,7 +201,7 @@ def _add_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-mflops", type=float,
                    help="FLOPs budget in millions of multiply-adds (the papers' MFLOPs) at the space's input size")
     p.add_argument("--sampler", choices=["tpe", "nsga2", "random"])
-    p.add_argument("--objectives", choices=["acc", "acc,mflops", "acc,latency"])
+    p.add_argument("--objectives", choices=OBJECTIVE_CHOICES)
     p.add_argument("--scheduler", choices=["asha", "none"], help="early stopping of weak trials")
     p.add_argument("--cpus-per-trial", type=int, help="CPUs (= torch threads) per trial (default 1)")
     p.add_argument("--address", help="address of a running Ray cluster (default: start a local one)")
@@ -231,7 +234,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         from .export import export_run
 
         b = result.best
-        print(f"best: trial {b['number']}  val acc {b['val_acc']:.3f}  {b['mflops']:.2f} MFLOPs (multiply-adds)  "
+        print(f"best: trial {b['number']}  search acc {b['search_acc']:.3f}  {b['mflops']:.2f} MFLOPs (multiply-adds)  "
               f"{b['params']:,d} params  {b['summary']}")
         pareto = export_run(result.run_dir, "pareto")
         best = export_run(result.run_dir, "best")[0]
@@ -242,6 +245,41 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if best is not None:
         print("the best model, in any Python process started in this directory:")
         print(f"  import shufflesearch, timm; model = timm.create_model({best.name!r}, pretrained=True)")
+    return 0
+
+
+# --- final -------------------------------------------------------------------------------------
+def _add_final(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run name (under runs/) or run directory")
+    p.add_argument("--top", type=int, default=3,
+                   help="found architectures to retrain: the most accurate, or points spread along the "
+                        "two-objective front (default 3)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per architecture (default 3)")
+    p.add_argument("--epochs", type=int, help="final training epochs (default: 3x the proxy's)")
+    p.add_argument("--subset-per-class", type=int,
+                   help="training images per class (default: the whole training split)")
+    p.add_argument("--zoo", help="comma-separated zoo models to retrain too, or 'none' "
+                                 "(default: every zoo model within the run's budget)")
+    p.add_argument("--cpus-per-job", type=int, default=1, help="CPUs (= torch threads) per retraining (default 1)")
+    p.add_argument("--address", help="address of a running Ray cluster (default: start a local one)")
+
+
+@_command("final", "retrain a run's best architectures and the zoo from scratch, several seeds; score on the test split")
+def _cmd_final(args: argparse.Namespace) -> int:
+    from .evaluation import final_evaluation
+    from .report import write_report
+
+    zoo = None if args.zoo is None else [m.strip() for m in args.zoo.split(",") if m.strip() not in ("", "none")]
+    result = final_evaluation(args.run, top=args.top, seeds=args.seeds, epochs=args.epochs,
+                              subset_per_class=args.subset_per_class, zoo=zoo, cpus_per_job=args.cpus_per_job,
+                              address=args.address)
+    print("\ntest accuracy, mean ± sd over seeds (test split, read only here):")
+    for s in sorted(result.summary, key=lambda s: s["mflops"] or 0):
+        sd = "" if s["test_acc_sd"] is None else f" ± {s['test_acc_sd']:.4f}"
+        acc = "failed" if s["test_acc_mean"] is None else f"{s['test_acc_mean']:.4f}{sd}"
+        print(f"  {s['kind']:<5} {s['name']:<24} {s['mflops']:7.2f} MFLOPs  {acc}  ({s['seeds']} seeds)")
+    print(f"results in {result.final_dir}/; {len(result.models)} retrained model(s) exported")
+    print(f"report: {write_report(result.final_dir.parent)}")
     return 0
 
 
@@ -281,10 +319,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 @_command("train", "final training: a found or zoo model from scratch with a longer schedule, saved as a new model")
 def _cmd_train(args: argparse.Namespace) -> int:
     from .final import train_final
+    from .proxy import epoch_line
 
     def report(epoch: int, m: dict[str, float]) -> None:
-        print(f"epoch {epoch:3d}/{args.epochs}  val_acc {m['val_acc']:.4f}  val_loss {m['val_loss']:.4f}  "
-              f"train_loss {m['train_loss']:.4f}  {m['epoch_seconds']:.1f}s")
+        print(epoch_line(m))
 
     folder = train_final(args.model, epochs=args.epochs, data=args.data, image_size=args.image_size, lr=args.lr,
                          batch_size=args.batch_size, seed=args.seed, threads=args.threads, tag=args.tag,

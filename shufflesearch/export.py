@@ -7,10 +7,12 @@ label_names, a `pretrained_cfg` for the proxy data, plus our `shufflesearch` pro
 `README.md` and, when asked, `model.onnx`. So `timm.create_model('local-dir:<folder>', pretrained=True)`
 loads it without shufflesearch's registry, and the folder's name is its registered timm name.
 
-Names (`model_name`): `ss_<run>_best` (the most accurate full-fidelity trial, the cheapest of equals),
-`ss_<run>_p<k>` (the k-th Pareto point of the run's objectives, k = 1 the cheapest), `ss_<run>_t<N>`
-(trial N). `<run>` is the run folder's name lowercased, every run of characters outside [a-z0-9]
-made one `_`, leading/trailing `_` dropped ('My Run-2' -> 'my_run_2').
+Names (`model_name`): `ss_<run>_best` (the run's best trial, `pareto.best_row`: the most accurate
+full-fidelity trial, the cheapest of equals), `ss_<run>_p<k>` (the k-th point of the run's Pareto
+front, `pareto.pareto_front`, k = 1 the cheapest), `ss_<run>_t<N>` (trial N). Best and front are of the
+run's own objectives (config.json), as its search result and summary.json name them. `<run>` is the
+run folder's name lowercased, every run of characters outside [a-z0-9] made one `_`, leading/trailing
+`_` dropped ('My Run-2' -> 'my_run_2').
 
 A folder appears whole or not at all: it is written under a temporary name and renamed into place
 (a re-export swaps the old folder out the same way).
@@ -32,8 +34,9 @@ from ._io import _UMASK, write_bytes_atomic, write_text_atomic
 from .arch import Arch
 from .cost import cost
 from .errors import ShuffleSearchError
+from .pareto import best_row, pareto_front
 from .registry import FOUND, WEIGHTS_NAME, _check_weights, final_side, get_arch, register_model_dir
-from .report import load_run, pareto_front
+from .runs import Run, load_run
 
 PREFIX = "ss_"
 ONNX_NAME = "model.onnx"
@@ -53,29 +56,26 @@ def model_name(run: str, which: str | int) -> str:
     return f"{PREFIX}{sanitize(run)}_{suffix}"
 
 
-def _select(run: Any, which: str | Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
-    """(name, trial row) pairs for 'best', 'pareto' or a list of trial numbers."""
-    rows, name = run.trials, run.path.name
+def select(run: Run, which: str | Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, trial row) pairs for 'best', 'pareto' or a list of trial numbers: what `export_run` writes."""
+    rows = run.trials
     if which == "best":
-        front = pareto_front(rows, "acc,mflops")  # its last point: top accuracy, cheapest of equals
-        if not front:
-            raise ShuffleSearchError(f"{run.path / 'trials.jsonl'}: no full-fidelity complete trial to export")
-        return [(model_name(name, "best"), front[-1])]
-    if which == "pareto":
-        front = pareto_front(rows, run.config.get("objectives"))
-        if not front:
-            raise ShuffleSearchError(f"{run.path / 'trials.jsonl'}: no full-fidelity complete trial to export")
-        return [(model_name(name, f"p{k}"), r) for k, r in enumerate(front, 1)]
-    if isinstance(which, str):
+        best = best_row(rows, run.config.get("objectives"))
+        chosen = [("best", best)] if best else []
+    elif which == "pareto":
+        chosen = [(f"p{k}", row) for k, row in enumerate(pareto_front(rows, run.config.get("objectives")), 1)]
+    elif isinstance(which, str):
         raise ShuffleSearchError(f"which = {which!r}: expected 'best', 'pareto' or trial numbers")
-    by_number = {r["number"]: r for r in rows}
-    chosen = []
-    for n in which:
-        if n not in by_number:
-            raise ShuffleSearchError(f"{run.path / 'trials.jsonl'}: trial {n}: not recorded "
-                                     f"(recorded: {sorted(by_number)})")
-        chosen.append((model_name(name, int(n)), by_number[n]))
-    return chosen
+    else:
+        by_number = {r["number"]: r for r in rows}
+        for n in which:
+            if n not in by_number:
+                raise ShuffleSearchError(f"{run.path / 'trials.jsonl'}: trial {n}: not recorded "
+                                         f"(recorded: {sorted(by_number)})")
+        chosen = [(int(n), by_number[n]) for n in which]
+    if not chosen:
+        raise ShuffleSearchError(f"{run.path / 'trials.jsonl'}: no full-fidelity complete trial to export")
+    return [(model_name(run.path.name, which_one), row) for which_one, row in chosen]
 
 
 def _data_info(config: Mapping[str, Any], path: Path) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: b
     """
     run = load_run(run_dir)
     data = _data_info(run.config, run.path)
-    chosen = _select(run, which)
+    chosen = select(run, which)
     folders = []
     for name, row in chosen:
         weights = run.path / "weights" / f"trial_{row['number']}.safetensors"
@@ -102,8 +102,8 @@ def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: b
             raise ShuffleSearchError(f"{weights}: weights file missing (trial {row['number']} is "
                                      f"{row.get('status')}; only complete trials keep weights)")
         provenance = {
-            "run": run.path.name, "trial": row["number"], "seed": row.get("seed"), "val_acc": row["val_acc"],
-            "best_val_acc": row.get("best_val_acc"), "epochs": row["epochs"], "mflops": row["mflops"],
+            "run": run.path.name, "trial": row["number"], "seed": row.get("seed"), "search_acc": row["search_acc"],
+            "best_search_acc": row.get("best_search_acc"), "epochs": row["epochs"], "mflops": row["mflops"],
             "params": row["params"], "latency_ms": row.get("latency_ms"),
             "budget_input_size": run.config.get("budget", {}).get("input_size"), "dataset": data["spec"],
             "arch_hash": row.get("arch_hash"), "proxy": run.config.get("proxy"),
@@ -180,6 +180,18 @@ def _pct(value: Any) -> str:
     return f"{100 * value:.2f}%" if isinstance(value, (int, float)) else "-"
 
 
+def _test_accuracy(f: Mapping[str, Any]) -> str:
+    """A final training's test accuracy: mean ± sd over its seeds, and how it was trained."""
+    acc = _pct(f["test_acc_mean"])
+    if f.get("test_acc_sd") is not None:
+        acc += f" ± {100 * f['test_acc_sd']:.2f}"
+    seeds = f"{f['seeds']} seed(s)"
+    if f.get("seed") is not None and f["seeds"] > 1:
+        seeds += f"; these weights: seed {f['seed']}, {_pct(f['test_accs'][0])}"
+    return (f"{acc} top-1 on the test split of `{f['dataset']}` ({f['test_images']:,d} images; {seeds}), "
+            f"after {f['epochs']} epochs from scratch on {f['train_images']:,d} training images")
+
+
 def model_card(name: str, arch: Arch, data: Mapping[str, Any], p: Mapping[str, Any]) -> str:
     """The model folder's README.md: genome, cost, accuracy (proxy and, if any, final), provenance."""
     size = data["image_size"]
@@ -197,13 +209,12 @@ def model_card(name: str, arch: Arch, data: Mapping[str, Any], p: Mapping[str, A
     ]
     if p.get("latency_ms") is not None:
         rows.append(("latency", f"{p['latency_ms']:.2f} ms (median, batch 1, 1 CPU thread, {budget}x{budget})"))
-    if p.get("val_acc") is not None:
-        rows.append(("proxy accuracy", f"{_pct(p['val_acc'])} top-1 on `{p['dataset']}` val after {p['epochs']} "
-                                       "epochs (search proxy)"))
-    if final:
-        rows.append(("final accuracy", f"{_pct(final['val_acc'])} top-1 on `{final['dataset']}` val after "
-                                       f"{final['epochs']} epochs from scratch (best {_pct(final['best_val_acc'])}, "
-                                       f"epoch {final['best_epoch']}); source model `{final['from']}`"))
+    if p.get("search_acc") is not None:
+        rows.append(("search accuracy", f"{_pct(p['search_acc'])} top-1 on the search-validation split of "
+                                        f"`{p['dataset']}` after {p['epochs']} proxy epochs (what the search chose by)"))
+    for key, what in (("final", "these weights"), ("final_eval", "final evaluation of this architecture")):
+        if p.get(key):
+            rows.append((f"test accuracy ({what})", _test_accuracy(p[key])))
     rows += [("weights", f"`{WEIGHTS_NAME}`, from {'final' if final else 'proxy'} training"),
              ("exported", p.get("exported", "-"))]
     lines = [f"# {name}", "", f"A ShuffleNet-family network {origin}.", "", "```python",

@@ -9,9 +9,10 @@ padding k // 2), so the analytic cost equals what FlopCounterMode counts on the 
 * V2 (Ma et al., arXiv 1807.11164) layer for layer as torchvision's `InvertedResidual`: `branch1` /
   `branch2` are flat `nn.Sequential`s with torchvision's indices, so torchvision's state_dict keys
   carry over unchanged inside a unit (see `registry.convert_torchvision_shufflenet_v2`).
-"""
 
-from __future__ import annotations
+Every module takes timm's `device` / `dtype` factory kwargs and creates its tensors there. No
+`from __future__ import annotations` (see `model.py`): a unit may be the root of an fx trace too.
+"""
 
 from collections import OrderedDict
 
@@ -58,21 +59,22 @@ class ChannelShuffle(nn.Module):
 
 
 def conv_bn(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
-             act: bool = True) -> ConvNormAct:
+            act: bool = True, device=None, dtype=None) -> ConvNormAct:
     return ConvNormAct(cin, cout, kernel, stride=stride, groups=groups, apply_act=act,
-                       act_kwargs=dict(inplace=True))
+                       act_kwargs=dict(inplace=True), device=device, dtype=dtype)
 
 
 class ShuffleV1Unit(nn.Module):
     """ShuffleNet v1 unit; `branch` is gconv1 -> dwconv -> gconv2 with `shuffle` at its placement."""
 
-    def __init__(self, u: Unit):
+    def __init__(self, u: Unit, device=None, dtype=None):
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         layers: list[tuple[str, nn.Module]] = [
-            ("gconv1", conv_bn(u.in_channels, u.mid_channels, groups=u.groups1)),
+            ("gconv1", conv_bn(u.in_channels, u.mid_channels, groups=u.groups1, **dd)),
             ("dwconv", conv_bn(u.mid_channels, u.mid_channels, u.kernel_size, u.stride,
-                                groups=u.mid_channels, act=False)),
-            ("gconv2", conv_bn(u.mid_channels, u.branch_out, groups=u.groups2, act=False)),
+                                groups=u.mid_channels, act=False, **dd)),
+            ("gconv2", conv_bn(u.mid_channels, u.branch_out, groups=u.groups2, act=False, **dd)),
         ]
         position = {"before_gconv1": 0, "after_gconv1": 1, "after_dwconv": 2}.get(u.shuffle)
         if position is not None and u.shuffle_groups > 1:
@@ -95,24 +97,25 @@ class ShuffleV2Unit(nn.Module):
     branches see the whole input. Then the 2-group shuffle, fused with the concat (`concat_shuffle`).
     """
 
-    def __init__(self, u: Unit):
+    def __init__(self, u: Unit, device=None, dtype=None):
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         b, k, s = u.branch_out, u.kernel_size, u.stride
         self.stride = s
         self.shuffle = u.shuffle_groups > 1
         if s == 2:
             cin = u.in_channels
             self.branch1 = nn.Sequential(
-                nn.Conv2d(cin, cin, k, s, k // 2, groups=cin, bias=False), nn.BatchNorm2d(cin),
-                nn.Conv2d(cin, b, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True),
+                nn.Conv2d(cin, cin, k, s, k // 2, groups=cin, bias=False, **dd), nn.BatchNorm2d(cin, **dd),
+                nn.Conv2d(cin, b, 1, bias=False, **dd), nn.BatchNorm2d(b, **dd), nn.ReLU(inplace=True),
             )
         else:
             cin = b
             self.branch1 = nn.Sequential()
         self.branch2 = nn.Sequential(
-            nn.Conv2d(cin, b, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True),
-            nn.Conv2d(b, b, k, s, k // 2, groups=b, bias=False), nn.BatchNorm2d(b),
-            nn.Conv2d(b, b, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True),
+            nn.Conv2d(cin, b, 1, bias=False, **dd), nn.BatchNorm2d(b, **dd), nn.ReLU(inplace=True),
+            nn.Conv2d(b, b, k, s, k // 2, groups=b, bias=False, **dd), nn.BatchNorm2d(b, **dd),
+            nn.Conv2d(b, b, 1, bias=False, **dd), nn.BatchNorm2d(b, **dd), nn.ReLU(inplace=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,5 +129,5 @@ class ShuffleV2Unit(nn.Module):
         return torch.cat((a, b), 1)
 
 
-def make_unit(u: Unit) -> nn.Module:
-    return ShuffleV1Unit(u) if u.unit == "v1" else ShuffleV2Unit(u)
+def make_unit(u: Unit, device=None, dtype=None) -> nn.Module:
+    return (ShuffleV1Unit if u.unit == "v1" else ShuffleV2Unit)(u, device=device, dtype=dtype)

@@ -7,15 +7,17 @@ Identity), `stages.<i>.<j>` (units), `conv_head` (optional 1x1 conv, BN, ReLU: V
 Feature taps (`feature_info`, `forward_intermediates`, `features_only=True`): index 0 is the stem
 (before the max-pool, as timm's ResNets tap `act1`), then one per stage, so the paper's three
 stages give the four levels timm's feature tests expect.
-"""
 
-from __future__ import annotations
+Annotations are real objects, not strings (no `from __future__ import annotations`): torch.fx copies
+the root forward's annotations into the code it generates, a string one becomes a global bound to
+that string (`x : _torch_Tensor_`), and TorchScript cannot script that graph.
+"""
 
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from timm.layers import ClassifierHead
+from timm.layers import ClassifierHead, get_device_dtype
 from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 from torch import nn
@@ -40,8 +42,19 @@ class ShuffleNet(nn.Module):
     """A ShuffleNet-family classifier built from an `Arch` (v1 and V2 units, any mix)."""
 
     def __init__(self, arch: Arch | Mapping[str, Any] | str | Path, num_classes: int = 1000,
-                 in_chans: int = 3, global_pool: str = "avg", drop_rate: float = 0.0):
+                 in_chans: int = 3, global_pool: str = "avg", drop_rate: float = 0.0, device=None, dtype=None):
+        """
+        Args:
+            arch: The genome: an `Arch`, its dict, or a .yaml/.yml/.json path.
+            num_classes: Classifier outputs, 0 for none.
+            in_chans: Input image channels.
+            global_pool: timm global pool type, '' for none.
+            drop_rate: Dropout before the classifier.
+            device: Device the parameters and buffers are created on.
+            dtype: Their dtype.
+        """
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         arch = as_arch(arch)
         self.arch = arch
         self.num_classes = num_classes
@@ -50,7 +63,7 @@ class ShuffleNet(nn.Module):
         self.grad_checkpointing = False
 
         stem = arch.stem
-        self.stem = conv_bn(in_chans, stem.channels, 3, stem.stride)
+        self.stem = conv_bn(in_chans, stem.channels, 3, stem.stride, **dd)
         self.stem_pool = nn.MaxPool2d(3, stride=2, padding=1) if stem.max_pool else nn.Identity()
         reduction = stem.stride
         self.feature_info = [dict(num_chs=stem.channels, reduction=reduction, module="stem")]
@@ -58,15 +71,15 @@ class ShuffleNet(nn.Module):
 
         stages = []
         for i, (stage, units) in enumerate(zip(arch.stages, arch.units())):
-            stages.append(nn.Sequential(*[make_unit(u) for u in units]))
+            stages.append(nn.Sequential(*[make_unit(u, **dd) for u in units]))
             reduction *= stage.stride
             self.feature_info.append(dict(num_chs=stage.out_channels, reduction=reduction, module=f"stages.{i}"))
         self.stages = nn.Sequential(*stages)
 
         last = arch.stages[-1].out_channels
-        self.conv_head = conv_bn(last, arch.head.conv_channels) if arch.head.conv_channels else nn.Identity()
+        self.conv_head = conv_bn(last, arch.head.conv_channels, **dd) if arch.head.conv_channels else nn.Identity()
         self.num_features = self.head_hidden_size = arch.num_features
-        self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate)
+        self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate, **dd)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -95,7 +108,8 @@ class ShuffleNet(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
-        self.head.reset(num_classes, pool_type=global_pool, in_features=self.num_features)
+        # the model's device and dtype: after reset(0) the head has no parameters to take them from
+        self.head.reset(num_classes, pool_type=global_pool, in_features=self.num_features, **get_device_dtype(self))
 
     def forward_intermediates(
             self,

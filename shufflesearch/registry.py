@@ -38,6 +38,7 @@ from .model import ShuffleNet, as_arch
 from .zoo import ZOO
 
 GENERIC = "shufflesearch_net"
+GENERIC_DEFAULT = "shufflenet_v2_x1_0"  # the zoo genome `shufflesearch_net` builds when given none
 PAPER_IDS = {"v1": "arXiv:1707.01083", "v2": "arXiv:1807.11164"}
 GENOME_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -50,12 +51,10 @@ def final_side(arch: Arch, size: int) -> int:
     return math.ceil(size / arch.reduction)
 
 
-def _cfg(arch: Arch | None = None, **kwargs: Any) -> dict[str, Any]:
-    """ImageNet evaluation defaults; pool_size and paper_ids follow `arch` when given."""
-    pool, units = 7, ("v1", "v2")
-    if arch is not None:
-        pool = final_side(arch, 224)
-        units = tuple(sorted({s.unit for s in arch.stages}))
+def _cfg(arch: Arch, **kwargs: Any) -> dict[str, Any]:
+    """ImageNet evaluation defaults; pool_size and paper_ids follow `arch`."""
+    pool = final_side(arch, 224)
+    units = sorted({s.unit for s in arch.stages})
     return {
         "url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (pool, pool),
         "crop_pct": 0.875, "interpolation": "bilinear", "mean": IMAGENET_DEFAULT_MEAN,
@@ -101,16 +100,24 @@ def register_arch(name: str, arch: Arch, **cfg: Any) -> Callable[..., ShuffleNet
     return register_model(entrypoint)
 
 
-default_cfgs.update(generate_default_cfgs({GENERIC: _cfg()}))
+default_cfgs.update(generate_default_cfgs({GENERIC: _cfg(ZOO[GENERIC_DEFAULT])}))
 
 
 @register_model
 def shufflesearch_net(pretrained: bool = False, arch: Arch | Mapping[str, Any] | str | Path | None = None,
                       **kwargs: Any) -> ShuffleNet:
-    """Any genome as a timm model: `timm.create_model('shufflesearch_net', arch=Arch | dict | 'a.yaml')`."""
-    if arch is None:
-        raise ShuffleSearchError(f"{GENERIC}: needs arch= (an Arch, a genome dict or a .yaml/.json path)")
-    return _create(GENERIC, as_arch(arch), pretrained, **kwargs)
+    """Any genome as a timm model: `timm.create_model('shufflesearch_net', arch=Arch | dict | 'a.yaml')`.
+
+    Its pretrained cfg (pool size, paper ids) follows the genome it builds.
+
+    Args:
+        pretrained: Load the weights a given `pretrained_cfg` / `pretrained_cfg_overlay` names.
+        arch: The genome: an `Arch`, its dict or a .yaml/.yml/.json path. None (the default) builds
+            ShuffleNet V2 1.0x, the `shufflenet_v2_x1_0` genome, so that the name builds with no
+            arguments as `timm.list_models()` loops and timm's own model tests call it.
+        **kwargs: timm's model kwargs (num_classes, in_chans, features_only, device, ...).
+    """
+    return _create(GENERIC, as_arch(ZOO[GENERIC_DEFAULT] if arch is None else arch), pretrained, **kwargs)
 
 
 def get_arch(model_name: str) -> Arch:

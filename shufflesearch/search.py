@@ -13,33 +13,31 @@ driver are told FAIL (they trained to no result), finished ones are never traine
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import logging
 import math
-import os
 import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import optuna
 
-from ._io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from .arch import Arch
-from .errors import ShuffleSearchError
-from .records import STATUSES, is_full_fidelity, make_row, read_rows, write_rows
+from .errors import ShuffleSearchError, errors_from
+from .objectives import OBJECTIVES
+from .pareto import best_row, pareto_front
+from .records import STATUSES, make_row, read_rows, write_rows
 from .space import SearchSettings, SearchSpace
-
-# How every trial (and baseline) measures latency: batch 1, one thread, so runs compare; 10 timed runs
-# keep it near a tenth of a demo trial's time (30 runs took a quarter of the trial's training time)
-TRIAL_LATENCY = {"threads": 1, "warmup": 2, "runs": 10}
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What a search leaves: its directory, every trial row, the best row and the Pareto rows."""
+    """What a search leaves: its directory, every trial row, the best row and the Pareto rows (as
+    `pareto.best_row` and `pareto.pareto_front` of the run's objectives define them)."""
 
     run_dir: Path
     rows: list[dict[str, Any]]
@@ -66,19 +64,20 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
     import safetensors.torch
     from ray import tune
 
-    from .proxy import measure_latency, train_proxy
+    from .proxy import TRIAL_LATENCY, measure_latency, train_proxy
 
     arch = Arch.from_dict(config["arch"])
     latency_ms = measure_latency(arch, input_size=input_size, **TRIAL_LATENCY).median_ms
-    last = {"epoch": 0, "val_acc": 0.0, "best_val_acc": 0.0, "val_loss": 0.0, "train_loss": 0.0,
-            "epoch_seconds": 0.0, "images_per_s": 0.0, "train_seconds": 0.0, "latency_ms": latency_ms,
+    last = {"epoch": 0, "search_acc": 0.0, "best_search_acc": 0.0, "search_loss": 0.0, "train_loss": 0.0,
+            "images_per_s": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0, "latency_ms": latency_ms,
             "error": ""}
 
     def report(epoch: int, metrics: dict[str, Any]) -> None:
-        last.update({k: float(metrics[k]) for k in ("val_acc", "val_loss", "train_loss", "epoch_seconds",
-                                                     "images_per_s")}, epoch=epoch)
-        last["train_seconds"] += metrics["epoch_seconds"]
-        last["best_val_acc"] = max(last["best_val_acc"], last["val_acc"])
+        last.update({k: float(metrics[k]) for k in ("search_acc", "search_loss", "train_loss", "images_per_s")},
+                    epoch=epoch)
+        last["train_seconds"] += metrics["train_seconds"]
+        last["eval_seconds"] += metrics["eval_seconds"]
+        last["best_search_acc"] = max(last["best_search_acc"], last["search_acc"])
         if epoch < train_cfg.epochs:  # the last epoch is reported below, with the final status
             tune.report({**last, "status": "running"})
 
@@ -115,12 +114,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
         space = space.with_budget(budget_mflops)
     run_dir = Path(runs_dir) / (name or space.name)
     config_path = run_dir / "config.json"
-    previous = _read_config(config_path) if config_path.exists() else None
-    if resume and previous is None:
-        raise ShuffleSearchError(f"--resume: there is no run to resume at {run_dir}")
-    if previous and space.to_yaml() != (run_dir / "space.yaml").read_text():
-        raise ShuffleSearchError(f"{run_dir}: this run was started with another search space "
-                                 f"({run_dir / 'space.yaml'}); choose a new --name")
+    previous = _previous_run(run_dir, space, resume)
     settings = _resolve(space, previous, trials=trials, sampler=sampler, objectives=objectives,
                         scheduler=scheduler, cpus_per_trial=cpus_per_trial, seed=seed)
     data = space.proxy.data.load()  # an unreadable dataset fails here, before Ray starts
@@ -132,16 +126,17 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     write_json_atomic(config_path, config)
 
     rows = read_rows(run_dir / "trials.jsonl")
-    study = _open_study(run_dir, settings, n_done=len(rows))
-    _reconcile(study, rows, list(settings.objectives))
-    remaining = settings.trials - len(rows)
-    if remaining > 0:
-        _run_tune(space, settings, study, data, train_cfg, run_dir, address, remaining, rows,
-                  train_fn, progress or (lambda line: None))
+    with _quiet_optuna():
+        study = _open_study(run_dir, settings, n_done=len(rows))
+        _reconcile(study, rows, list(settings.objectives))
+        remaining = settings.trials - len(rows)
+        if remaining > 0:
+            _run_tune(space, settings, study, data, train_cfg, run_dir, address, remaining, rows,
+                      train_fn, progress or (lambda line: None))
     rows = read_rows(run_dir / "trials.jsonl")
     wall = (previous or {}).get("wall_seconds", 0.0) + time.monotonic() - started
     write_json_atomic(config_path, {**config, "wall_seconds": wall})
-    result = _result(run_dir, study, rows, settings, wall)
+    result = _result(run_dir, rows, settings, wall)
     _write_summary(run_dir, result, settings)
     if progress and result.interrupted:
         progress(f"search stopped after {len(rows)} of {settings.trials} trials; continue it with: "
@@ -149,23 +144,41 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     return result
 
 
+def _previous_run(run_dir: Path, space: SearchSpace, resume: bool) -> dict[str, Any] | None:
+    """The config.json of the run at `run_dir` to continue, None for a new run.
+
+    A folder holding any of a run's files is a run to continue; one whose space.yaml or config.json
+    is missing, corrupt, incomplete or of another space cannot be, and nothing is written to it.
+    """
+    config_path, space_path = run_dir / "config.json", run_dir / "space.yaml"
+    found = [p.name for p in (config_path, space_path, run_dir / "trials.jsonl", run_dir / "optuna.journal")
+             if p.exists()]
+    if not found:
+        if resume:
+            raise ShuffleSearchError(f"--resume: there is no run to resume at {run_dir}")
+        return None
+    for path in (config_path, space_path):
+        if not path.is_file():
+            raise ShuffleSearchError(f"{path}: missing, so the run in {run_dir} (which has {', '.join(found)}) "
+                                     "cannot be resumed; restore the file or choose a new --name")
+    previous = read_json(config_path, "the run's config")
+    missing = [f.name for f in fields(SearchSettings) if not isinstance(previous, dict) or f.name not in previous]
+    if missing:
+        raise ShuffleSearchError(f"{config_path}: {missing[0]}: missing, so the run cannot be resumed; "
+                                 "restore the file or choose a new --name")
+    SearchSpace.from_yaml(space_path)  # a corrupt space.yaml fails here, naming itself
+    if space.to_yaml() != space_path.read_text():
+        raise ShuffleSearchError(f"{run_dir}: this run was started with another search space "
+                                 f"({space_path}); choose a new --name")
+    return previous
+
+
 def _resolve(space: SearchSpace, previous: dict[str, Any] | None, **overrides: Any) -> SearchSettings:
     """The space's `search:` settings (or the resumed run's), with the options given overriding them."""
     base = {f.name: previous[f.name] for f in fields(SearchSettings)} if previous else vars(space.search)
     given = {k: v for k, v in overrides.items() if v is not None}
-    try:
+    with errors_from(space.source):
         return SearchSettings(**{**base, **given})
-    except ShuffleSearchError as e:
-        raise ShuffleSearchError(f"{space.source}: {e}") from None
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ShuffleSearchError(f"{path}: cannot read the run's config ({e})") from None
 
 
 def _versions() -> dict[str, str]:
@@ -205,13 +218,22 @@ def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, dat
     }
 
 
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's INFO lines (study created, trial told) off for the block, its verbosity as it was after:
+    Optuna has no per-study switch, and the caller's process is not ours."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def _open_study(run_dir: Path, settings: SearchSettings, n_done: int) -> optuna.Study:
     from optuna.storages import JournalStorage
-
-    from ._study_searcher import OBJECTIVES  # (Ray Tune is imported only when a search runs)
     from optuna.storages.journal import JournalFileBackend
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = settings.seed + n_done  # a resumed sampler must not replay the first part's proposals
     sampler = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
@@ -220,7 +242,7 @@ def _open_study(run_dir: Path, settings: SearchSettings, n_done: int) -> optuna.
     }[settings.sampler]()
     storage = JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))
     return optuna.create_study(study_name=run_dir.name, storage=storage, sampler=sampler, load_if_exists=True,
-                               directions=[OBJECTIVES[o][1] for o in settings.objectives])
+                               directions=[OBJECTIVES[o].direction for o in settings.objectives])
 
 
 def _reconcile(study: optuna.Study, rows: list[dict[str, Any]], objectives: list[str]) -> None:
@@ -235,42 +257,17 @@ def _reconcile(study: optuna.Study, rows: list[dict[str, Any]], objectives: list
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
 
-def _quiet_ray() -> None:
-    """No Ray/Tune console output of their own: the search prints one line per trial instead."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _start_ray(address: str | None) -> bool:
-    """Start a quiet local Ray sized to this machine, or join `address`; False if Ray was running."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    try:
-        ray.init(address=address or "local", num_cpus=None if address else os.cpu_count(),
-                 include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    except ConnectionError as e:
-        raise ShuffleSearchError(f"--address {address}: cannot connect to a Ray cluster ({e})") from None
-    return True
-
-
 def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study, data: Any, train_cfg: Any,
               run_dir: Path, address: str | None, remaining: int, rows: list[dict[str, Any]],
               train_fn: Callable | None, progress: Callable[[str], None]) -> None:
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    from ._ray import concurrency, ray_session
     from ._study_searcher import StudySearcher
 
-    _quiet_ray()
-    started_ray = _start_ray(address)
-    try:
-        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)) // settings.cpus_per_trial)
+    with ray_session(address):
+        jobs_at_once = concurrency(settings.cpus_per_trial)
         printer = _Progress(settings.trials, len(rows), progress)
 
         def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
@@ -285,7 +282,7 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study,
         scheduler = None
         if settings.scheduler == "asha" and train_cfg.epochs > 1:
             # one rung at half the epochs: a first-epoch score is too noisy to stop on
-            scheduler = ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max", max_t=train_cfg.epochs,
+            scheduler = ASHAScheduler(time_attr="epoch", metric="search_acc", mode="max", max_t=train_cfg.epochs,
                                       grace_period=math.ceil(train_cfg.epochs / 2), reduction_factor=2)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, train_cfg=train_cfg, run_dir=str(run_dir.resolve()),
@@ -293,20 +290,17 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study,
             {"cpu": settings.cpus_per_trial})
         tune_dir = (run_dir / "tune").resolve()
         part = 1 + (len(list(tune_dir.glob("part*"))) if tune_dir.exists() else 0)
-        progress(f"{run_dir}: {remaining} trial(s) to run, {concurrency} at a time, "
+        progress(f"{run_dir}: {remaining} trial(s) to run, {jobs_at_once} at a time, "
                  f"{settings.cpus_per_trial} CPU each; budget {space.budget.mflops:g} MFLOPs "
                  f"(multiply-adds) at {space.budget.input_size}px")
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
-                                        max_concurrent_trials=concurrency, reuse_actors=True),
+                                        max_concurrent_trials=jobs_at_once, reuse_actors=True),
             run_config=tune.RunConfig(name=f"part{part}", storage_path=str(tune_dir), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=0)),
         )
         tuner.fit()
-    finally:
-        if started_ray:
-            ray.shutdown()
 
 
 class _Progress:
@@ -320,11 +314,11 @@ class _Progress:
         done_now = len(rows) - self.done_before
         left = self.total - len(rows)
         eta = (time.monotonic() - self.started) / done_now * left
-        full = [r["val_acc"] for r in rows if is_full_fidelity(r)]
-        best = f"{max(full):.3f}" if full else "-"
+        best = best_row(rows)
+        best_acc = f"{best['search_acc']:.3f}" if best else "-"
         self.emit(f"[{len(rows):>3}/{self.total}] trial {row['number']:>3}  {row['mflops']:7.2f} MFLOPs  "
-                  f"acc {row['val_acc']:.3f}  {row['epochs']}/{row['max_epochs']} ep  {row['status']:<13} "
-                  f"best {best}  {left} left, ETA {_duration(eta)}  {row['summary']}")
+                  f"acc {row['search_acc']:.3f}  {row['epochs']}/{row['max_epochs']} ep  {row['status']:<13} "
+                  f"best {best_acc}  {left} left, ETA {_duration(eta)}  {row['summary']}")
 
 
 def _duration(seconds: float) -> str:
@@ -332,14 +326,9 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def _result(run_dir: Path, study: optuna.Study, rows: list[dict[str, Any]], settings: SearchSettings,
-            wall: float) -> SearchResult:
-    full = [r for r in rows if is_full_fidelity(r)]
-    best = max(full, key=lambda r: (r["val_acc"], -r["mflops"]), default=None)
-    by_number = {r["number"]: r for r in full}
-    pareto = [by_number[t.number] for t in study.best_trials if t.number in by_number] if full else []
-    return SearchResult(run_dir, rows, best, sorted(pareto, key=lambda r: r["mflops"]), wall,
-                        interrupted=len(rows) < settings.trials)
+def _result(run_dir: Path, rows: list[dict[str, Any]], settings: SearchSettings, wall: float) -> SearchResult:
+    best, pareto = best_row(rows, settings.objectives), pareto_front(rows, settings.objectives)
+    return SearchResult(run_dir, rows, best, pareto, wall, interrupted=len(rows) < settings.trials)
 
 
 def _write_summary(run_dir: Path, result: SearchResult, settings: SearchSettings) -> None:

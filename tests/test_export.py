@@ -19,29 +19,15 @@ import timm
 import torch
 
 import shufflesearch
-import test_model as contract
+import timm_contract
+from helpers import assert_self_contained, evaluate, run_cli, tiny_space
 from shufflesearch import ShuffleSearchError, export_run, register_models, train_final
 from shufflesearch.export import model_name, sanitize
-from shufflesearch.proxy import _Threads, _evaluate, proxy_config_from_dict
 from shufflesearch.records import read_rows
-from shufflesearch.report import load_run
-from test_report import assert_self_contained
-from test_search import run_cli, tiny_space
+from shufflesearch.runs import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-CONTRACT = [contract.test_forward_and_grad_checkpointing, contract.test_backward_every_parameter_gets_a_gradient,
-            contract.test_create_without_classifier_or_pool, contract.test_torchscript, contract.test_fx,
-            contract.test_features_only, contract.test_forward_intermediates_and_prune]
-
-
-def evaluate(model: torch.nn.Module, run_dir: Path) -> float:
-    """Top-1 on the run's proxy val split, evaluated exactly as its trials were (proxy.py's eval)."""
-    config = json.loads((run_dir / "config.json").read_text())
-    data = proxy_config_from_dict(config["proxy"], "config.json").data.load()
-    with _Threads(config["cpus_per_trial"]):
-        model = model.to(memory_format=torch.channels_last)
-        return _evaluate(model, data.val_x.contiguous(memory_format=torch.channels_last), data.val_y)[1]
 
 
 def python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
@@ -97,7 +83,7 @@ def test_export_writes_whole_hub_format_folders(run):
     cfg = best["pretrained_cfg"]
     assert cfg["input_size"] == [1, 32, 32] and cfg["first_conv"] == "stem.conv" and cfg["classifier"] == "head.fc"
     assert len(cfg["mean"]) == len(cfg["std"]) == 1 and cfg["num_classes"] == 10
-    for key in ("val_acc", "epochs", "mflops", "params", "latency_ms", "seed"):
+    for key in ("search_acc", "epochs", "mflops", "params", "latency_ms", "seed"):
         assert best["shufflesearch"][key] == row[key]
     assert best["shufflesearch"]["run"] == "Demo Run" and best["shufflesearch"]["dataset"] == "digits"
     weights = models / "ss_demo_run_best" / "model.safetensors"
@@ -134,7 +120,7 @@ def test_a_pareto_export_removes_points_no_longer_on_the_front(run):
 
 @pytest.mark.slow
 def test_a_new_process_loads_the_best_model_with_its_recorded_accuracy(run):
-    code = ("import json, shufflesearch, timm; from test_export import evaluate; from pathlib import Path\n"
+    code = ("import json, shufflesearch, timm; from helpers import evaluate; from pathlib import Path\n"
             "run = Path('runs/Demo Run')\n"
             "print(json.dumps({'listed': timm.list_models('ss_*'),\n"
             "    'arch': shufflesearch.get_arch('ss_demo_run_best').to_dict(),\n"
@@ -144,7 +130,7 @@ def test_a_new_process_loads_the_best_model_with_its_recorded_accuracy(run):
     done = python(code, run.run_dir.parent.parent)  # runs/ is found in the working directory
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["name"] == out["local"] == run.best["val_acc"]  # exactly: same weights, same evaluation
+    assert out["name"] == out["local"] == run.best["search_acc"]  # exactly: same weights, same evaluation
     assert out["arch"] == run.best["arch"]
     assert {"ss_demo_run_best", "ss_demo_run_p1"} <= set(out["listed"])
 
@@ -205,7 +191,7 @@ def test_missing_truncated_and_mismatched_weights_name_the_file(run, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ss_demo_run_best", "ss_demo_run_p1"])
-@pytest.mark.parametrize("check", CONTRACT, ids=lambda f: f.__name__.removeprefix("test_"))
+@pytest.mark.parametrize("check", timm_contract.CHECKS, ids=lambda check: check.__name__)
 def test_exported_models_meet_the_timm_contract(run, one_thread, name, check):
     check(name)
 
@@ -231,11 +217,11 @@ def test_final_training_writes_a_new_model_beside_the_proxy_one(run):
     info = json.loads((folder / "config.json").read_text())["shufflesearch"]
     final = info["final"]
     assert final["epochs"] == 4 and final["from"] == "ss_demo_run_best" and final["dataset"] == "digits"
-    assert info["val_acc"] == run.best["val_acc"] and info["trial"] == run.best["number"]
+    assert info["search_acc"] == run.best["search_acc"] and info["trial"] == run.best["number"]
     card = (folder / "README.md").read_text()
-    assert "proxy accuracy" in card and "final accuracy" in card and f"{100 * final['val_acc']:.2f}%" in card
+    assert "search accuracy" in card and "test accuracy" in card and f"{100 * final['test_acc_mean']:.2f}%" in card
     model = timm.create_model("ss_demo_run_best_long", pretrained=True)
-    assert evaluate(model, run.run_dir) == final["val_acc"]
+    assert evaluate(model, run.run_dir, "test") == final["test_acc_mean"] == final["test_accs"][0]
     with pytest.raises(ShuffleSearchError, match="ss_demo_run_best_long: exists already"):
         train_final("ss_demo_run_best", epochs=4, tag="long")
 

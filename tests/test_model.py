@@ -208,9 +208,10 @@ def test_channels_last_model_matches_contiguous():
     torch.testing.assert_close(model(x.contiguous(memory_format=torch.channels_last)), ref, rtol=1e-4, atol=1e-5)
 
 
-def test_generic_entry_needs_a_genome_and_follows_its_pool_size():
-    with pytest.raises(ShuffleSearchError, match="needs arch="):
-        timm.create_model("shufflesearch_net")
+def test_generic_entry_defaults_to_v2_x1_0_and_follows_its_genome_pool_size():
+    model = timm.create_model("shufflesearch_net")  # timm's tooling builds every name with no arguments
+    assert model.arch == ZOO["shufflenet_v2_x1_0"]
+    assert model.default_cfg["pool_size"] == (7, 7) and model.default_cfg["paper_ids"] == "arXiv:1807.11164"
     arch = Arch(stages=(Stage("v2", 32, 1),), stem=Stem(channels=16, stride=1, max_pool=False))
     model = timm.create_model("shufflesearch_net", arch=arch.to_dict())
     assert model.default_cfg["pool_size"] == (112, 112)

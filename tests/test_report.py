@@ -1,4 +1,4 @@
-"""Pareto front, hypervolume, the report files and the run comparison.
+"""The report files of a run and the run comparison (the front and hypervolume themselves: test_pareto.py).
 
 The report tests read a run directory written here with real genomes and their real costs and
 synthetic accuracies (a plausible accuracy-against-MFLOPs curve plus seeded noise): they test the
@@ -8,129 +8,21 @@ report's logic, not a search. The end-to-end report of a real short search lives
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import random
-import re
 
 import matplotlib.image
 import pytest
 
+from helpers import assert_self_contained
 from shufflesearch import cli
 from shufflesearch.cost import cost
 from shufflesearch.errors import ShuffleSearchError
-from shufflesearch.report import (REFERENCE, COSTS, compare_runs, cost_axis, front_hypervolume, hypervolume,
-                                  load_run, pareto_front, progress, write_report)
+from shufflesearch.objectives import COSTS
+from shufflesearch.pareto import best_row, front_hypervolume, pareto_front, progress
+from shufflesearch.report import compare_runs, write_report
+from shufflesearch.runs import load_run
 from shufflesearch.zoo import ZOO, shufflenet_v1, shufflenet_v2
-
-
-def row(number, mflops, acc, status="complete", epochs=3, max_epochs=3, **extra):
-    return {"number": number, "mflops": mflops, "val_acc": acc, "status": status, "epochs": epochs,
-            "max_epochs": max_epochs, **extra}
-
-
-# --- the front ---------------------------------------------------------------------------------------
-def numbers(front):
-    return [r["number"] for r in front]
-
-
-def test_front_keeps_only_non_dominated_rows_cheapest_first():
-    rows = [row(0, 30, 0.90), row(1, 10, 0.80), row(2, 20, 0.70), row(3, 25, 0.85), row(4, 40, 0.88)]
-    assert numbers(pareto_front(rows, "acc,mflops")) == [1, 3, 0]
-
-
-def test_front_ties_identical_points_keep_lowest_trial_number():
-    rows = [row(7, 10, 0.8), row(2, 10, 0.8), row(5, 10, 0.8), row(9, 20, 0.9)]
-    assert numbers(pareto_front(rows)) == [2, 9]
-
-
-def test_front_equal_cost_keeps_more_accurate_and_equal_accuracy_keeps_cheaper():
-    assert numbers(pareto_front([row(0, 10, 0.80), row(1, 10, 0.85)])) == [1]
-    assert numbers(pareto_front([row(0, 15, 0.80), row(1, 10, 0.80)])) == [1]
-
-
-def test_front_only_full_fidelity_rows():
-    rows = [row(0, 10, 0.70),
-            row(1, 5, 0.99, status="early_stopped", epochs=1),  # better, but not trained to the end
-            row(2, 5, 0.95, epochs=2),                            # complete but short of max_epochs
-            row(3, 8, None, status="failed", epochs=0),
-            row(4, 6, 0.10, status="diverged", epochs=3),
-            row(5, 20, 0.80)]
-    assert numbers(pareto_front(rows)) == [0, 5]
-    # a run holding two fidelities: the front is made of the highest one only
-    rows.append(row(6, 50, 0.75, epochs=9, max_epochs=9))
-    assert numbers(pareto_front(rows)) == [6]
-
-
-def test_front_other_costs_and_missing_values():
-    rows = [row(0, 10, 0.8, latency_ms=None, params=900), row(1, 20, 0.9, latency_ms=2.0, params=800)]
-    assert numbers(pareto_front(rows, "acc,latency")) == [1]
-    assert numbers(pareto_front(rows, ["acc", "params"])) == [1]
-    assert numbers(pareto_front(rows, ("acc",))) == [0, 1]  # single-objective runs: against MFLOPs
-
-
-@pytest.mark.parametrize("bad", ["acc,foo", "mflops,acc", "acc,mflops,latency", "acc,"])
-def test_unknown_objectives_are_one_line_errors(bad):
-    with pytest.raises(ShuffleSearchError, match="objectives = .*must be one of acc,mflops"):
-        cost_axis(bad)
-
-
-def test_front_matches_the_definition_on_random_rows():
-    rng = random.Random(0)
-    for _ in range(200):
-        # coarse values so that ties and equal costs are frequent
-        rows = [row(n, rng.randint(1, 8), rng.randint(0, 8) / 8) for n in rng.sample(range(100), rng.randint(1, 12))]
-
-        def beaten(r, s):
-            better_or_equal = s["mflops"] <= r["mflops"] and s["val_acc"] >= r["val_acc"]
-            same = s["mflops"] == r["mflops"] and s["val_acc"] == r["val_acc"]
-            return better_or_equal and (not same or s["number"] < r["number"])
-
-        expected = sorted((r for r in rows if not any(beaten(r, s) for s in rows if s is not r)),
-                          key=lambda r: r["mflops"])
-        assert numbers(pareto_front(rows)) == numbers(expected)
-
-
-# --- hypervolume -------------------------------------------------------------------------------------
-def inclusion_exclusion(points, reference):
-    """Exact area of the union of the boxes [p, reference]: sum over subsets of +- their intersection."""
-    boxes = [p for p in points if all(c < r for c, r in zip(p, reference))]
-    total = 0.0
-    for k in range(1, len(boxes) + 1):
-        for subset in itertools.combinations(boxes, k):
-            corner = [max(c) for c in zip(*subset)]
-            volume = 1.0
-            for c, r in zip(corner, reference):
-                volume *= r - c
-            total += (-1) ** (k + 1) * volume
-    return total
-
-
-def test_hypervolume_small_cases():
-    assert hypervolume([], (1, 1)) == 0
-    assert hypervolume([(0.5, 0.5)], (1, 1)) == pytest.approx(0.25)
-    assert hypervolume([(0.5, 0.5), (0.5, 0.5), (0.6, 0.6)], (1, 1)) == pytest.approx(0.25)
-    assert hypervolume([(1.2, 0.1), (0.1, 1.0)], (1.1, 1.0)) == 0  # on or beyond the reference
-
-
-def test_hypervolume_matches_inclusion_exclusion_on_random_sets():
-    rng = random.Random(1)
-    for _ in range(300):
-        n = rng.randint(1, 9)
-        pts = [(rng.uniform(0, 1.3), rng.uniform(0, 1.2)) for _ in range(n)]
-        pts += [pts[0]] * rng.randint(0, 1)  # duplicates
-        pts += [(pts[-1][0], rng.uniform(0, 1.2))] * rng.randint(0, 1)  # equal x
-        assert hypervolume(pts, REFERENCE) == pytest.approx(inclusion_exclusion(pts, REFERENCE), abs=1e-12)
-
-
-def test_front_hypervolume_equals_the_hypervolume_of_all_full_fidelity_points():
-    rng = random.Random(2)
-    rows = [row(n, rng.uniform(5, 60), rng.uniform(0.3, 0.95)) for n in range(40)]
-    axis = COSTS["mflops"]
-    everything = [(r["mflops"] / 50, 1 - r["val_acc"]) for r in rows]
-    assert front_hypervolume(pareto_front(rows), axis, 50) == pytest.approx(inclusion_exclusion(
-        [(r["mflops"] / 50, 1 - r["val_acc"]) for r in pareto_front(rows)], REFERENCE))
-    assert front_hypervolume(pareto_front(rows), axis, 50) == pytest.approx(hypervolume(everything, REFERENCE))
 
 
 # --- a run directory -----------------------------------------------------------------------------------
@@ -157,8 +49,8 @@ def make_run(root, name, seed, sampler="tpe", n=36):
             "number": number, "arch_hash": arch.hash, "arch": arch.to_dict(), "summary": arch.summary(),
             "mflops": c.mflops, "params": c.params, "proxy_params": c.params // 3,
             "latency_ms": 1.0 + c.mflops / 20 + rng.random(), "epochs": epochs, "max_epochs": 3,
-            "val_acc": None if status == "failed" else (0.1 if status == "diverged" else acc - 0.2 * (epochs < 3)),
-            "val_loss": 0.5, "best_val_acc": acc, "status": status,
+            "search_acc": None if status == "failed" else (0.1 if status == "diverged" else acc - 0.2 * (epochs < 3)),
+            "search_loss": 0.5, "best_search_acc": acc, "status": status,
             "error": "RuntimeError: boom" if status == "failed" else None, "seconds": 20.0, "train_seconds": 18.0,
             "seed": seed, "started": "2025-01-01T00:00:00", "finished": "2025-01-01T00:00:20"})
     (run / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -166,7 +58,7 @@ def make_run(root, name, seed, sampler="tpe", n=36):
     for model in ("shufflenet_v1_g3_x0_5", "shufflenet_v1_g8_x0_5", "shufflenet_v2_x0_5"):
         c = cost(ZOO[model], 224)
         baselines.append({"number": None, "model": model, "mflops": c.mflops, "params": c.params,
-                          "latency_ms": 2.5, "val_acc": round(0.5 + 0.045 * c.mflops ** 0.5, 3), "epochs": 3, "max_epochs": 3, "status": "complete"})
+                          "latency_ms": 2.5, "search_acc": round(0.5 + 0.045 * c.mflops ** 0.5, 3), "epochs": 3, "max_epochs": 3, "status": "complete"})
     (run / "baselines.jsonl").write_text("".join(json.dumps(r) + "\n" for r in baselines))
     (run / "config.json").write_text(json.dumps({
         "name": name, "space_file": "search_spaces/demo.yaml", "space_name": "demo",
@@ -178,18 +70,11 @@ def make_run(root, name, seed, sampler="tpe", n=36):
         "started": "2025-01-01T00:00:00"}))
     (run / "summary.json").write_text(json.dumps({"wall_seconds": 3723.4, "train_seconds": 3000.0,
                                                   "finished": "2025-01-01T01:02:03"}))
-    best = max(pareto_front(rows), key=lambda r: r["val_acc"])
+    best = best_row(rows)
     (run / "models" / f"ss_{name}_best").mkdir()
     (run / "models" / f"ss_{name}_best" / "config.json").write_text(json.dumps(
         {"architecture": f"ss_{name}_best", "shufflesearch": {"trial": best["number"], "run": name}}))
     return run, rows, best
-
-
-def assert_self_contained(page: str) -> None:
-    assert "http:" not in page and "https:" not in page and "<link" not in page.lower()
-    assert "@import" not in page and "url(" not in page
-    for src in re.findall(r'src="([^"]*)"', page):
-        assert src.startswith("data:image/png;base64,")
 
 
 def test_report_files_from_a_run_directory(tmp_path):
@@ -204,8 +89,8 @@ def test_report_files_from_a_run_directory(tmp_path):
 
     front = pareto_front(rows)
     table = list(csv.DictReader((out / "pareto.csv").open()))
-    assert [int(t["number"]) for t in table] == numbers(front)
-    assert all(t["summary"] and t["arch_hash"] and float(t["val_acc"]) > 0 for t in table)
+    assert [int(t["number"]) for t in table] == [r["number"] for r in front]
+    assert all(t["summary"] and t["arch_hash"] and float(t["search_acc"]) > 0 for t in table)
     named = [t for t in table if t["model"]]
     assert [(int(t["number"]), t["model"]) for t in named] == [(best["number"], "ss_r1_best")]
 
@@ -232,7 +117,7 @@ def test_report_with_latency_objective_and_no_summary(tmp_path):
     md = (run / "report" / "report.md").read_text()
     assert "latency (ms, batch 1, CPU)" in md and "wall time**: unknown" in md
     table = list(csv.DictReader((run / "report" / "pareto.csv").open()))
-    assert [int(t["number"]) for t in table] == numbers(pareto_front(rows, "acc,latency"))
+    assert [int(t["number"]) for t in table] == [r["number"] for r in pareto_front(rows, "acc,latency")]
 
 
 def test_progress_is_monotone_and_ends_at_the_front(tmp_path):
@@ -242,7 +127,7 @@ def test_progress_is_monotone_and_ends_at_the_front(tmp_path):
     hvs = [s[2] for s in steps]
     assert hvs == sorted(hvs) and hvs[-1] == pytest.approx(front_hypervolume(pareto_front(rows), COSTS["mflops"], BUDGET))
     accs = [s[1] for s in steps if s[1] == s[1]]
-    assert accs == sorted(accs) and accs[-1] == max(r["val_acc"] for r in pareto_front(rows))
+    assert accs == sorted(accs) and accs[-1] == max(r["search_acc"] for r in pareto_front(rows))
 
 
 def test_compare_two_runs(tmp_path):
@@ -257,7 +142,7 @@ def test_compare_two_runs(tmp_path):
     for name, rows in (("tpe_run", rows_a), ("random_run", rows_b)):
         line = next(l for l in md.splitlines() if l.startswith(f"| {name} |"))
         hv = front_hypervolume(pareto_front(rows), COSTS["mflops"], BUDGET)
-        best = max(r["val_acc"] for r in rows if r["status"] == "complete" and r["epochs"] == 3 and r["mflops"] <= BUDGET)
+        best = max(r["search_acc"] for r in rows if r["status"] == "complete" and r["epochs"] == 3 and r["mflops"] <= BUDGET)
         assert f"| {hv:.4f} | {best:.4f} |" in line
     compare_runs([a, b])  # default place: the first run's report/
     assert (a / "report" / f"{stem}.md").is_file()
@@ -332,7 +217,7 @@ def test_baselines_train_under_the_runs_protocol(tmp_path):
     # the same protocol by hand (run seed, not the proxy section's) gives the same accuracy
     proxy = proxy_config_from_dict(config["proxy"], "config.json")
     by_hand = train_proxy(ZOO["shufflenet_v1_g3_x0_25"], proxy.data.load(), replace(proxy.train, seed=config["seed"]))
-    assert v1["val_acc"] == by_hand.final["val_acc"]
+    assert v1["search_acc"] == by_hand.final["search_acc"]
     write_report(run)
     assert "shufflenet_v1_g3_x0_25" in (run / "report" / "report.md").read_text()
 

@@ -20,27 +20,11 @@ import pytest
 import yaml
 
 import shufflesearch
+from helpers import run_cli, tiny_space
 from shufflesearch.records import read_rows
-from shufflesearch.report import pareto_front
+from shufflesearch.pareto import pareto_front
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def tiny_space(tmp_path: Path, **search: object) -> Path:
-    """demo.yaml with a 3-epoch proxy; `search` overrides its search section."""
-    data = yaml.safe_load((ROOT / "search_spaces" / "demo.yaml").read_text())
-    data["name"] = "tiny"
-    data["proxy"].update(epochs=3)
-    data["search"].update(trials=4, **search)
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shufflesearch.cli", *args], capture_output=True,
-                          text=True, timeout=600, **kwargs)
 
 
 def check_records(run_dir: Path, trials: int) -> list[dict]:
@@ -61,7 +45,7 @@ def test_four_trial_search_end_to_end(tmp_path, ray_local):
     result = shufflesearch.search(tiny_space(tmp_path), scheduler="asha", runs_dir=tmp_path / "runs",
                                   progress=None)
     rows = check_records(result.run_dir, 4)
-    assert result.best is not None and result.best["val_acc"] > 0.3  # 10 classes: chance is 0.1
+    assert result.best is not None and result.best["search_acc"] > 0.3  # 10 classes: chance is 0.1
     for name in ("space.yaml", "config.json", "optuna.journal", "trials.csv", "summary.json"):
         assert (result.run_dir / name).exists(), name
     assert any((result.run_dir / "tune").glob("part1/*"))
@@ -73,8 +57,8 @@ def test_four_trial_search_end_to_end(tmp_path, ray_local):
     front = pareto_front(rows, ("acc", "mflops"))
     assert {r["number"] for r in result.pareto} == {r["number"] for r in front}
     for a in result.pareto:
-        assert not any(b["val_acc"] >= a["val_acc"] and b["mflops"] <= a["mflops"] and
-                       (b["val_acc"], b["mflops"]) != (a["val_acc"], a["mflops"]) for b in result.pareto)
+        assert not any(b["search_acc"] >= a["search_acc"] and b["mflops"] <= a["mflops"] and
+                       (b["search_acc"], b["mflops"]) != (a["search_acc"], a["mflops"]) for b in result.pareto)
 
     # the Optuna study in the journal knows each trial's outcome (optuna-dashboard reads this file)
     study = optuna.load_study(study_name=result.run_dir.name, storage=optuna.storages.JournalStorage(
@@ -98,7 +82,7 @@ def test_same_seed_same_result(tmp_path, ray_local):
     to the same metrics (on one machine)."""
     runs = [shufflesearch.search(tiny_space(tmp_path), name=f"r{i}", sampler="random", trials=3, scheduler="none",
                                  runs_dir=tmp_path / "runs", progress=None) for i in range(2)]
-    first, second = ({r["number"]: (r["arch_hash"], r["val_acc"], r["val_loss"]) for r in run.rows} for run in runs)
+    first, second = ({r["number"]: (r["arch_hash"], r["search_acc"], r["search_loss"]) for r in run.rows} for run in runs)
     assert first == second
 
 
@@ -113,7 +97,7 @@ def test_other_objectives(tmp_path, ray_local, objectives):
     assert len(study.directions) == len(objectives.split(","))
     by_number = {r["number"]: r for r in rows}
     for t in study.trials:  # the study was told the recorded accuracy (and latency)
-        expected = [by_number[t.number]["val_acc"], by_number[t.number]["latency_ms"]]
+        expected = [by_number[t.number]["search_acc"], by_number[t.number]["latency_ms"]]
         assert t.values == expected[:len(study.directions)]
 
 
