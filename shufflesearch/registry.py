@@ -274,6 +274,25 @@ def register_models(path: str | Path) -> list[str]:
     return [register_model_dir(folder) for folder in model_dirs(root)]
 
 
+def _unregister(name: str) -> None:
+    """Undo `register_arch(name, ...)` here and in timm, whose registry has no public way to remove a
+    model (the test suite isolates its tests' registrations with this)."""
+    from timm.models import _registry as timm_registry
+
+    for table in (ARCHS, default_cfgs, FOUND, _CONFLICTS, globals()):
+        table.pop(name, None)
+    listed = globals().get("__all__", [])  # timm's register_model lists each entrypoint in its module's __all__
+    if name in listed:
+        listed.remove(name)
+    module = timm_registry._model_to_module.pop(name, None)
+    timm_registry._module_to_models.get(module, set()).discard(name)
+    timm_registry._model_entrypoints.pop(name, None)
+    timm_registry._model_default_cfgs.pop(name, None)
+    for tagged in timm_registry._model_with_tags.pop(name, []) + [name]:
+        timm_registry._model_pretrained_cfgs.pop(tagged, None)
+        timm_registry._model_has_pretrained.discard(tagged)
+
+
 def _register_roots() -> None:
     """At import: `runs/` here (skipped quietly when absent), then each directory in SHUFFLESEARCH_MODELS.
 

@@ -1,17 +1,60 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the isolation every test runs in.
+
+Each test module (its module-scoped fixtures included) and each test runs in a new empty working
+directory, without SHUFFLESEARCH_MODELS; afterwards the models it registered are forgotten and torch's
+thread count is put back. Models `import shufflesearch` found for the user (a `runs/` in the checkout,
+say after the README's main job, or SHUFFLESEARCH_MODELS) are forgotten for the whole session: a test
+that needs registered found models exports or registers its own. Helper functions shared by test
+modules live in helpers.py and timm_contract.py; no test module imports another.
+"""
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
 
+from shufflesearch import registry
+
+
+@contextlib.contextmanager
+def _isolated(cwd: Path) -> Iterator[None]:
+    names, threads = set(registry.ARCHS), torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.delenv(registry.MODELS_ENV, raising=False)
+        try:
+            yield
+        finally:
+            for name in registry.ARCHS.keys() - names:
+                registry._unregister(name)
+            torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _without_the_users_models() -> None:
+    for name in registry.FOUND.keys() | registry._CONFLICTS.keys():
+        registry._unregister(name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _isolated_module(_without_the_users_models, tmp_path_factory) -> Iterator[None]:
+    with _isolated(tmp_path_factory.mktemp("cwd")):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_test(_isolated_module, tmp_path_factory) -> Iterator[None]:
+    with _isolated(tmp_path_factory.mktemp("cwd")):
+        yield
+
 
 @pytest.fixture
-def one_thread():
-    """One intra-op thread: tiny-input model tests run faster without OpenMP barriers (and much faster
-    when other processes share the 2 cores)."""
-    threads = torch.get_num_threads()
+def one_thread() -> None:
+    """One intra-op thread (each test's isolation restores the count): tiny-input model tests run faster
+    without OpenMP barriers (and much faster when other processes share the 2 cores)."""
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
