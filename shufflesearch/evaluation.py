@@ -30,14 +30,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ._io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from ._ray import JobProgress, ray_session, run_jobs
 from .arch import Arch
 from .cost import cost
 from .data import DataConfig, ProxyData
 from .errors import ShuffleSearchError
+from .pareto import full_fidelity, pareto_front
 from .proxy import TrainConfig, proxy_config_from_dict
 from .records import read_rows, write_rows
+from .runs import load_run
 
 FINAL_DIR = "final"
 RESULT_FIELDS = ("kind", "name", "number", "model", "arch_hash", "summary", "mflops", "params", "seed", "epochs",
@@ -72,8 +74,6 @@ class FinalResult:
 
 def select_candidates(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str], top: int) -> list[Candidate]:
     """The `top` architectures of a run to retrain: see the module docstring. Distinct genomes only."""
-    from .report import full_fidelity, pareto_front
-
     by_acc = sorted(full_fidelity(rows), key=lambda r: (-r["search_acc"], r["mflops"], r["number"]))
     chosen: list[Mapping[str, Any]] = []
     if len(objectives) > 1:
@@ -143,11 +143,9 @@ def _protocol(config: Mapping[str, Any], config_path: Path, epochs: int | None, 
 
 def _check_same_protocol(path: Path, protocol: dict[str, Any]) -> None:
     """A resumed evaluation must train as the recorded one did; otherwise its rows would not compare."""
-    from .report import _read_json
-
     if not path.exists():
         return
-    recorded = _read_json(path)
+    recorded = read_json(path, "the final evaluation's config")
     for key in ("data", "train"):
         if recorded.get(key) != protocol[key]:
             raise ShuffleSearchError(
@@ -191,7 +189,6 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
         progress: called with one line per finished retraining (None: silent).
     """
     from .registry import get_arch
-    from .report import load_run
 
     loaded = load_run(run)
     config_path = loaded.path / "config.json"

@@ -192,7 +192,10 @@ def read_model_config(folder: str | Path) -> tuple[Arch, dict[str, Any]]:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ShuffleSearchError(f"{path}: unreadable model config ({e})") from None
-    genome = config.get("model_args", {}).get("arch") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise ShuffleSearchError(f"{path}: a JSON {type(config).__name__}, not a shufflesearch model config "
+                                 "(a mapping)")
+    genome = (config.get("model_args") or {}).get("arch")
     if config.get("architecture") != GENERIC or not isinstance(genome, Mapping):
         raise ShuffleSearchError(f"{path}: architecture = {config.get('architecture')!r}: not a shufflesearch "
                                  f"model (expected {GENERIC!r} and a genome in model_args.arch)")

@@ -72,6 +72,11 @@ def test_final_cli_reports_and_fails_with_one_line(searched, evaluated):
                   "--zoo", ",".join(ZOO))
     assert out.returncode == 0, out.stderr
     assert "0 retraining(s) to run" in out.stdout and "test accuracy, mean ± sd" in out.stdout
+    page = (searched.run_dir / "report" / "report.md").read_text()
+    assert "## Final evaluation (test split)" in page and "final.png" in page
+    zoo = next(s for s in evaluated[0].summary if s["kind"] == "zoo")
+    assert f"{zoo['test_acc_mean']:.4f}" in page
+    assert (searched.run_dir / "report" / "final.png").read_bytes().startswith(b"\x89PNG")
     bad = run_cli("final", str(searched.run_dir), "--zoo", "shufflenet_v9")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "shufflenet_v9" in bad.stderr
 

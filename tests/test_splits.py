@@ -1,0 +1,40 @@
+"""A search never reads the test split: a real search runs with the test files unreadable, and only the
+final evaluation, which reads them, fails (naming the file)."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import yaml
+from helpers import tiny_space
+
+import shufflesearch
+from shufflesearch import ShuffleSearchError
+from shufflesearch.evaluation import final_evaluation
+
+
+def _write_idx(path, array) -> None:
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+@pytest.mark.slow
+def test_a_search_runs_with_an_unreadable_test_split_and_final_evaluation_names_it(tmp_path, ray_local):
+    rng = np.random.default_rng(0)
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (200, 28, 28)))
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(200) % 10)
+    for part in ("images-idx3", "labels-idx1"):  # the test split: unreadable
+        (tmp_path / f"t10k-{part}-ubyte.gz").write_bytes(b"\x1f\x8b not gzip")
+    space = tiny_space(tmp_path, epochs=1)
+    data = yaml.safe_load(space.read_text())
+    data["proxy"].update(dataset=f"mnist:{tmp_path}", image_size=16)
+    space.write_text(yaml.safe_dump(data))
+
+    result = shufflesearch.search(space, trials=2, runs_dir=tmp_path / "runs", progress=None)
+    assert result.counts["complete"] == 2 and all(0 <= r["search_acc"] <= 1 for r in result.rows)
+    with pytest.raises(ShuffleSearchError, match="t10k-images-idx3-ubyte.gz"):
+        final_evaluation(result.run_dir, top=1, seeds=1, epochs=1, zoo=[], progress=None)
+    assert not (result.run_dir / "final" / "results.jsonl").exists()
