@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .arch import Arch
-from .cost import cost
+from .cost import budget_cost
 from .errors import ShuffleSearchError
 from .records import make_row, read_rows, write_rows
 from .runs import load_run
@@ -31,10 +31,11 @@ def _field(config: Mapping[str, Any], path: Path, *keys: str) -> Any:
     return value
 
 
-def default_baselines(budget_mflops: float, input_size: int) -> list[str]:
-    """Zoo models whose MFLOPs (multiply-adds) at `input_size` lie within 1.5x of the budget, either side."""
+def default_baselines(budget: Mapping[str, Any]) -> list[str]:
+    """Zoo models whose MFLOPs (multiply-adds, on the run's cost basis) lie within 1.5x of the budget,
+    either side."""
     return [name for name, arch in ZOO.items()
-            if budget_mflops / NEAR_BUDGET <= cost(arch, input_size).mflops <= budget_mflops * NEAR_BUDGET]
+            if budget["mflops"] / NEAR_BUDGET <= budget_cost(arch, budget).mflops <= budget["mflops"] * NEAR_BUDGET]
 
 
 def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, address: str | None = None,
@@ -42,8 +43,8 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     """Proxy-train `models` (registered names; default: the zoo near the budget) as the run's trials were.
 
     They train in parallel through Ray (`address`: a running cluster; default a local Ray), as many at
-    a time as the run's trials were. Returns the new rows; baselines.jsonl is rewritten atomically as
-    each model finishes, and `progress` gets one line per model.
+    a time as the run's trials were. Returns the new rows, in the order asked for; baselines.jsonl is
+    rewritten atomically as each model finishes, and `progress` gets one line per model.
     """
     from ._ray import JobProgress, ray_session, run_jobs
     from .evaluation import train_job
@@ -58,7 +59,7 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     proxy = proxy_config_from_dict(_field(config, config_path, "proxy"), f"{config_path}")
     seed = _field(config, config_path, "seed")
     train_cfg = replace(proxy.train, seed=seed, threads=_field(config, config_path, "cpus_per_trial"))
-    names = list(models) if models else default_baselines(budget, input_size)
+    names = list(models) if models else default_baselines(config["budget"])
     if not names:
         raise ShuffleSearchError(f"{config_path}: budget.mflops = {budget}: no zoo model within "
                                  f"{NEAR_BUDGET}x of it; name the baselines with --models")
@@ -72,7 +73,7 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     def record(job: dict[str, Any], metrics: dict[str, Any]) -> None:
         name = by_hash[Arch.from_dict(job["arch"]).hash]
         row = make_row(archs[name], {**metrics, "epoch": metrics["epochs"], "time_total_s": metrics.get("seconds")},
-                       metrics["status"], number=None, input_size=input_size, max_epochs=train_cfg.epochs,
+                       metrics["status"], number=None, budget=config["budget"], max_epochs=train_cfg.epochs,
                        seed=seed, model=name)
         new.append(row)
         write_rows(rows_path, [r for r in read_rows(rows_path) if r.get("model") != name] + [row])
@@ -82,4 +83,6 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     with ray_session(address):
         run_jobs(train_job, jobs, cpus_per_job=train_cfg.threads, on_result=record,
                  shared={"data": data, "train_cfg": train_cfg})
+    new.sort(key=lambda r: names.index(r["model"]))  # the order asked for, not the order they finished in
+    write_rows(rows_path, [r for r in read_rows(rows_path) if r.get("model") not in archs] + new)
     return new

@@ -10,6 +10,7 @@ the search calls this on every sample.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from .arch import Arch, Unit
 
@@ -23,6 +24,15 @@ class Cost:
     def mflops(self) -> float:
         """Millions of multiply-adds: the ShuffleNet papers' 'MFLOPs'."""
         return self.macs / 1e6
+
+
+def budget_cost(arch: Arch, budget: Mapping[str, Any]) -> Cost:
+    """The cost basis of a run (its config.json `budget`): what its budget caps and every record states.
+
+    At the budget's `input_size` on 3-channel input, with a `num_classes`-way classifier (1000, the
+    papers' convention, for runs that did not record it).
+    """
+    return cost(arch, budget["input_size"], budget.get("num_classes", 1000))
 
 
 def _out_size(size: int, kernel: int, stride: int) -> int:

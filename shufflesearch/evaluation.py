@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from ._ray import JobProgress, ray_session, run_jobs
 from .arch import Arch
-from .cost import cost
+from .cost import budget_cost
 from .data import DataConfig, ProxyData
 from .errors import ShuffleSearchError
 from .pareto import full_fidelity, pareto_front
@@ -91,12 +91,12 @@ def select_candidates(rows: Sequence[Mapping[str, Any]], objectives: Sequence[st
 
 
 def zoo_within_budget(budget: Mapping[str, Any]) -> list[str]:
-    """Zoo models whose cost (multiply-adds, params) at the budget's input size is within the budget."""
+    """Zoo models whose cost (multiply-adds, params; `cost.budget_cost`) is within the budget."""
     from .zoo import ZOO
 
-    size, cap = budget["input_size"], budget.get("max_params")
-    return [name for name, arch in ZOO.items() if cost(arch, size).mflops <= budget["mflops"]
-            and (cap is None or cost(arch, size).params <= cap)]
+    costs = {name: budget_cost(arch, budget) for name, arch in ZOO.items()}
+    cap = budget.get("max_params")
+    return [name for name, c in costs.items() if c.mflops <= budget["mflops"] and (cap is None or c.params <= cap)]
 
 
 def train_job(arch: dict[str, Any], seed: int, data: ProxyData, train_cfg: TrainConfig,
@@ -211,7 +211,6 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
                 "seeds": [run_seed + i for i in range(seeds)], "top": top, "zoo": zoo_names}
     _check_same_protocol(final_dir / "config.json", protocol)
     data = data_cfg.load("test")
-    input_size = loaded.config["budget"]["input_size"]
     write_json_atomic(final_dir / "config.json", {
         **protocol, "data_info": data.info(), "run": loaded.path.name, "versions": _versions(),
         "command": shlex.join(["shufflesearch", "final", str(loaded.path), "--top", str(top), "--seeds", str(seeds),
@@ -234,7 +233,7 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
 
     def record(job: dict[str, Any], metrics: dict[str, Any]) -> None:
         c = by_hash[Arch.from_dict(job["arch"]).hash]
-        c_cost = cost(c.arch, input_size)
+        c_cost = budget_cost(c.arch, loaded.config["budget"])
         row = {"kind": c.kind, "name": c.name, "number": c.number, "model": c.model, "arch_hash": c.arch.hash,
                "arch": c.arch.to_dict(), "summary": c.arch.summary(), "mflops": c_cost.mflops,
                "params": c_cost.params, "seed": job["seed"], "max_epochs": train_cfg.epochs,
@@ -283,7 +282,8 @@ def _export(loaded: Any, candidates: Sequence[Candidate], summary: Sequence[Mapp
                 else f"{PREFIX}{sanitize(loaded.path.name)}_{c.name}") + "_final"
         provenance = {"run": loaded.path.name, "trial": c.number, "source": c.name, "seed": seed,
                       "search_acc": c.search_acc, "mflops": s["mflops"], "params": s["params"],
-                      "budget_input_size": loaded.config["budget"]["input_size"], "dataset": data.spec,
+                      "budget_input_size": loaded.config["budget"]["input_size"],
+                      "budget_num_classes": loaded.config["budget"].get("num_classes", 1000), "dataset": data.spec,
                       "arch_hash": c.arch.hash, "final": final, "epochs": train_cfg.epochs}
         folders.append(write_model_dir(loaded.path / "models" / name, c.arch, weights.read_bytes(), data.info(),
                                        provenance))

@@ -105,7 +105,8 @@ def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: b
             "run": run.path.name, "trial": row["number"], "seed": row.get("seed"), "search_acc": row["search_acc"],
             "best_search_acc": row.get("best_search_acc"), "epochs": row["epochs"], "mflops": row["mflops"],
             "params": row["params"], "latency_ms": row.get("latency_ms"),
-            "budget_input_size": run.config.get("budget", {}).get("input_size"), "dataset": data["spec"],
+            "budget_input_size": run.config.get("budget", {}).get("input_size"),
+            "budget_num_classes": run.config.get("budget", {}).get("num_classes", 1000), "dataset": data["spec"],
             "arch_hash": row.get("arch_hash"), "proxy": run.config.get("proxy"),
             "search_command": run.config.get("command"),
         }
@@ -203,7 +204,7 @@ def model_card(name: str, arch: Arch, data: Mapping[str, Any], p: Mapping[str, A
     rows = [
         ("genome", f"`{arch.summary()}` (hash {arch.hash})"),
         ("cost", f"{p['mflops']:.2f} MFLOPs (multiply-adds) at {budget}x{budget}, {p['params']:,d} params "
-                 "(1000-class head)"),
+                 f"({p.get('budget_num_classes', 1000)}-class head, the search's cost basis)"),
         ("this model", f"{own.mflops:.2f} MFLOPs at {data['in_chans']}x{size}x{size}, {own.params:,d} params, "
                        f"{data['num_classes']} classes"),
     ]

@@ -32,7 +32,7 @@ ACCURACY = Objective("acc", "search_acc", "maximize", "top-1 accuracy, search-va
 COSTS = {c.name: c for c in (
     Objective("mflops", "mflops", "minimize", "MFLOPs (multiply-adds)", "MFLOPs", budget_key="mflops"),
     Objective("latency", "latency_ms", "minimize", "latency (ms, batch 1, CPU)", "ms"),
-    Objective("params", "params", "minimize", "params (millions, 1000-class head)", "M params", 1e6, "max_params"),
+    Objective("params", "params", "minimize", "params (millions, the budget's classifier)", "M params", 1e6, "max_params"),
 )}
 OBJECTIVES = {ACCURACY.name: ACCURACY, **COSTS}
 OBJECTIVE_SETS = (*((ACCURACY.name, cost) for cost in COSTS), (ACCURACY.name,))

@@ -12,11 +12,11 @@ import datetime as dt
 import io
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ._io import write_text_atomic
 from .arch import Arch
-from .cost import cost
+from .cost import budget_cost
 from .errors import ShuffleSearchError
 
 FIELDS = (
@@ -71,13 +71,13 @@ def is_full_fidelity(row: dict[str, Any]) -> bool:
 
 
 def make_row(arch: Arch, metrics: dict[str, Any], status: str, *, number: int | None,
-             input_size: int, max_epochs: int, seed: int, model: str | None = None) -> dict[str, Any]:
+             budget: Mapping[str, Any], max_epochs: int, seed: int, model: str | None = None) -> dict[str, Any]:
     """A record row for `arch` trained to `metrics` (the last report of a trial or baseline).
 
-    `mflops` and `params` are the architecture's cost at `input_size` with 1000 classes, the papers'
-    convention, so rows compare with Table 1; the proxy model's own head is smaller.
+    `mflops` and `params` are the architecture's cost on the run's basis (`cost.budget_cost`: the
+    budget's input size and classes, what the budget caps); the proxy model's own head may differ.
     """
-    c = cost(arch, input_size)
+    c = budget_cost(arch, budget)
     error = metrics.get("error") or None
     if status == "failed" and not error:
         error = "the trial's Ray worker failed; see the run's tune/ folder for its log"

@@ -60,6 +60,8 @@ def _settings(run: Run) -> list[tuple[str, str]]:
           ("search space", f"{c.get('space_name', '?')} ({c.get('space_file', '?')})"),
           ("budget", f"{budget.get('mflops', '?')} MFLOPs (multiply-adds) at {budget.get('input_size', '?')}px"
                      + (f", at most {budget['max_params']:,} params" if budget.get("max_params") else "")),
+          ("cost basis", f"every MFLOPs and params figure: at {budget.get('input_size', '?')}px, 3 channels, "
+                         f"{budget.get('num_classes', 1000)}-way classifier (what the budget caps)"),
           ("objectives", ", ".join(c.get("objectives") or ["?"])),
           ("sampler / scheduler", f"{c.get('sampler', '?')} / {c.get('scheduler', '?')}"),
           ("trials planned / finished", f"{c.get('trials', '?')} / {len(run.trials)}"),

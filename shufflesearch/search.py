@@ -193,6 +193,12 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _budget_record(space: SearchSpace) -> dict[str, Any]:
+    """The budget as config.json records it: the cost basis of every row (`cost.budget_cost`)."""
+    b = space.budget
+    return {"mflops": b.mflops, "input_size": b.input_size, "num_classes": b.num_classes, "max_params": b.max_params}
+
+
 def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, data: Any, address: str | None,
                 previous: dict[str, Any] | None) -> dict[str, Any]:
     settings_dict = {**asdict(settings), "objectives": list(settings.objectives)}
@@ -203,8 +209,7 @@ def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, dat
         "space_name": space.name,
         "space_file": str(space.source),
         **settings_dict,
-        "budget": {"mflops": space.budget.mflops, "input_size": space.budget.input_size,
-                   "max_params": space.budget.max_params},
+        "budget": _budget_record(space),
         "proxy": space.proxy.to_dict(),
         "data": data.info(),
         "address": address,
@@ -271,7 +276,7 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study,
         printer = _Progress(settings.trials, len(rows), progress)
 
         def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
-            row = make_row(arch, result, status, number=number, input_size=space.budget.input_size,
+            row = make_row(arch, result, status, number=number, budget=_budget_record(space),
                            max_epochs=train_cfg.epochs, seed=settings.seed)
             rows.append(row)
             write_rows(run_dir / "trials.jsonl", rows)

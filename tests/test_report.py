@@ -167,7 +167,7 @@ def test_cli_report_and_compare(tmp_path, capsys, monkeypatch):
     assert cli.main(["report", "x", "runs/y", "--objectives", "acc,params", "--out", "cmp"]) == 0
     printed = capsys.readouterr().out
     assert "runs/x/report/report.html" in printed and "cmp/compare_x_vs_y.html" in printed
-    assert "params (millions, 1000-class head)" in (tmp_path / "runs/x/report/report.md").read_text()
+    assert "params (millions, the budget's classifier)" in (tmp_path / "runs/x/report/report.md").read_text()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -225,7 +225,7 @@ def test_baselines_train_under_the_runs_protocol(tmp_path):
 def test_default_baselines_are_the_zoo_near_the_budget():
     from shufflesearch.baselines import default_baselines
 
-    names = default_baselines(40.0, 224)
+    names = default_baselines({"mflops": 40.0, "input_size": 224})
     assert "shufflenet_v2_x0_5" in names and "shufflenet_v1_g3_x0_5" in names
     assert all(40 / 1.5 <= cost(ZOO[n], 224).mflops <= 60 for n in names)
     assert "shufflenet_v1_g3_x0_25" not in names and "shufflenet_v2_x1_0" not in names

@@ -14,7 +14,7 @@ OTHER = ZOO["shufflenet_v1_g3_x0_5"]
 
 
 def recorded(arch, number, status="complete", acc=0.9):
-    return make_row(arch, {"epoch": 2, "val_acc": acc}, status, number=number, input_size=224, max_epochs=2,
+    return make_row(arch, {"epoch": 2, "search_acc": acc}, status, number=number, budget={"input_size": 224}, max_epochs=2,
                     seed=0)
 
 
@@ -23,7 +23,7 @@ def searcher(study, proposals, rows):
     proposals = iter(proposals)
 
     def finish(number, arch, result, status):
-        finished.append(recorded(arch, number, status, result.get("val_acc", 0.0)))
+        finished.append(recorded(arch, number, status, result.get("search_acc", 0.0)))
         return finished[-1]
 
     return StudySearcher(study, lambda trial: next(proposals), ["acc", "mflops"], finish, rows), finished
@@ -44,9 +44,9 @@ def test_outcomes_reach_the_study_with_their_states():
     s, finished = searcher(study, [ARCH, OTHER, ZOO["shufflenet_v1_g8_x0_5"], ZOO["shufflenet_v1_g1_x0_5"]], [])
     for tid in "abcd":
         s.suggest(tid)
-    s.on_trial_complete("a", {"status": "complete", "epoch": 2, "val_acc": 0.8})
-    s.on_trial_complete("b", {"status": "running", "epoch": 1, "val_acc": 0.5})  # the scheduler stopped it
-    s.on_trial_complete("c", {"status": "diverged", "epoch": 1, "val_acc": 0.1})
+    s.on_trial_complete("a", {"status": "complete", "epoch": 2, "search_acc": 0.8})
+    s.on_trial_complete("b", {"status": "running", "epoch": 1, "search_acc": 0.5})  # the scheduler stopped it
+    s.on_trial_complete("c", {"status": "diverged", "epoch": 1, "search_acc": 0.1})
     s.on_trial_complete("d", None, error=True)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
                                                TrialState.FAIL]
