@@ -33,12 +33,13 @@ class Run:
         return any(r.get("legacy_split") for r in self.trials)
 
 
-def resolve_run(run: str | Path) -> Path:
-    """A run given as a path or as a name under runs/."""
-    for path in (Path(run), Path("runs") / str(run)):
+def resolve_run(run: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """A run given as a path, or as a name under `runs_dir` (the CLI's --runs-dir)."""
+    for path in (Path(run), Path(runs_dir) / str(run)):
         if path.is_dir():
             return path
-    raise ShuffleSearchError(f"run {str(run)!r}: no such run directory (looked for {run} and runs/{run})")
+    raise ShuffleSearchError(f"run {str(run)!r}: no such run directory (looked for {run} and "
+                             f"{Path(runs_dir) / str(run)})")
 
 
 def _exported_models(run_dir: Path) -> dict[int, list[str]]:

@@ -40,6 +40,8 @@ def started_run(tmp_path) -> Path:
     run.mkdir(parents=True)
     (run / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
     (run / "config.json").write_text(json.dumps({**space["search"], "name": "demo", "seed": 0,
+                                                 "budget": {**space["budget"], "max_params": None},
+                                                 "proxy": space["proxy"],
                                                  "data": {"spec": "digits", "num_classes": 10, "in_chans": 1,
                                                           "image_size": 32, "mean": [0.0], "std": [1.0],
                                                           "label_names": list("0123456789")}}))
@@ -114,3 +116,17 @@ def test_a_final_training_that_diverges_writes_nothing(tmp_path, capsys):
           capsys, tmp_path)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+def test_every_command_that_reads_a_run_takes_runs_dir(started_run, capsys, tmp_path):
+    runs = str(started_run.parent)
+    assert main(["report", "demo", "--runs-dir", runs]) == 0
+    assert (started_run / "report" / "report.html").is_file()
+    for args, message in ((["export", "demo", "--trial", "7"], "trial 7: not recorded"),
+                          (["baseline", "demo", "--models", "shufflenet_v9"], "shufflenet_v9"),
+                          (["final", "demo", "--zoo", "shufflenet_v9"], "shufflenet_v9")):
+        fails(args + ["--runs-dir", runs], message, capsys, started_run.parent)  # found the run, then failed
+        fails(args, "run 'demo': no such run directory (looked for demo and runs/demo)", capsys, started_run.parent)
+    _model_folder(started_run / "models", "ss_demo_best")
+    assert main(["models", "--runs-dir", runs]) == 0
+    assert "ss_demo_best" in capsys.readouterr().out

@@ -4,6 +4,7 @@ final evaluation, which reads them, fails (naming the file)."""
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 
 import numpy as np
@@ -38,3 +39,20 @@ def test_a_search_runs_with_an_unreadable_test_split_and_final_evaluation_names_
     with pytest.raises(ShuffleSearchError, match="t10k-images-idx3-ubyte.gz"):
         final_evaluation(result.run_dir, top=1, seeds=1, epochs=1, zoo=[], progress=None)
     assert not (result.run_dir / "final" / "results.jsonl").exists()
+
+
+def test_an_old_run_scored_on_the_val_split_opens_labelled_as_such(tmp_path):
+    from shufflesearch import get_arch, write_report
+
+    arch = get_arch("shufflenet_v1_g3_x0_25")
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"name": "old", "objectives": ["acc", "mflops"],
+                                                 "budget": {"mflops": 30, "input_size": 224}}))
+    old = {"number": 0, "arch": arch.to_dict(), "arch_hash": arch.hash, "status": "complete", "epochs": 6,
+           "max_epochs": 6, "val_acc": 0.9, "best_val_acc": 0.91, "val_loss": 0.3, "mflops": 13.3, "params": 1}
+    (run / "trials.jsonl").write_text(json.dumps(old) + "\n")
+    write_report(run)
+    page = (run / "report" / "report.md").read_text()
+    assert "Old run, recorded before shufflesearch held out a search-validation split" in page
+    assert "| 0 |  | 0.9 | 13.3 |" in page  # its val_acc, read as the accuracy it chose by
