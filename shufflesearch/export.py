@@ -35,7 +35,8 @@ from .arch import Arch
 from .cost import cost
 from .errors import ShuffleSearchError
 from .pareto import best_row, pareto_front
-from .registry import FOUND, WEIGHTS_NAME, _check_weights, final_side, get_arch, register_model_dir
+from .registry import FOUND, WEIGHTS_NAME, _check_weights, final_side, get_arch, register_model_dir, \
+    unregister_model
 from .runs import Run, load_run
 
 PREFIX = "ss_"
@@ -117,6 +118,7 @@ def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: b
         for folder in (run.path / "models").iterdir():
             if point.fullmatch(folder.name) and folder not in folders:
                 shutil.rmtree(folder)
+                unregister_model(folder.name)
     return folders
 
 

@@ -277,9 +277,10 @@ def register_models(path: str | Path) -> list[str]:
     return [register_model_dir(folder) for folder in model_dirs(root)]
 
 
-def _unregister(name: str) -> None:
+def unregister_model(name: str) -> None:
     """Undo `register_arch(name, ...)` here and in timm, whose registry has no public way to remove a
-    model (the test suite isolates its tests' registrations with this)."""
+    model: a Pareto export that drops a stale point removes its name, and the test suite isolates its
+    tests' registrations with this."""
     from timm.models import _registry as timm_registry
 
     for table in (ARCHS, default_cfgs, FOUND, _CONFLICTS, globals()):

@@ -28,14 +28,14 @@ def _isolated(cwd: Path) -> Iterator[None]:
             yield
         finally:
             for name in registry.ARCHS.keys() - names:
-                registry._unregister(name)
+                registry.unregister_model(name)
             torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _without_the_users_models() -> None:
     for name in registry.FOUND.keys() | registry._CONFLICTS.keys():
-        registry._unregister(name)
+        registry.unregister_model(name)
 
 
 @pytest.fixture(scope="module", autouse=True)
