@@ -12,9 +12,10 @@ from .export import export_run
 from .final import train_final
 from .layers import channel_shuffle
 from .model import ShuffleNet, build
+from .pareto import best_row, hypervolume, pareto_front
+from .pipeline import PipelineResult, run_pipeline
 from .proxy import Latency, ProxyResult, TrainConfig, measure_latency, train_proxy
 from .registry import get_arch, list_archs, register_models, resolve_arch  # importing it registers models in timm
-from .pareto import best_row, hypervolume, pareto_front
 from .report import write_report
 from .search import SearchResult, search
 from .space import SearchSettings, SearchSpace
@@ -26,6 +27,7 @@ __all__ = [
     "Cost",
     "Head",
     "Latency",
+    "PipelineResult",
     "ProxyData",
     "ProxyResult",
     "SearchResult",
@@ -49,6 +51,7 @@ __all__ = [
     "pareto_front",
     "register_models",
     "resolve_arch",
+    "run_pipeline",
     "search",
     "train_final",
     "train_proxy",

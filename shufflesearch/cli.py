@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import ShuffleSearchError
@@ -215,36 +216,26 @@ def _add_search(p: argparse.ArgumentParser) -> None:
 
 @_command("search", "search the space's architectures under its FLOPs budget with Ray Tune + Optuna")
 def _cmd_search(args: argparse.Namespace) -> int:
-    from .search import search
+    from .pipeline import run_pipeline
 
-    result = search(args.space, name=args.name, trials=args.trials, budget_mflops=args.budget_mflops,
-                    sampler=args.sampler, objectives=args.objectives, scheduler=args.scheduler,
-                    cpus_per_trial=args.cpus_per_trial, address=args.address, seed=args.seed,
-                    resume=args.resume, runs_dir=args.runs_dir)
+    done = run_pipeline(args.space, baselines=args.baselines, address=args.address, name=args.name,
+                        trials=args.trials, budget_mflops=args.budget_mflops, sampler=args.sampler,
+                        objectives=args.objectives, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,
+                        seed=args.seed, resume=args.resume, runs_dir=args.runs_dir)
+    result = done.search
     if result.interrupted:  # search() has said how to resume
         return 130
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items() if n)
     print(f"\n{len(result.rows)} trials ({counts}) in {result.wall_seconds:.0f}s; results in {result.run_dir}/")
-    if args.baselines:
-        from .baselines import run_baselines
-
-        run_baselines(result.run_dir, progress=print)
-    best = None
-    if result.best:
-        from .export import export_run
-
+    if done.best_model is not None:
         b = result.best
         print(f"best: trial {b['number']}  search acc {b['search_acc']:.3f}  {b['mflops']:.2f} MFLOPs (multiply-adds)  "
               f"{b['params']:,d} params  {b['summary']}")
-        pareto = export_run(result.run_dir, "pareto")
-        best = export_run(result.run_dir, "best")[0]
-        print(f"exported {len(pareto) + 1} models to {best.parent}/")
-    from .report import write_report
-
-    print(f"report: {write_report(result.run_dir)}")
-    if best is not None:
+        print(f"exported {len(done.pareto_models) + 1} models to {done.best_model.parent}/")
+    print(f"report: {done.report}")
+    if done.best_model is not None:
         print("the best model, in any Python process started in this directory:")
-        print(f"  import shufflesearch, timm; model = timm.create_model({best.name!r}, pretrained=True)")
+        print(f"  import shufflesearch, timm; model = timm.create_model({done.best_model.name!r}, pretrained=True)")
     return 0
 
 
@@ -331,18 +322,41 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- --runs-dir for every command that reads a run or a found model --------------------------
+RUN_COMMANDS = ("report", "baseline", "final", "export")  # their RUN arguments are names under --runs-dir
+MODEL_COMMANDS = ("models", "train")  # they see the found models under --runs-dir
+
+
+def _resolve_runs_dir(args: argparse.Namespace) -> None:
+    """RUN names as folders under --runs-dir; the found models there registered (runs/ is, on import)."""
+    from .registry import DEFAULT_ROOT, register_models
+    from .runs import resolve_run
+
+    if args.command in RUN_COMMANDS:
+        if hasattr(args, "runs"):
+            args.runs = [resolve_run(r, args.runs_dir) for r in args.runs]
+        else:
+            args.run = resolve_run(args.run, args.runs_dir)
+    if args.command in MODEL_COMMANDS and Path(args.runs_dir).resolve() != DEFAULT_ROOT.resolve():
+        register_models(args.runs_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shufflesearch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, fn in COMMANDS.items():
         p = sub.add_parser(name, help=fn.help, description=fn.help)
         globals()[f"_add_{name.replace('-', '_')}"](p)
+        if name in RUN_COMMANDS + MODEL_COMMANDS:
+            p.add_argument("--runs-dir", default="runs",
+                           help="where run folders are (default runs/): RUN names and found models are looked up there")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _resolve_runs_dir(args)
         return COMMANDS[args.command](args) or 0
     except ShuffleSearchError as e:
         print(f"shufflesearch {args.command}: error: {e}", file=sys.stderr)

@@ -6,6 +6,7 @@ user sees: `import shufflesearch, timm; timm.create_model('ss_demo_run_best', pr
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 import os
@@ -61,14 +62,32 @@ def test_missing_roots_named_by_the_user_are_errors_and_the_default_is_silent(tm
 
 # --- after a real search ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, ray_local):
-    """A finished 3-trial search named 'Demo Run' (its models are ss_demo_run_*), exported best + Pareto."""
+def pipeline(tmp_path_factory, ray_local):
+    """`run_pipeline` of a 3-trial search named 'Demo Run' (its models are ss_demo_run_*): the search, best
+    and Pareto exported, the report; then the best exported again with ONNX."""
     tmp = tmp_path_factory.mktemp("export")
-    result = shufflesearch.search(tiny_space(tmp), name="Demo Run", trials=3, scheduler="none",
-                                  runs_dir=tmp / "runs", progress=None)
-    export_run(result.run_dir, "best", onnx=True)
-    export_run(result.run_dir, "pareto")
-    return result
+    done = shufflesearch.run_pipeline(tiny_space(tmp), name="Demo Run", trials=3, scheduler="none",
+                                      runs_dir=tmp / "runs", progress=None)
+    export_run(done.search.run_dir, "best", onnx=True)
+    return done
+
+
+@pytest.fixture(scope="module")
+def run(pipeline):
+    """The pipeline's search result."""
+    return pipeline.search
+
+
+@pytest.mark.slow
+def test_the_pipeline_exports_and_reports_what_the_search_found(pipeline):
+    run = pipeline.search
+    pareto = [r["number"] for r in run.pareto]
+    assert [p.name for p in pipeline.pareto_models] == [f"ss_demo_run_p{k}" for k in range(1, len(pareto) + 1)]
+    assert pipeline.best_model.name == "ss_demo_run_best" and pipeline.baselines == []
+    assert pipeline.report == run.run_dir / "report" / "report.html"
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    assert summary["best"] == run.best and summary["pareto"] == pareto
+    assert [int(t["number"]) for t in csv.DictReader((run.run_dir / "report" / "pareto.csv").open())] == pareto
 
 
 @pytest.mark.slow
@@ -111,9 +130,11 @@ def test_a_pareto_export_removes_points_no_longer_on_the_front(run):
     models = run.run_dir / "models"
     shutil.copytree(models / "ss_demo_run_p1", models / "ss_demo_run_p99")  # a point of an earlier front
     shutil.copytree(models / "ss_demo_run_p1", models / "ss_demo_run_p1_e100")  # a final-trained sibling
+    shufflesearch.register_models(models / "ss_demo_run_p99")
     try:
         export_run(run.run_dir, "pareto")
         assert not (models / "ss_demo_run_p99").exists() and (models / "ss_demo_run_p1_e100").exists()
+        assert "ss_demo_run_p99" not in timm.list_models("ss_demo_run_*")  # nor registered any more
     finally:
         shutil.rmtree(models / "ss_demo_run_p1_e100")
 
