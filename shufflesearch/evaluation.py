@@ -36,7 +36,7 @@ from .arch import Arch
 from .cost import budget_cost
 from .data import DataConfig, ProxyData
 from .errors import ShuffleSearchError
-from .pareto import full_fidelity, pareto_front
+from .pareto import by_accuracy, pareto_front
 from .proxy import TrainConfig, proxy_config_from_dict
 from .records import read_rows, write_rows
 from .runs import load_run
@@ -74,7 +74,7 @@ class FinalResult:
 
 def select_candidates(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str], top: int) -> list[Candidate]:
     """The `top` architectures of a run to retrain: see the module docstring. Distinct genomes only."""
-    by_acc = sorted(full_fidelity(rows), key=lambda r: (-r["search_acc"], r["mflops"], r["number"]))
+    by_acc = by_accuracy(rows, objectives)
     chosen: list[Mapping[str, Any]] = []
     if len(objectives) > 1:
         front = pareto_front(rows, objectives)

@@ -60,6 +60,14 @@ def pareto_front(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[s
     return front
 
 
+def by_accuracy(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None) -> list[dict]:
+    """The full-fidelity rows, best first: most accurate, then cheapest in the run's cost, then the lowest
+    trial number (the order `best_row` picks by, continued past the best)."""
+    key = cost_axis(objectives).field
+    ranked = [r for r in full_fidelity(rows) if finite(r.get(ACC)) and finite(r.get(key))]
+    return [dict(r) for r in sorted(ranked, key=lambda r: (-r[ACC], r[key], _number(r)))]
+
+
 def best_row(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None) -> dict | None:
     """The best row (see module doc) for `objectives`, None before any full-fidelity row."""
     front = pareto_front(rows, objectives)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ._config import check_types, fail, field_names, from_mapping
 from .arch import Arch
 from .data import DataConfig, ProxyData, augment_batch
-from .errors import ShuffleSearchError
+from .errors import ShuffleSearchError, errors_from, reject_unknown_keys
 
 Report = Callable[[int, dict[str, float]], Any]
 _EVAL_BATCH = 500
@@ -94,10 +94,8 @@ def proxy_config_from_dict(data: Any, source: str) -> ProxyConfig:
         raise ShuffleSearchError(f"{source}: proxy = {data!r}: must be a mapping")
     data_keys = set(field_names(DataConfig))
     train_keys = set(field_names(TrainConfig))
-    unknown = sorted(set(data) - data_keys - train_keys)
-    if unknown:
-        raise ShuffleSearchError(f"{source}: proxy.{unknown[0]}: unknown key "
-                                 f"(expected one of {sorted(data_keys | train_keys)})")
+    with errors_from(source):
+        reject_unknown_keys(data, sorted(data_keys | train_keys), "proxy")
     return ProxyConfig(
         from_mapping(DataConfig, {k: v for k, v in data.items() if k in data_keys}, source, "proxy"),
         from_mapping(TrainConfig, {k: v for k, v in data.items() if k in train_keys}, source, "proxy"))

@@ -33,7 +33,7 @@ from timm.models._builder import resolve_pretrained_cfg
 from timm.models._pretrained import PretrainedCfg
 
 from .arch import Arch
-from .errors import ShuffleSearchError
+from .errors import ShuffleSearchError, errors_from
 from .model import ShuffleNet, as_arch
 from .zoo import ZOO
 
@@ -199,10 +199,8 @@ def read_model_config(folder: str | Path) -> tuple[Arch, dict[str, Any]]:
     if config.get("architecture") != GENERIC or not isinstance(genome, Mapping):
         raise ShuffleSearchError(f"{path}: architecture = {config.get('architecture')!r}: not a shufflesearch "
                                  f"model (expected {GENERIC!r} and a genome in model_args.arch)")
-    try:
+    with errors_from(f"{path}: model_args.arch"):
         return Arch.from_dict(genome), config
-    except ShuffleSearchError as e:
-        raise ShuffleSearchError(f"{path}: model_args.arch: {e}") from None
 
 
 def _weights_file(cfg: PretrainedCfg) -> Path:
