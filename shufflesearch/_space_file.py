@@ -10,6 +10,7 @@ field takes, which keys only v1 units use and which shuffles each unit has are t
 from __future__ import annotations
 
 import copy
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
@@ -76,6 +77,11 @@ class SearchSettings:
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     objectives: tuple = ("acc", "mflops")
     scheduler: Literal["asha", "none"] = "asha"
+
+    @classmethod
+    def choices(cls, name: str) -> tuple[str, ...]:
+        """The values a Literal field takes (the CLI offers these)."""
+        return typing.get_args(typing.get_type_hints(cls)[name])
     cpus_per_trial: int = 1
     seed: int = 0
 

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from .errors import ShuffleSearchError
 from .objectives import OBJECTIVE_CHOICES, cost_axis
+from .space import SearchSettings
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
 
@@ -201,9 +202,9 @@ def _add_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, help="number of trials (default: the space's search.trials)")
     p.add_argument("--budget-mflops", type=float,
                    help="FLOPs budget in millions of multiply-adds (the papers' MFLOPs) at the space's input size")
-    p.add_argument("--sampler", choices=["tpe", "nsga2", "random"])
+    p.add_argument("--sampler", choices=SearchSettings.choices("sampler"))
     p.add_argument("--objectives", choices=OBJECTIVE_CHOICES)
-    p.add_argument("--scheduler", choices=["asha", "none"], help="early stopping of weak trials")
+    p.add_argument("--scheduler", choices=SearchSettings.choices("scheduler"), help="early stopping of weak trials")
     p.add_argument("--cpus-per-trial", type=int, help="CPUs (= torch threads) per trial (default 1)")
     p.add_argument("--address", help="address of a running Ray cluster (default: start a local one)")
     p.add_argument("--seed", type=int)
