@@ -70,20 +70,27 @@ class SearchSettings:
     """The `search:` section: how many trials, which Optuna sampler, objectives and Tune scheduler.
 
     `objectives` is one of `objectives.OBJECTIVE_SETS`: [acc] or accuracy and one cost, e.g. [acc,
-    mflops] (multiply-adds). The proxy task's epochs live in the `proxy:` section.
+    mflops] (multiply-adds). The proxy task's epochs live in the `proxy:` section. The `tpe_*` keys are
+    `optuna.samplers.TPESampler`'s `n_startup_trials` (random proposals before TPE models anything;
+    Optuna's default 10 leaves a 16-trial search only 6 guided ones), `multivariate` (one joint density
+    instead of one per parameter) and `constant_liar` (running trials count as bad results, so
+    parallel proposals spread out).
     """
 
     trials: int = 32
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     objectives: tuple = ("acc", "mflops")
     scheduler: Literal["asha", "none"] = "asha"
+    cpus_per_trial: int = 1
+    seed: int = 0
+    tpe_startup_trials: int = 10
+    tpe_multivariate: bool = False
+    tpe_constant_liar: bool = True
 
     @classmethod
     def choices(cls, name: str) -> tuple[str, ...]:
         """The values a Literal field takes (the CLI offers these)."""
         return typing.get_args(typing.get_type_hints(cls)[name])
-    cpus_per_trial: int = 1
-    seed: int = 0
 
     def __post_init__(self) -> None:
         objectives = self.objectives
@@ -97,6 +104,8 @@ class SearchSettings:
             fail("search", "trials", self.trials, "must be an integer >= 1")
         if self.cpus_per_trial < 1:
             fail("search", "cpus_per_trial", self.cpus_per_trial, "must be an integer >= 1")
+        if self.tpe_startup_trials < 0:
+            fail("search", "tpe_startup_trials", self.tpe_startup_trials, "must be an integer >= 0")
         if self.objectives not in OBJECTIVE_SETS:
             fail("search", "objectives", list(self.objectives),
                  f"must be one of {[list(o) for o in OBJECTIVE_SETS]}")

@@ -144,6 +144,9 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     return result
 
 
+RUN_SETTINGS = ("trials", "sampler", "objectives", "scheduler", "cpus_per_trial", "seed")  # every run records
+
+
 def _previous_run(run_dir: Path, space: SearchSpace, resume: bool) -> dict[str, Any] | None:
     """The config.json of the run at `run_dir` to continue, None for a new run.
 
@@ -162,7 +165,7 @@ def _previous_run(run_dir: Path, space: SearchSpace, resume: bool) -> dict[str, 
             raise ShuffleSearchError(f"{path}: missing, so the run in {run_dir} (which has {', '.join(found)}) "
                                      "cannot be resumed; restore the file or choose a new --name")
     previous = read_json(config_path, "the run's config")
-    missing = [f.name for f in fields(SearchSettings) if not isinstance(previous, dict) or f.name not in previous]
+    missing = [name for name in RUN_SETTINGS if not isinstance(previous, dict) or name not in previous]
     if missing:
         raise ShuffleSearchError(f"{config_path}: {missing[0]}: missing, so the run cannot be resumed; "
                                  "restore the file or choose a new --name")
@@ -175,7 +178,9 @@ def _previous_run(run_dir: Path, space: SearchSpace, resume: bool) -> dict[str, 
 
 def _resolve(space: SearchSpace, previous: dict[str, Any] | None, **overrides: Any) -> SearchSettings:
     """The space's `search:` settings (or the resumed run's), with the options given overriding them."""
-    base = {f.name: previous[f.name] for f in fields(SearchSettings)} if previous else vars(space.search)
+    # settings added after a run was started take their defaults when it is resumed
+    base = {f.name: previous.get(f.name, f.default) for f in fields(SearchSettings)} if previous \
+        else vars(space.search)
     given = {k: v for k, v in overrides.items() if v is not None}
     with errors_from(space.source):
         return SearchSettings(**{**base, **given})
@@ -241,7 +246,9 @@ def _open_study(run_dir: Path, settings: SearchSettings, n_done: int) -> optuna.
 
     seed = settings.seed + n_done  # a resumed sampler must not replay the first part's proposals
     sampler = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
+        "tpe": lambda: optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=settings.tpe_startup_trials, multivariate=settings.tpe_multivariate,
+            constant_liar=settings.tpe_constant_liar),
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }[settings.sampler]()

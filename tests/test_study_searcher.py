@@ -58,3 +58,13 @@ def test_an_exhausted_space_trains_repeats_after_a_bound():
     s, _ = searcher(study, [ARCH] * (MAX_REPEATS + 1), [recorded(ARCH, 0)])
     assert s.suggest("t")["arch"] == ARCH.to_dict()
     assert sum("repeat_of" in t.user_attrs for t in study.trials) == MAX_REPEATS
+
+
+def test_the_space_files_tpe_settings_reach_optunas_sampler(tmp_path):
+    from shufflesearch.search import _open_study
+    from shufflesearch.space import SearchSettings
+
+    settings = SearchSettings(tpe_startup_trials=4, tpe_multivariate=True, tpe_constant_liar=False)
+    sampler = _open_study(tmp_path, settings, n_done=0).sampler
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert (sampler._n_startup_trials, sampler._multivariate, sampler._constant_liar) == (4, True, False)
