@@ -12,8 +12,9 @@ the same seeds and protocol.
 
 Two facts of Optuna's samplers shape the comparison (checked on the demo space with Optuna 5.0):
 * TPE proposes its first 10 trials (`n_startup_trials`) with a RandomSampler of its own seed, so at one
-  search seed TPE and random search share their first 10 architectures (and, training being seeded,
-  their results): TPE - random is a paired difference per seed, made by trials 11..N alone.
+  search seed TPE and random search share their first architectures (and, training being seeded, their
+  results; with 2 trials at a time the records show trials 0-10 shared): TPE - random is a paired
+  difference per seed, made by the later trials alone. The table counts the shared trials.
 * NSGA-II's first generation (its population, 50) comes from a RandomSampler of its seed too: up to 50
   trials an NSGA-II run is the random run, trial for trial, so it runs only with more trials than that.
 With two objectives, `final_evaluation(top=2)` retrains both ends of the run's Pareto front (its
@@ -37,15 +38,16 @@ and the 13-MFLOPs zoo v1 x0.25 models (16 units deep) at ~870 on the loaded mach
 models near 145 MFLOPs and the zoo 1x models at ~320-520; the defaults (24 trials of 5 epochs x 400
 images per class; final 6 epochs x 1,000 per class) are the 20-MFLOPs study. The budget near 140 is
 145, so that every "140 MFLOPs" 1x model of the papers fits (v1 134-143, v2 144.9); that study takes
-fewer trials, a lighter proxy and the three 1x models with the lowest ImageNet error in the papers
-(v2 1x, v1 g8 and g3 1x), since each image costs ~4x more there.
+fewer trials, a lighter proxy and, of the zoo, the three 1x models with the lowest ImageNet error in the
+papers (v2 1x, v1 g8 and g3 1x) plus v2 0.5x and v1 g3 0.5x (37-41 MFLOPs), the comparison for found
+models cheaper than the 1x tier, since each image costs ~4x more there.
 
     apt-get install dataset-fashion-mnist
     D=fashion_mnist:/usr/share/datasets/fashion-mnist
     nice -n 19 python benchmarks/search_quality.py --data $D --space search_spaces/demo.yaml --budget 20
     nice -n 19 python benchmarks/search_quality.py --data $D --space search_spaces/shufflenet_v2.yaml \\
         --budget 145 --trials 16 --proxy-per-class 300 --proxy-epochs 4 \\
-        --zoo shufflenet_v2_x1_0,shufflenet_v1_g3_x1_0,shufflenet_v1_g8_x1_0
+        --zoo shufflenet_v2_x1_0,shufflenet_v1_g3_x1_0,shufflenet_v1_g8_x1_0,shufflenet_v2_x0_5,shufflenet_v1_g3_x0_5
     python benchmarks/search_quality.py --data fashion_mnist:/usr/share/datasets/fashion-mnist \\
         --space search_spaces/demo.yaml --budget 20 --quick        # smoke run, to runs/search_quality_quick
 """
@@ -75,7 +77,6 @@ from shufflesearch.zoo import ZOO
 
 RESULT = "search_quality"
 FINAL_SEEDS = 3
-TPE_STARTUP = inspect.signature(optuna.samplers.TPESampler).parameters["n_startup_trials"].default
 NSGA2_POPULATION = inspect.signature(optuna.samplers.NSGAIISampler).parameters["population_size"].default
 HV_AXIS = "acc,mflops"  # hypervolume of every run on (search_acc, MFLOPs), whatever it optimised
 
@@ -125,6 +126,12 @@ def run_summary(rows: Sequence[Mapping[str, Any]], final: Mapping[str, Any], bud
             "hypervolume": front_hypervolume(pareto_front(rows, HV_AXIS), cost_axis(HV_AXIS), budget),
             "search_cpu_seconds": sum((r.get("train_seconds") or 0.0) + (r.get("eval_seconds") or 0.0) for r in rows),
             "final_cpu_seconds": sum(r.get("seconds") or 0.0 for r in found_rows)}
+
+
+def shared_trials(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
+    """How many trial numbers two runs gave the same architecture (TPE's random start, see above)."""
+    hashes = {r["number"]: r["arch_hash"] for r in a["rows"]}
+    return sum(hashes.get(r["number"]) == r["arch_hash"] for r in b["rows"])
 
 
 def best_zoo_within(zoo: Sequence[Mapping[str, Any]], mflops: float) -> Mapping[str, Any] | None:
@@ -187,11 +194,14 @@ def tables(state: Mapping[str, Any]) -> str:
         for sampler, d in deltas.items():
             lines.append(f"- {sampler}: top-1 - best zoo of no greater cost, mean over {len(d)} search seed(s): "
                          f"**{pm(d, sign='+')} pt**")
-        pairs = [(r["result"]["test_acc_mean"], done[f"{cfg['tag']}_random_s{r['seed']}"]["result"]["test_acc_mean"])
-                 for r in done.values() if r["sampler"] == "tpe" and f"{cfg['tag']}_random_s{r['seed']}" in done]
+        pairs = [(r, done[f"{cfg['tag']}_random_s{r['seed']}"]) for r in done.values()
+                 if r["sampler"] == "tpe" and f"{cfg['tag']}_random_s{r['seed']}" in done]
         if pairs:
-            lines.append(f"- TPE - random (top-1 test acc, paired by search seed, {len(pairs)} seed(s); they share "
-                         f"their first {TPE_STARTUP} trials): **{pm([t - r for t, r in pairs], sign='+')} pt**")
+            diffs = [t["result"]["test_acc_mean"] - r["result"]["test_acc_mean"] for t, r in pairs]
+            same_top = sum(t["result"]["number"] == r["result"]["number"] for t, r in pairs)
+            lines.append(f"- TPE - random (top-1 test acc, paired by search seed, {len(pairs)} seed(s); "
+                         f"trials identical per seed: {', '.join(str(shared_trials(t, r)) for t, r in pairs)} of "
+                         f"{cfg['trials']}; the same top-1 in {same_top}): **{pm(diffs, sign='+')} pt**")
     first = runs.get(f"{cfg['tag']}_{cfg['samplers'][0]}_s0", {})
     if zoo and "final" in first:
         zoo_jobs = sum(r["kind"] == "zoo" for r in first["final"]["rows"])
@@ -200,6 +210,29 @@ def tables(state: Mapping[str, Any]) -> str:
                      "includes them; its CPU-h do not (they are the zoo rows')")
     lines += [f"- {note}" for note in cfg["notes"]]
     return "\n".join(lines)
+
+
+def label_zoo(ax: Any, zoo: Sequence[Mapping[str, Any]], x_max: float) -> None:
+    """Zoo labels: models of about equal cost (within 10% of the axis) share a column beside them, on the
+    roomier side, in accuracy order, with leader lines; otherwise they would print over each other."""
+    (x0, _), (y0, y1) = ax.dataLim.intervalx, ax.dataLim.intervaly
+    gap, clusters = 0.1 * (x_max - x0), []
+    for z in sorted(zoo, key=lambda z: z["mflops"]):
+        if clusters and z["mflops"] - clusters[-1][-1]["mflops"] <= gap:
+            clusters[-1].append(z)
+        else:
+            clusters.append([z])
+    for cluster in clusters:
+        order = sorted(cluster, key=lambda z: z["test_acc_mean"])
+        low = 100 * order[0]["test_acc_mean"]
+        step = max((y1 - y0) / 12, (100 * order[-1]["test_acc_mean"] - low) / max(len(order) - 1, 1))
+        lo, hi = min(z["mflops"] for z in cluster), max(z["mflops"] for z in cluster)
+        right = x_max - hi > lo - x0
+        x_text = hi + gap / 3 if right else lo - gap / 3
+        for i, z in enumerate(order):
+            ax.annotate(z["name"].replace("shufflenet_", ""), (z["mflops"], 100 * z["test_acc_mean"]),
+                        xytext=(x_text, low + i * step), fontsize=7, va="center", ha="left" if right else "right",
+                        arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.5})
 
 
 def plot(state: Mapping[str, Any]) -> bytes:
@@ -217,19 +250,7 @@ def plot(state: Mapping[str, Any]) -> bytes:
         ax.errorbar([z["mflops"] for z in zoo], [100 * z["test_acc_mean"] for z in zoo],
                     yerr=[100 * (z["test_acc_sd"] or 0.0) for z in zoo], fmt="s", color="black", capsize=3,
                     label="zoo")
-        # labels in a column beside the zoo (on the roomier side), in accuracy order, with leader lines:
-        # zoo models of equal cost would print over each other
-        (x0, x1), (y0, y1) = ax.dataLim.intervalx, ax.dataLim.intervaly
-        order = sorted(zoo, key=lambda z: z["test_acc_mean"])
-        low = 100 * order[0]["test_acc_mean"]
-        step = max((y1 - y0) / 12, (100 * order[-1]["test_acc_mean"] - low) / max(len(order) - 1, 1))
-        lo, hi = min(z["mflops"] for z in zoo), max(z["mflops"] for z in zoo)
-        right = max(x1, cfg["budget"]) - hi > lo - x0
-        x_text = hi + 0.05 * (x1 - x0) if right else lo - 0.05 * (x1 - x0)
-        for i, z in enumerate(order):
-            ax.annotate(z["name"].replace("shufflenet_", ""), (z["mflops"], 100 * z["test_acc_mean"]),
-                        xytext=(x_text, low + i * step), fontsize=7, va="center", ha="left" if right else "right",
-                        arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.5})
+        label_zoo(ax, zoo, max(ax.dataLim.intervalx[1], cfg["budget"]))
     ax.axvline(cfg["budget"], color="grey", linestyle="--", linewidth=1, label="budget")
     ax.set_xlabel("MFLOPs (multiply-adds at 224 px)")
     ax.set_ylabel(f"test accuracy % (mean ± sd of {FINAL_SEEDS} seeds)")
