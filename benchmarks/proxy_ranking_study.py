@@ -1,108 +1,348 @@
-"""How well does the proxy rank architectures? Proxy accuracy (several seeds) vs a 5x longer training.
+"""Does the proxy rank architectures the way the final protocol does? (issue 11)
 
-For zoo models spanning the cost range, train each on a Fashion-MNIST subset with the proxy settings
-under study (`--proxy-epochs`, 3 seeds each) and once with `--ref-epochs`; print per model the mean
-and seed-to-seed standard deviation of proxy val accuracy, the reference accuracy, and per setting the
-Spearman rank correlation with the reference: of the seed-mean, and the mean over single seeds (what
-a search that trains each trial once sees). MACs' own Spearman with the reference is the baseline a
-proxy must beat. Runs `--workers` processes of 1 thread each.
+Architectures: `--archs` sampled from a shipped space (default search_spaces/demo.yaml at its own
+30 MFLOPs budget) with Optuna's RandomSampler, stratified by cost (a pool of 20x as many samples; for
+each of `--archs` targets spread evenly in log-MACs across the budget band [min_fraction, 1] x budget
+the nearest unused sample), plus every zoo model whose cost lies in that band.
+
+Reference (the final protocol, `DataConfig.load("test")`): Fashion-MNIST, `--ref-per-class` training
+images per class (the whole training split is the pool, search-validation included), `--ref-epochs`
+epochs, scored on the whole t10k test split; `--seeds` seeds each (1, 2, ...). Kendall tau between two
+reference seeds is the noise ceiling: how well one reference training ranks like another.
+
+Proxies (`DataConfig.load()`: train on the training split minus the search-validation split, scored on
+300 search-validation images per class; seed 0, one training each, as a search trains a trial):
+five settings at about equal CPU cost (the "CPU s / arch" column measures it: the worker's CPU time;
+on the noise-ceiling row it is one reference training), plus FLOPs alone and parameters alone (at the
+trained resolution) as the baselines a proxy must beat. Every training uses the shipped `proxy:` recipe
+(`TrainConfig()`: SGD lr 0.05, linear decay, 1 warm-up epoch, BN re-estimation) and differs only in
+epochs, images and resolution.
+
+Per score: Kendall tau and Spearman rho against the mean reference accuracy, with 95% bootstrap
+intervals (architectures resampled, `--bootstrap` times, the same resamples for every score, so the
+paired difference to FLOPs alone has an interval too), top-1 and top-5 regret (best reference
+accuracy minus the best reference accuracy among the score's top-k). Jobs run in `--workers` processes
+of one torch thread; every finished job is written at once to `<out>/proxy_ranking_study.json`, and a
+rerun with the same configuration skips the finished ones. At the end: a Markdown table on stdout and
+`<out>/proxy_ranking_study.png` (reference vs each score, small multiples).
+
+Sizing (measured first on this machine, 1 thread, 32 px, batch 64): demo-space models train at
+3,300-7,900 images/s (0.07-0.47 MMACs at 32 px), the 13-MFLOPs zoo v1 x0.25 models (16 units deep)
+at ~2,400; 28 px runs at the speed of 32 px and 16 px at ~1.5x it (per-layer overhead dominates these
+tiny models, so the 16 px setting gets 1.5x the images). Each proxy setting is ~30k image-steps at
+32 px (6 epochs x 500/class, 2 x 1,500, 1 x 3,000, 6 x 500 at 28 px, 6 x 750 at 16 px), ~10 s per
+architecture; the reference is 8 epochs x 1,200/class (96k image-steps plus 8 scorings of 10k test
+images), ~30 s per seed. 35 architectures x (5 proxies + 2 reference seeds) = 245 jobs. Measured: 58
+CPU minutes, so ~30 minutes on 2 otherwise idle cores (the recorded run took 93 minutes of wall time
+at nice 19 beside other test runs on the same 2 cores).
 
     apt-get install dataset-fashion-mnist
-    PYTHONPATH=. python benchmarks/proxy_ranking_study.py --out runs/proxy_ranking_study.json
+    nice -n 19 python benchmarks/proxy_ranking_study.py            # full size, ~30 min on 2 idle cores
+    python benchmarks/proxy_ranking_study.py --quick                 # smoke run, < 1 min, to runs/
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import math
 import multiprocessing as mp
-import statistics
 import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
-from scipy.stats import spearmanr
+import numpy as np
+import optuna
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+from scipy.stats import ConstantInputWarning, kendalltau, spearmanr
 
-from shufflesearch import TrainConfig, cost, load_data, train_proxy
+from shufflesearch import Arch, SearchSpace, TrainConfig, cost, train_proxy
+from shufflesearch._io import write_bytes_atomic, write_json_atomic
+from shufflesearch.data import DataConfig, ProxyData
 from shufflesearch.zoo import ZOO
 
-MODELS = ["shufflenet_v1_g3_x0_25", "shufflenet_v1_g8_x0_25", "shufflenet_v2_x0_5", "shufflenet_v1_g3_x0_5",
-          "shufflenet_v2_x1_0", "shufflenet_v1_g3_x1_0", "shufflenet_v2_x1_5"]
-_DATA = None
+RESULT = "proxy_ranking_study"
+PROXY_SEED = 0  # the reference seeds are 1..--seeds: no proxy shares an initialisation with a reference
 
 
-def _init(data_kwargs: dict) -> None:
-    global _DATA
-    _DATA = load_data(**data_kwargs)
+@dataclass(frozen=True)
+class Protocol:
+    """A way to score an architecture: `epochs` on `per_class` images per class at `image_size` px."""
+    label: str
+    epochs: int
+    per_class: int
+    image_size: int
+    split: str = "search"  # "search": the proxy; "test": the final protocol
+
+    @property
+    def work(self) -> float:
+        """Relative CPU cost, for ordering jobs and the ETA (16 px measured ~1.5x faster than 32 px)."""
+        return self.epochs * self.per_class * (1 + (self.image_size / 32) ** 2) / 2
 
 
-def _run(job: tuple[str, int, int, dict]) -> tuple[str, int, int, float, float]:
-    name, epochs, seed, train_kwargs = job
-    result = train_proxy(ZOO[name], _DATA, TrainConfig(epochs=epochs, seed=seed, threads=1, **train_kwargs))
-    return name, epochs, seed, result.final["val_acc"] if result.final else 0.0, result.train_seconds
+PROXIES = {
+    "e6_n500_r32": Protocol("6 ep x 500/class, 32 px (shipped)", 6, 500, 32),
+    "e2_n1500_r32": Protocol("2 ep x 1,500/class, 32 px", 2, 1500, 32),
+    "e1_n3000_r32": Protocol("1 ep x 3,000/class, 32 px", 1, 3000, 32),
+    "e6_n500_r28": Protocol("6 ep x 500/class, 28 px", 6, 500, 28),
+    "e6_n750_r16": Protocol("6 ep x 750/class, 16 px", 6, 750, 16),
+}
+SEARCH_PER_CLASS = 300  # search-validation images scored per class (3,000 of the 12,000 carved)
+
+_DATA: dict[tuple[DataConfig, str], ProxyData] = {}  # per worker: each dataset loaded once
+
+
+def _run(job: tuple[str, Arch, str, Protocol, int, DataConfig]) -> tuple[str, dict]:
+    arch_name, arch, setting, proto, seed, data_cfg = job
+    if (data_cfg, proto.split) not in _DATA:
+        _DATA[data_cfg, proto.split] = data_cfg.load(proto.split)
+    data = _DATA[data_cfg, proto.split]
+    cpu = time.process_time()
+    result = train_proxy(arch, data, TrainConfig(epochs=proto.epochs, seed=seed, threads=1))
+    cpu = time.process_time() - cpu
+    final = result.final or {}
+    return job_key(arch_name, setting, seed), {
+        "arch": arch_name, "setting": setting, "seed": seed, "split": data.eval_split, "status": result.status,
+        "acc": final.get(data.acc_key, 0.0), "loss": final.get(f"{data.eval_split}_loss", math.nan),
+        "train_images": len(data.train_y), "eval_images": len(data.eval_y), "epochs": result.epochs,
+        "seconds": result.seconds, "cpu_seconds": cpu, "train_seconds": result.train_seconds,
+        "eval_seconds": result.eval_seconds}
+
+
+def job_key(arch_name: str, setting: str, seed: int) -> str:
+    return f"{arch_name}/{setting}/{seed}"
+
+
+def sample_archs(space: SearchSpace, n: int, seed: int) -> dict[str, Arch]:
+    """`n` budget-feasible samples of `space`, spread evenly in log-cost across its budget band."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    pool: dict[str, Arch] = {}
+    for _ in range(20 * n):
+        arch = space.sample(study.ask())
+        if arch is not None:
+            pool[arch.hash] = arch
+    lo, hi = (math.log(space.budget.min_fraction * space.budget.macs), math.log(space.budget.macs))
+    chosen: list[Arch] = []
+    for i in range(n):
+        target = lo + (i + 0.5) / n * (hi - lo)
+        pick = min((a for a in pool.values() if a not in chosen),
+                   key=lambda a: abs(math.log(space.cost(a).macs) - target))
+        chosen.append(pick)
+    chosen.sort(key=lambda a: space.cost(a).macs)
+    return {f"s{i:02d}": a for i, a in enumerate(chosen)}
+
+
+def zoo_in_band(space: SearchSpace) -> dict[str, Arch]:
+    lo = space.budget.min_fraction * space.budget.macs
+    return {name: a for name, a in ZOO.items() if lo <= space.cost(a).macs <= space.budget.macs}
+
+
+# --- statistics ------------------------------------------------------------------------------
+def _tau(x: np.ndarray, y: np.ndarray) -> float:
+    return kendalltau(x, y).statistic
+
+
+def _rho(x: np.ndarray, y: np.ndarray) -> float:
+    return spearmanr(x, y).statistic
+
+
+def regret(score: np.ndarray, ref: np.ndarray, k: int) -> float:
+    """Best reference accuracy minus the best reference accuracy among the `k` best by `score`."""
+    top = np.argsort(-score, kind="stable")[:k]
+    return float(ref.max() - ref[top].max())
+
+
+def rank_table(scores: dict[str, tuple[np.ndarray, np.ndarray]], n_boot: int, seed: int) -> dict[str, dict]:
+    """Per score (values, target): tau, rho, bootstrap intervals, paired delta-tau to 'flops', regret."""
+    warnings.simplefilter("ignore", ConstantInputWarning)  # a resample of one architecture repeated: nan, skipped
+    n = len(next(iter(scores.values()))[0])
+    resamples = np.random.default_rng(seed).integers(0, n, (n_boot, n))
+    boot = {name: np.array([(_tau(x[i], y[i]), _rho(x[i], y[i])) for i in resamples])
+            for name, (x, y) in scores.items()}
+    out = {}
+    for name, (x, y) in scores.items():
+        delta = boot[name][:, 0] - boot["flops"][:, 0]
+        out[name] = {
+            "tau": _tau(x, y), "tau_ci": np.nanpercentile(boot[name][:, 0], [2.5, 97.5]).tolist(),
+            "rho": _rho(x, y), "rho_ci": np.nanpercentile(boot[name][:, 1], [2.5, 97.5]).tolist(),
+            "dtau_flops": _tau(x, y) - _tau(*scores["flops"]),
+            "dtau_flops_ci": np.nanpercentile(delta, [2.5, 97.5]).tolist(),
+            "regret1": regret(x, y, 1), "regret5": regret(x, y, 5)}
+    return out
+
+
+# --- output ----------------------------------------------------------------------------------
+def markdown(stats: dict[str, dict], labels: dict[str, str], cpu: dict[str, float]) -> str:
+    lines = ["| score | CPU s / arch | Kendall τ [95% CI] | Spearman ρ [95% CI] | τ − τ(FLOPs) [95% CI] "
+             "| top-1 regret | top-5 regret |", "|---|---|---|---|---|---|---|"]
+    for name, s in stats.items():
+        ci = "[{:+.2f}, {:+.2f}]"
+        dtau = "—" if name in ("flops", "ceiling") else f"{s['dtau_flops']:+.2f} {ci.format(*s['dtau_flops_ci'])}"
+        lines.append(f"| {labels[name]} | {cpu.get(name, 0.0):.1f} | {s['tau']:+.2f} {ci.format(*s['tau_ci'])} "
+                     f"| {s['rho']:+.2f} {ci.format(*s['rho_ci'])} | {dtau} "
+                     f"| {100 * s['regret1']:.2f} pt | {100 * s['regret5']:.2f} pt |")
+    return "\n".join(lines)
+
+
+def plot(path: Path, scores: dict[str, tuple[np.ndarray, np.ndarray]], stats: dict[str, dict],
+         labels: dict[str, str], zoo: np.ndarray, ref_label: str) -> None:
+    cols = 4
+    rows = math.ceil(len(scores) / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
+    for i, (name, (x, y)) in enumerate(scores.items()):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        if name in ("flops", "params"):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        else:
+            x = 100 * x
+        ax.scatter(x[~zoo], 100 * y[~zoo], s=18, label="sampled")
+        ax.scatter(x[zoo], 100 * y[zoo], s=30, marker="^", label="zoo")
+        s = stats[name]
+        ax.set_title(f"{labels[name]}\nτ {s['tau']:+.2f}  ρ {s['rho']:+.2f}", fontsize=9)
+        ax.set_xlabel("first reference seed, test acc %" if name == "ceiling" else
+                      {"flops": "MACs at 32 px", "params": "parameters"}.get(name, "search-val acc % (proxy)"),
+                      fontsize=8)
+        ax.set_ylabel("second seed, test acc %" if name == "ceiling" else ref_label, fontsize=8)
+        ax.tick_params(labelsize=7)
+        if i == 0:
+            ax.legend(fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="fashion_mnist:/usr/share/datasets/fashion-mnist")
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--subset-per-class", type=int, default=200)
-    p.add_argument("--val-per-class", type=int, default=100)
-    p.add_argument("--proxy-epochs", default="3,6", help="comma-separated proxy lengths to compare")
-    p.add_argument("--ref-epochs", type=int, default=30)
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--lr", type=float, default=TrainConfig.lr)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--warmup-epochs", type=int, default=1)
+    p.add_argument("--space", default="search_spaces/demo.yaml")
+    p.add_argument("--budget", type=float, help="MFLOPs (default: the space's)")
+    p.add_argument("--archs", type=int, default=30, help="sampled architectures (zoo models in band are added)")
+    p.add_argument("--seeds", type=int, default=2, help="reference trainings per architecture")
+    p.add_argument("--ref-epochs", type=int, default=8)
+    p.add_argument("--ref-per-class", type=int, default=1200)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST IDX directory")
+    p.add_argument("--out", help=f"results folder (default benchmarks/results; --quick: runs/{RESULT}_quick)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--out", help="write the raw results as JSON here")
+    p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="smoke run: 4 archs + 1 zoo model, 1/10 of the images")
     args = p.parse_args()
-    models = args.models.split(",")
-    proxy_epochs = [int(e) for e in args.proxy_epochs.split(",")]
-    data_kwargs = dict(spec=args.data, image_size=args.image_size, subset_per_class=args.subset_per_class,
-                       val_per_class=args.val_per_class)
-    train_kwargs = dict(lr=args.lr, batch_size=args.batch_size, warmup_epochs=args.warmup_epochs)
-    data = load_data(**data_kwargs)
-    print(data.summary(), f"| {train_kwargs}, {args.workers} workers x 1 thread")
-    jobs = [(m, e, s, train_kwargs) for m in models for e in proxy_epochs for s in range(args.seeds)]
-    jobs += [(m, args.ref_epochs, 100, train_kwargs) for m in models]
-    macs = {m: cost(ZOO[m], data.image_size, data.num_classes, data.in_chans).macs for m in models}
-    jobs.sort(key=lambda j: -macs[j[0]] * j[1])  # longest first keeps the workers busy to the end
-    start = time.perf_counter()
-    with mp.get_context("spawn").Pool(args.workers, _init, (data_kwargs,)) as pool:
-        rows = pool.map(_run, jobs, chunksize=1)
-    wall = time.perf_counter() - start
-    acc = {(m, e, s): a for m, e, s, a, _ in rows}
-    secs = {(m, e, s): t for m, e, s, _, t in rows}
-    ref = [acc[m, args.ref_epochs, 100] for m in models]
 
-    head = f"{'model':<24} {'MMACs':>6} {'ref acc':>8}"
-    for e in proxy_epochs:
-        head += f" | {e:>2} ep: mean  sd    s/run"
-    print(f"\nproxy accuracy ({args.seeds} seeds) vs {args.ref_epochs}-epoch reference; "
-          f"{data.image_size}px, {len(data.train_y)} train / {len(data.val_y)} val images")
-    print(head)
-    summary = {}
-    for m, r in zip(models, ref):
-        line = f"{m:<24} {macs[m] / 1e6:6.2f} {r:8.4f}"
-        for e in proxy_epochs:
-            vals = [acc[m, e, s] for s in range(args.seeds)]
-            line += (f" |        {statistics.mean(vals):.4f} {statistics.stdev(vals):.4f} "
-                     f"{statistics.mean(secs[m, e, s] for s in range(args.seeds)):5.1f}")
-        print(line)
-    print(f"\nSpearman vs reference: MACs alone {spearmanr([macs[m] for m in models], ref)[0]:+.3f}")
-    for e in proxy_epochs:
-        means = [statistics.mean(acc[m, e, s] for s in range(args.seeds)) for m in models]
-        singles = [spearmanr([acc[m, e, s] for m in models], ref)[0] for s in range(args.seeds)]
-        sd = statistics.mean(statistics.stdev(acc[m, e, s] for s in range(args.seeds)) for m in models)
-        summary[e] = dict(spearman_mean=spearmanr(means, ref)[0], spearman_single=singles, seed_sd=sd)
-        print(f"  {e:>2} epochs: seed-mean {summary[e]['spearman_mean']:+.3f}, single seeds "
-              f"{' '.join(f'{x:+.3f}' for x in singles)} (mean {statistics.mean(singles):+.3f}); "
-              f"mean seed sd {sd:.4f}")
-    print(f"wall {wall:.0f}s")
-    if args.out:
-        from shufflesearch._io import write_json_atomic
-        write_json_atomic(args.out, dict(args=vars(args), models=models, macs=macs, ref=ref, summary=summary,
-                                         runs=[dict(zip(("model", "epochs", "seed", "val_acc", "train_seconds"), r))
-                                               for r in rows], wall_seconds=wall))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = SearchSpace.from_yaml(args.space)
+    if args.budget:
+        space = space.with_budget(args.budget)
+    archs = sample_archs(space, 4 if args.quick else args.archs, args.sample_seed)
+    zoo = zoo_in_band(space)
+    if args.quick:
+        zoo = dict(list(zoo.items())[:1])
+    archs.update(zoo)
+    proxies = dict(PROXIES)
+    ref = Protocol(f"reference: {args.ref_epochs} ep x {args.ref_per_class:,}/class, 32 px, t10k",
+                   args.ref_epochs, args.ref_per_class, 32, "test")
+    search_per_class, test_per_class = SEARCH_PER_CLASS, None
+    if args.quick:
+        proxies = {k: replace(v, epochs=min(v.epochs, 2), per_class=v.per_class // 10) for k, v in proxies.items()}
+        ref = replace(ref, epochs=2, per_class=100)
+        search_per_class, test_per_class, args.bootstrap = 30, 50, 200
+    out = Path(args.out or (f"runs/{RESULT}_quick" if args.quick else "benchmarks/results"))
+    raw_path, png_path = out / f"{RESULT}.json", out / f"{RESULT}.png"
+
+    def data_cfg(proto: Protocol) -> DataConfig:
+        return DataConfig(f"fashion_mnist:{args.data}", image_size=proto.image_size, subset_per_class=proto.per_class,
+                          search_per_class=search_per_class, test_per_class=test_per_class)
+
+    ref_seeds = list(range(1, args.seeds + 1))
+    trained = {name: cost(a, 32, 10, 1) for name, a in archs.items()}  # what the reference trains
+    config = json.loads(json.dumps({
+        "space": space.source, "budget_mflops": space.budget.mflops, "sample_seed": args.sample_seed,
+        "archs": {name: a.to_json() for name, a in archs.items()}, "zoo": list(zoo),
+        "proxies": {k: asdict(v) for k, v in proxies.items()}, "reference": asdict(ref), "ref_seeds": ref_seeds,
+        "proxy_seed": PROXY_SEED, "data": {k: asdict(data_cfg(v)) for k, v in {**proxies, "reference": ref}.items()},
+        "train": asdict(TrainConfig(threads=1)), "workers": args.workers}))
+    state = {"config": config, "jobs": {}, "sessions": []}
+    if raw_path.exists():
+        state = json.loads(raw_path.read_text())
+        if state["config"] != config:
+            raise SystemExit(f"{raw_path} holds a study with another configuration: pass another --out "
+                             "or delete it to start over")
+
+    jobs = [(name, a, "reference", ref, seed, data_cfg(ref)) for name, a in archs.items() for seed in ref_seeds]
+    jobs += [(name, a, k, v, PROXY_SEED, data_cfg(v)) for name, a in archs.items() for k, v in proxies.items()]
+    jobs.sort(key=lambda j: -j[3].work * (1 + trained[j[0]].macs / 1e5))  # longest first: workers end together
+    todo = [j for j in jobs if job_key(j[0], j[2], j[4]) not in state["jobs"]]
+    print(f"{space.source} at {space.budget.mflops:g} MFLOPs: {len(archs) - len(zoo)} sampled + {len(zoo)} zoo "
+          f"architectures ({min(c.macs for c in trained.values()) / 1e6:.3f}-"
+          f"{max(c.macs for c in trained.values()) / 1e6:.3f} MMACs at 32 px); {len(jobs)} jobs, "
+          f"{len(jobs) - len(todo)} done already; {args.workers} workers x 1 thread -> {raw_path}", flush=True)
+    total_work = sum(j[3].work for j in todo)
+    start, done_work = time.perf_counter(), 0.0
+    session = {"jobs": 0, "wall_seconds": 0.0, "workers": args.workers}
+    if todo:
+        state["sessions"].append(session)
+    with mp.get_context("spawn").Pool(args.workers) as pool:
+        for key, row in pool.imap_unordered(_run, todo):
+            elapsed = time.perf_counter() - start
+            state["jobs"][key] = row
+            session.update(jobs=session["jobs"] + 1, wall_seconds=elapsed)
+            write_json_atomic(raw_path, state)
+            done_work += proxies.get(row["setting"], ref).work
+            print(f"[{len(state['jobs']):3d}/{len(jobs)}] {key:<36} {row['split']}_acc {row['acc']:.4f} "
+                  f"{row['status']:<8} {row['cpu_seconds']:5.1f} CPU s | {_clock(elapsed)} elapsed, ETA "
+                  f"{_clock(elapsed * (total_work - done_work) / done_work)}", flush=True)
+
+    names = list(archs)
+    rows = state["jobs"]
+    ref_acc = np.array([[rows[job_key(n, "reference", s)]["acc"] for s in ref_seeds] for n in names])
+    target = ref_acc.mean(1)
+    scores = {k: (np.array([rows[job_key(n, k, PROXY_SEED)]["acc"] for n in names]), target) for k in proxies}
+    scores["flops"] = (np.array([trained[n].macs for n in names], float), target)
+    scores["params"] = (np.array([trained[n].params for n in names], float), target)
+    if len(ref_seeds) > 1:
+        scores["ceiling"] = (ref_acc[:, 0], ref_acc[:, 1])
+    labels = {k: v.label for k, v in proxies.items()}
+    labels.update(flops="FLOPs alone", params="parameters alone",
+                  ceiling="noise ceiling: reference seed 1 vs seed 2")
+    cpu = {k: float(np.mean([rows[job_key(n, k, PROXY_SEED)]["cpu_seconds"] for n in names])) for k in proxies}
+    cpu["ceiling"] = float(np.mean([rows[job_key(n, "reference", s)]["cpu_seconds"] for n in names
+                                    for s in ref_seeds]))
+    stats = rank_table(scores, args.bootstrap, seed=0)
+    zoo_mask = np.array([n in zoo for n in names])
+    # what a search ranks: the space's own samples, without the zoo's deeper, narrower networks
+    space_stats = rank_table({k: (x[~zoo_mask], y[~zoo_mask]) for k, (x, y) in scores.items()}, args.bootstrap,
+                             seed=0)
+    failed = [k for k, r in rows.items() if r["status"] != "complete"]
+
+    print(f"\n## Per architecture (reference: mean of seeds {ref_seeds}, test split)\n")
+    print("| arch | MFLOPs @224 | MMACs @32 | params | reference | " + " | ".join(proxies) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(proxies))
+    for i, n in enumerate(names):
+        print(f"| {n} | {space.cost(archs[n]).mflops:.1f} | {trained[n].macs / 1e6:.3f} | {trained[n].params:,} "
+              f"| {' / '.join(f'{a:.4f}' for a in ref_acc[i])} | "
+              + " | ".join(f"{scores[k][0][i]:.4f}" for k in proxies) + " |")
+    print(f"\n## Ranking against the reference ({ref.label}, mean of {len(ref_seeds)} seeds; "
+          f"{len(names)} architectures; {args.bootstrap} bootstrap resamples)\n")
+    print(markdown(stats, labels, cpu))
+    print(f"\n## The same, {len(names) - len(zoo)} sampled architectures only (no zoo models)\n")
+    print(markdown(space_stats, labels, cpu))
+    print(f"\nreference test acc: {100 * target.min():.2f}-{100 * target.max():.2f}% across architectures; "
+          f"mean |seed 1 - seed 2| {100 * np.abs(ref_acc[:, 0] - ref_acc[:, -1]).mean():.2f} pt"
+          + (f"; not complete: {', '.join(failed)} (scored 0)" if failed else ""))
+    cpu_total = sum(r["cpu_seconds"] for r in rows.values())
+    print(f"wall: {sum(s['wall_seconds'] for s in state['sessions']) / 60:.1f} min over {len(state['sessions'])} "
+          f"session(s); the jobs' CPU time {cpu_total / 60:.1f} min ({cpu_total / 60 / args.workers:.1f} min on "
+          f"{args.workers} idle cores)")
+    plot(png_path, scores, stats, labels, zoo_mask, "reference test acc %, seed mean")
+    state["summary"] = {"stats": stats, "stats_sampled_only": space_stats, "cpu_seconds_per_arch": cpu}
+    write_json_atomic(raw_path, state)
+    print(f"wrote {raw_path} and {png_path}")
 
 
 if __name__ == "__main__":
