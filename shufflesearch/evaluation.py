@@ -78,8 +78,10 @@ def select_candidates(rows: Sequence[Mapping[str, Any]], objectives: Sequence[st
     chosen: list[Mapping[str, Any]] = []
     if len(objectives) > 1:
         front = pareto_front(rows, objectives)
-        if len(front) > top:  # evenly spaced along the front, both ends included
-            front = [front[round(i * (len(front) - 1) / max(top - 1, 1))] for i in range(top)]
+        if top == 1:  # one point: the most accurate (the run's best), not the cheapest end
+            front = front[-1:]
+        elif len(front) > top:  # evenly spaced along the front, both ends included
+            front = [front[round(i * (len(front) - 1) / (top - 1))] for i in range(top)]
         chosen = list(front)
     for r in by_acc:  # one objective, or a front shorter than `top`: the most accurate others
         if len(chosen) >= top:

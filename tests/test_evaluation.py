@@ -88,6 +88,7 @@ def test_selection_spreads_along_the_front_and_zoo_respects_the_budget():
     rows = [row(0, 0.5, 5), row(1, 0.6, 10), row(2, 0.7, 20), row(3, 0.8, 30), row(4, 0.55, 25)]
     spread = select_candidates(rows, ["acc", "mflops"], 3)
     assert [c.number for c in spread] == [0, 2, 3] and all(isinstance(c, Candidate) for c in spread)
+    assert [c.number for c in select_candidates(rows, ["acc", "mflops"], 1)] == [3]  # the best, not the cheapest
     assert [c.number for c in select_candidates(rows, ["acc"], 2)] == [2, 3]
     within = zoo_within_budget({"mflops": 15, "input_size": 224})
     assert within and all(shufflesearch.cost(shufflesearch.get_arch(n)).mflops <= 15 for n in within)
