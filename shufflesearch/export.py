@@ -204,7 +204,7 @@ def model_card(name: str, arch: Arch, data: Mapping[str, Any], p: Mapping[str, A
     origin = (f"found by shufflesearch in run `{p['run']}`, trial {p['trial']} (seed {p.get('seed')})"
               if p.get("run") is not None else f"`{p.get('source')}` trained by shufflesearch")
     rows = [
-        ("genome", f"`{arch.summary()}` (hash {arch.hash})"),
+        ("genome", f"`{arch.summary()}` (hash {arch.hash})".replace("|", "\\|")),  # a table cell: escape the pipes
         ("cost", f"{p['mflops']:.2f} MFLOPs (multiply-adds) at {budget}x{budget}, {p['params']:,d} params "
                  f"({p.get('budget_num_classes', 1000)}-class head, the search's cost basis)"),
         ("this model", f"{own.mflops:.2f} MFLOPs at {data['in_chans']}x{size}x{size}, {own.params:,d} params, "

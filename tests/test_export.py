@@ -110,6 +110,8 @@ def test_export_writes_whole_hub_format_folders(run):
     assert shufflesearch.Arch.load(models / "ss_demo_run_best" / "arch.yaml").to_dict() == row["arch"]
     card = (models / "ss_demo_run_best" / "README.md").read_text()
     assert "timm.create_model('ss_demo_run_best', pretrained=True)" in card and f"trial {row['number']}" in card
+    genome = next(line for line in card.splitlines() if line.startswith("| genome |"))
+    assert genome.count("|") - genome.count("\\|") == 3  # one row of two cells: the genome's pipes escaped
 
     # Pareto points by increasing cost; the report shows their timm names; no temporary folder is left
     pareto = [json.loads((models / f"ss_demo_run_p{k}" / "config.json").read_text())["shufflesearch"]["trial"]
