@@ -75,8 +75,9 @@ def concurrency(cpus_per_job: int) -> int:
 
 
 def run_jobs(fn: Callable[..., Any], jobs: Sequence[dict[str, Any]], *, cpus_per_job: int,
-             on_result: Callable[[dict[str, Any], Any], None], shared: dict[str, Any] | None = None) -> None:
-    """Run `fn(**job, **shared)` for every job as a Ray task of `cpus_per_job` CPUs, inside a `ray_session`.
+             on_result: Callable[[dict[str, Any], Any], None], shared: dict[str, Any] | None = None,
+             address: str | None = None) -> None:
+    """Run `fn(**job, **shared)` for every job as a Ray task of `cpus_per_job` CPUs, in a `ray_session(address)`.
 
     `shared` values (e.g. the dataset) go to the object store once, not once per job. `on_result(job,
     result)` is called in the driver as each task finishes. A task whose worker dies raises Ray's error
@@ -84,17 +85,18 @@ def run_jobs(fn: Callable[..., Any], jobs: Sequence[dict[str, Any]], *, cpus_per
     """
     import ray
 
-    task = ray.remote(num_cpus=cpus_per_job)(fn)
-    refs = {k: ray.put(v) for k, v in (shared or {}).items()}
-    queue, running = list(jobs), {}
-    limit = concurrency(cpus_per_job)
-    while queue or running:
-        while queue and len(running) < limit:
-            job = queue.pop(0)
-            running[task.remote(**job, **refs)] = job
-        done, _ = ray.wait(list(running), num_returns=1)
-        job = running.pop(done[0])
-        on_result(job, ray.get(done[0]))
+    with ray_session(address):
+        task = ray.remote(num_cpus=cpus_per_job)(fn)
+        refs = {k: ray.put(v) for k, v in (shared or {}).items()}
+        queue, running = list(jobs), {}
+        limit = concurrency(cpus_per_job)
+        while queue or running:
+            while queue and len(running) < limit:
+                job = queue.pop(0)
+                running[task.remote(**job, **refs)] = job
+            done, _ = ray.wait(list(running), num_returns=1)
+            job = running.pop(done[0])
+            on_result(job, ray.get(done[0]))
 
 
 class JobProgress:

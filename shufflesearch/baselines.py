@@ -46,7 +46,7 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     a time as the run's trials were. Returns the new rows, in the order asked for; baselines.jsonl is
     rewritten atomically as each model finishes, and `progress` gets one line per model.
     """
-    from ._ray import JobProgress, ray_session, run_jobs
+    from ._ray import JobProgress, run_jobs
     from .evaluation import train_job
     from .proxy import proxy_config_from_dict
     from .registry import get_arch
@@ -80,9 +80,8 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
         printer(name, row, "search_acc")
 
     jobs = [{"arch": arch.to_dict(), "seed": seed, "latency_size": input_size} for arch in archs.values()]
-    with ray_session(address):
-        run_jobs(train_job, jobs, cpus_per_job=train_cfg.threads, on_result=record,
-                 shared={"data": data, "train_cfg": train_cfg})
+    run_jobs(train_job, jobs, cpus_per_job=train_cfg.threads, on_result=record,
+             shared={"data": data, "train_cfg": train_cfg}, address=address)
     new.sort(key=lambda r: names.index(r["model"]))  # the order asked for, not the order they finished in
     write_rows(rows_path, [r for r in read_rows(rows_path) if r.get("model") not in archs] + new)
     return new

@@ -266,7 +266,7 @@ def _cmd_final(args: argparse.Namespace) -> int:
                               subset_per_class=args.subset_per_class, zoo=zoo, cpus_per_job=args.cpus_per_job,
                               address=args.address)
     print("\ntest accuracy, mean ± sd over seeds (test split, read only here):")
-    for s in sorted(result.summary, key=lambda s: s["mflops"] or 0):
+    for s in sorted(result.summary, key=lambda s: s["mflops"]):
         sd = "" if s["test_acc_sd"] is None else f" ± {s['test_acc_sd']:.4f}"
         acc = "failed" if s["test_acc_mean"] is None else f"{s['test_acc_mean']:.4f}{sd}"
         print(f"  {s['kind']:<5} {s['name']:<24} {s['mflops']:7.2f} MFLOPs  {acc}  ({s['seeds']} seeds)")

@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
-from ._ray import JobProgress, ray_session, run_jobs
+from ._ray import JobProgress, run_jobs
 from .arch import Arch
 from .cost import budget_cost
 from .data import DataConfig, ProxyData
 from .errors import ShuffleSearchError
 from .pareto import by_accuracy, pareto_front
 from .proxy import TrainConfig, proxy_config_from_dict
-from .records import read_rows, write_rows
+from .records import package_versions, read_rows, write_rows
 from .runs import load_run
 
 FINAL_DIR = "final"
@@ -155,13 +155,14 @@ def _check_same_protocol(path: Path, protocol: dict[str, Any]) -> None:
                 f"(now {protocol[key]}); use the same options, or remove {path.parent} to start over")
 
 
-def _summarise(rows: Sequence[Mapping[str, Any]], candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+def _summarise(rows: Sequence[Mapping[str, Any]], candidates: Sequence[Candidate],
+               budget: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for c in candidates:
         accs = [r["test_acc"] for r in rows if r["arch_hash"] == c.arch.hash and r["status"] == "complete"]
-        cst = next((r for r in rows if r["arch_hash"] == c.arch.hash), {})
+        c_cost = budget_cost(c.arch, budget)
         out.append({"kind": c.kind, "name": c.name, "number": c.number, "model": c.model, "arch_hash": c.arch.hash,
-                    "summary": c.arch.summary(), "mflops": cst.get("mflops"), "params": cst.get("params"),
+                    "summary": c.arch.summary(), "mflops": c_cost.mflops, "params": c_cost.params,
                     "search_acc": c.search_acc, "seeds": len(accs), "test_accs": accs,
                     "test_acc_mean": statistics.fmean(accs) if accs else None,
                     "test_acc_sd": statistics.stdev(accs) if len(accs) > 1 else None})
@@ -214,7 +215,7 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
     _check_same_protocol(final_dir / "config.json", protocol)
     data = data_cfg.load("test")
     write_json_atomic(final_dir / "config.json", {
-        **protocol, "data_info": data.info(), "run": loaded.path.name, "versions": _versions(),
+        **protocol, "data_info": data.info(), "run": loaded.path.name, "versions": package_versions(),
         "command": shlex.join(["shufflesearch", "final", str(loaded.path), "--top", str(top), "--seeds", str(seeds),
                                "--epochs", str(train_cfg.epochs)]
                               + (["--subset-per-class", str(subset_per_class)] if subset_per_class else [])
@@ -248,22 +249,15 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
         printer(c.name, row, "test_acc")
 
     if jobs:
-        with ray_session(address):
-            run_jobs(train_job, jobs, cpus_per_job=cpus_per_job, on_result=record,
-                     shared={"data": data, "train_cfg": train_cfg})
-    summary = _summarise(rows, candidates)
+        run_jobs(train_job, jobs, cpus_per_job=cpus_per_job, on_result=record,
+                 shared={"data": data, "train_cfg": train_cfg}, address=address)
+    summary = _summarise(rows, candidates, loaded.config["budget"])
     write_json_atomic(final_dir / "summary.json", {
         "protocol": {k: protocol[k] for k in ("seeds", "top", "zoo")}, "epochs": train_cfg.epochs,
         "dataset": data.spec, "split": "test", "candidates": summary,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
     models = _export(loaded, candidates, summary, data, final_dir, protocol["seeds"][0], train_cfg) if export else []
     return FinalResult(final_dir, rows, summary, models)
-
-
-def _versions() -> dict[str, str]:
-    from .search import _versions as versions
-
-    return versions()
 
 
 def _export(loaded: Any, candidates: Sequence[Candidate], summary: Sequence[Mapping[str, Any]], data: ProxyData,

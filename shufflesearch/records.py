@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -35,6 +36,19 @@ def upgrade_row(row: dict[str, Any]) -> dict[str, Any]:
     if not any(old in row for old in LEGACY_FIELDS):
         return row
     return {**{LEGACY_FIELDS.get(k, k): v for k, v in row.items()}, "legacy_split": True}
+
+
+def package_versions() -> dict[str, str]:
+    """Python's and the packages' versions, as every run and final evaluation records them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": sys.version.split()[0]}
+    for pkg in ("shufflesearch", "torch", "timm", "optuna", "ray", "numpy", "scikit-learn"):
+        try:
+            found[pkg] = version(pkg)
+        except PackageNotFoundError:
+            found[pkg] = "not installed"
+    return found
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:

@@ -112,7 +112,7 @@ def _final_blocks(final: Mapping[str, Any]) -> list[Block]:
     rows = [[c["kind"], c["name"], fmt(c.get("mflops")), fmt(c.get("params")), fmt(c.get("search_acc")),
              "" if c.get("test_acc_mean") is None else f"{c['test_acc_mean']:.4f}",
              "" if c.get("test_acc_sd") is None else f"{c['test_acc_sd']:.4f}", c["seeds"], c["summary"]]
-            for c in sorted(final["candidates"], key=lambda c: c.get("mflops") or 0)]
+            for c in sorted(final["candidates"], key=lambda c: c["mflops"])]
     return [("h", "Final evaluation (test split)"),
             ("p", f"Retrained from scratch on the whole training split for {final['epochs']} epochs, "
                   f"{len(final['protocol']['seeds'])} seeds each (seeds {final['protocol']['seeds']}), and scored once "

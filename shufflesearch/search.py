@@ -17,7 +17,6 @@ import contextlib
 import datetime as dt
 import math
 import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -30,7 +29,7 @@ from .arch import Arch
 from .errors import ShuffleSearchError, errors_from
 from .objectives import OBJECTIVES
 from .pareto import best_row, pareto_front
-from .records import STATUSES, make_row, read_rows, write_rows
+from .records import STATUSES, make_row, package_versions, read_rows, write_rows
 from .space import SearchSettings, SearchSpace
 
 
@@ -186,18 +185,6 @@ def _resolve(space: SearchSpace, previous: dict[str, Any] | None, **overrides: A
         return SearchSettings(**{**base, **given})
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": sys.version.split()[0]}
-    for pkg in ("shufflesearch", "torch", "timm", "optuna", "ray", "numpy", "scikit-learn"):
-        try:
-            found[pkg] = version(pkg)
-        except PackageNotFoundError:
-            found[pkg] = "not installed"
-    return found
-
-
 def _budget_record(space: SearchSpace) -> dict[str, Any]:
     """The budget as config.json records it: the cost basis of every row (`cost.budget_cost`)."""
     b = space.budget
@@ -223,7 +210,7 @@ def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, dat
                                "--budget-mflops", f"{space.budget.mflops:g}", "--seed", str(settings.seed),
                                "--sampler", settings.sampler, "--objectives", ",".join(settings.objectives),
                                "--scheduler", settings.scheduler, "--cpus-per-trial", str(settings.cpus_per_trial)]),
-        "versions": _versions(),
+        "versions": package_versions(),
         "last_resumed": now if previous else None,
     }
 
