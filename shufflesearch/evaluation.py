@@ -15,7 +15,7 @@ training. So, as NAS papers do, `final_evaluation` retrains from scratch, under 
 Files, all in `runs/<run>/final/`: `config.json` (the protocol, versions, the command), `results.jsonl`
 (+ .csv, one row per architecture and seed, rewritten after each job, so a killed evaluation resumes
 and trains only what is missing), `weights/<key>_s<seed>.safetensors`, and `summary.json` (per
-architecture: test accuracy mean, sample sd and the seeds' values). The first seed's weights export as
+architecture: test accuracy mean, sample sd and the values in seed order). The first seed's weights export as
 timm models `ss_<run>_t<N>_final` and `ss_<run>_<zoo name>_final`; the cards of the run's exported models
 gain the test accuracy of their trial. Ray runs the retrainings in parallel (`_ray.run_jobs`).
 """
@@ -159,7 +159,9 @@ def _summarise(rows: Sequence[Mapping[str, Any]], candidates: Sequence[Candidate
                budget: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for c in candidates:
-        accs = [r["test_acc"] for r in rows if r["arch_hash"] == c.arch.hash and r["status"] == "complete"]
+        done = sorted((r for r in rows if r["arch_hash"] == c.arch.hash and r["status"] == "complete"),
+                      key=lambda r: r["seed"])  # seed order, whichever job finished first
+        accs = [r["test_acc"] for r in done]
         c_cost = budget_cost(c.arch, budget)
         out.append({"kind": c.kind, "name": c.name, "number": c.number, "model": c.model, "arch_hash": c.arch.hash,
                     "summary": c.arch.summary(), "mflops": c_cost.mflops, "params": c_cost.params,

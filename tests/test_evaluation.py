@@ -92,3 +92,11 @@ def test_selection_spreads_along_the_front_and_zoo_respects_the_budget():
     assert [c.number for c in select_candidates(rows, ["acc"], 2)] == [2, 3]
     within = zoo_within_budget({"mflops": 15, "input_size": 224})
     assert within and all(shufflesearch.cost(shufflesearch.get_arch(n)).mflops <= 15 for n in within)
+
+
+def test_summary_lists_test_accuracies_in_seed_order_whichever_job_finished_first():
+    from shufflesearch.evaluation import _summarise
+    arch = shufflesearch.get_arch(ZOO[0])
+    rows = [{"arch_hash": arch.hash, "status": "complete", "seed": s, "test_acc": a} for s, a in ((2, 0.3), (0, 0.1), (1, 0.2))]
+    (entry,) = _summarise(rows, [Candidate("zoo", ZOO[0], arch)], {"input_size": 224})
+    assert entry["test_accs"] == [0.1, 0.2, 0.3]
