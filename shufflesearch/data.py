@@ -12,7 +12,17 @@ Specs (`load_data(spec, ...)`, or `dataset:` in a space's `proxy:` section):
 - `folder:DIR`: an ImageFolder tree, `DIR/train/<class>/*` with `DIR/val/<class>/*` as the test split,
   or `DIR/<class>/*` (or `train/` alone) with the test split carved out like `digits`.
 - `timm:NAME:DIR`: `timm.data.create_dataset(NAME, root=DIR)` splits 'train' and 'validation' (the
-  test split), e.g. `timm:torch/cifar10:DIR`; every image of a split is read once (meant for small sets).
+  test split), e.g. `timm:torch/cifar10:DIR`, or `timm::DIR` for timm's image-folder reader. Any
+  map-style timm dataset whose labels can be listed without reading the images (timm's folder and
+  tar readers, Hugging Face datasets, torchvision's); streamed ones (tfds, wds, hfids) cannot be subset.
+
+**Big image sets.** `folder:` and `timm:` list every sample and its label first, choose the
+per-class subsets, and decode only the chosen images, on a pool of threads (Pillow releases the GIL
+while decoding and resizing; JPEGs are decoded at the smallest DCT scale at least `image_size`). The
+resized images are cached on disk (`_data_cache.py`: the `cache_dir` setting, else
+$SHUFFLESEARCH_CACHE, else ~/.cache/shufflesearch; `cache: false` turns it off), so the next load of
+the same selection reads one file. Before anything is decoded, the memory the selection needs is
+estimated, and a selection that would not fit in the memory available stops with one line.
 
 **Three splits.** Every dataset has a training split and a test split: its own, or, where it has none,
 a stratified `test_fraction` of each class carved from the training images with `split_seed`. A
@@ -43,9 +53,13 @@ errors a user can act on.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import math
+import os
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -124,6 +138,8 @@ class DataConfig:
     augment: bool = False
     split_seed: int = 0
     download: bool = False
+    cache: bool = True
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         check_types(self, "proxy")
@@ -194,6 +210,8 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, hflip: bool) -> t
 class _Split:
     labels: np.ndarray  # int64, (N,)
     images: Callable[[np.ndarray], torch.Tensor]  # indices -> (n, C, H, W), uint8 or float in [0, 1]
+    channels: int = 1  # C of what `images` gives
+    identity: Callable[[int], str] | None = None  # what sample i is, for the cache key; None: not cached
 
 
 @dataclass(frozen=True)
@@ -205,7 +223,7 @@ class _Source:
 
 
 def _in_memory(images: torch.Tensor, labels: np.ndarray) -> _Split:
-    return _Split(labels.astype(np.int64), lambda idx: images[torch.from_numpy(idx)])
+    return _Split(labels.astype(np.int64), lambda idx: images[torch.from_numpy(idx)], images.shape[1])
 
 
 def _digits(spec: str, arg: str, cfg: DataConfig) -> _Source:
@@ -277,32 +295,67 @@ def _cifar(spec: str, arg: str, cfg: DataConfig) -> _Source:
     return _Source(train, lambda: split(False)[0], tuple(classes), True)
 
 
-def _pil_loader(samples: Callable[[int], tuple], size: int, spec: str) -> Callable[[np.ndarray], torch.Tensor]:
-    """Images fetched one by one from `samples(i) -> (PIL image or path, ...)`, resized to `size`."""
+_DECODE_CHUNK = 1024  # images fetched, then decoded in parallel, at a time
+
+
+def _decode_threads() -> int:
+    return min(32, os.cpu_count() or 1)
+
+
+def _decode_image(item: Any, size: int, spec: str) -> np.ndarray:
+    """One image (a path, its bytes or a PIL image) as (size, size, 3) uint8 RGB, resized bilinear
+    (antialiased); a JPEG is decoded at the smallest DCT scale at least `size` (PIL's `draft`)."""
     from PIL import Image, UnidentifiedImageError
 
-    def load(idx: np.ndarray) -> torch.Tensor:
+    try:
+        img = Image.open(io.BytesIO(item) if isinstance(item, bytes) else item) \
+            if isinstance(item, (str, Path, bytes)) else item
+        img.draft("RGB", (size, size))
+        img = img.convert("RGB").resize((size, size), Image.BILINEAR)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        name = item if isinstance(item, (str, Path)) else type(item).__name__
+        raise ShuffleSearchError(f"dataset {spec!r}: cannot read image {name} ({e})") from None
+    return np.array(img)  # a writable copy
+
+
+def _decoded(labels: Any, item: Callable[[int], Any], identity: Callable[[int], str], size: int,
+             spec: str) -> _Split:
+    """A split of encoded images: `item(i)` gives sample i's path, bytes or PIL image. Only the indices
+    asked for are fetched (in order, in this thread: some readers share one file handle) and decoded
+    (in parallel threads)."""
+    def images(idx: np.ndarray) -> torch.Tensor:
         out = torch.empty(len(idx), 3, size, size, dtype=torch.uint8)
-        for row, i in enumerate(idx.tolist()):
-            item = samples(i)[0]
-            try:
-                img = Image.open(item) if isinstance(item, (str, Path)) else item
-                img = img.convert("RGB").resize((size, size), Image.BILINEAR)
-            except (OSError, UnidentifiedImageError) as e:
-                raise ShuffleSearchError(f"dataset {spec!r}: cannot read image {item} ({e})") from None
-            out[row] = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+
+        def decode(row_item: tuple[int, Any]) -> None:
+            row, it = row_item
+            out[row] = torch.from_numpy(_decode_image(it, size, spec)).permute(2, 0, 1)
+        with ThreadPoolExecutor(_decode_threads()) as pool:
+            for start in range(0, len(idx), _DECODE_CHUNK):
+                chunk = idx[start:start + _DECODE_CHUNK].tolist()
+                list(pool.map(decode, enumerate((item(i) for i in chunk), start)))
         return out
-    return load
+    return _Split(np.asarray(labels, np.int64), images, 3, identity)
+
+
+def _file_identity(path: str) -> str:
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _from_files(samples: list[tuple[str, int]], size: int, spec: str) -> _Split:
+    """A split of image files, listed as (path, label) pairs."""
+    return _decoded([t for _, t in samples], lambda i: samples[i][0], lambda i: _file_identity(samples[i][0]),
+                    size, spec)
 
 
 def _image_folder(path: Path, spec: str, size: int):
     from torchvision.datasets import ImageFolder
 
     try:
-        ds = ImageFolder(str(path))
+        ds = ImageFolder(str(path))  # lists the files, decodes nothing
     except (FileNotFoundError, OSError) as e:
         raise ShuffleSearchError(f"dataset {spec!r}: {e}") from None
-    return _Split(np.asarray(ds.targets, np.int64), _pil_loader(lambda i: ds.samples[i], size, spec)), ds.classes
+    return _from_files(ds.samples, size, spec), ds.classes
 
 
 def _folder(spec: str, arg: str, cfg: DataConfig) -> _Source:
@@ -322,6 +375,51 @@ def _folder(spec: str, arg: str, cfg: DataConfig) -> _Source:
     return _Source(train, test, tuple(classes), True)
 
 
+def _read_item(item: Any) -> Any:
+    """An image a timm reader hands out, as something `_decode_image` takes (an open file: its bytes)."""
+    if hasattr(item, "read"):
+        with item:
+            return item.read()
+    if isinstance(item, dict) and "bytes" in item:  # a Hugging Face image feature, undecoded
+        return item["bytes"]
+    return item
+
+
+def _timm_split(ds: Any, spec: str, which: str, size: int) -> _Split:
+    """A timm dataset's split, its labels listed without decoding an image."""
+    from torch.utils.data import IterableDataset
+
+    if isinstance(ds, IterableDataset):
+        raise ShuffleSearchError(f"dataset {spec!r}: split {which!r} is streamed (an iterable timm reader), so a "
+                                 "subset cannot be chosen from it; use a map-style reader or an image folder")
+    reader = getattr(ds, "reader", None)
+    samples = getattr(reader if reader is not None else ds, "samples", None)
+    if samples is not None and len(samples) and isinstance(samples[0][0], (str, os.PathLike)):
+        return _from_files([(str(p), int(t)) for p, t in samples], size, spec)  # folder readers, ImageFolder
+    if reader is not None:  # timm's ImageDataset over a tar or Hugging Face reader
+        if hasattr(reader, "targets"):
+            labels = list(reader.targets)
+        elif hasattr(reader, "iter_targets"):
+            labels = list(reader.iter_targets())
+        elif samples is not None:
+            labels = [t for _, t in samples]
+        else:
+            raise ShuffleSearchError(f"dataset {spec!r}: timm's {type(reader).__name__} cannot list its labels "
+                                     "without reading every image; use an image folder")
+        return _decoded(labels, lambda i: _read_item(reader[i][0]), lambda i: f"{i}|{ds.filename(i)}", size, spec)
+    if hasattr(ds, "targets"):  # a torchvision dataset (timm:torch/...)
+        return _decoded(np.asarray(ds.targets), lambda i: ds[i][0], str, size, spec)
+    raise ShuffleSearchError(f"dataset {spec!r}: {type(ds).__name__} has no labels to list without reading "
+                             "every image; use an image folder")
+
+
+def _timm_classes(ds: Any, labels: np.ndarray) -> tuple[str, ...]:
+    mapping = getattr(getattr(ds, "reader", ds), "class_to_idx", None)
+    if mapping and sorted(mapping.values()) == list(range(len(mapping))):
+        return tuple(str(c) for c, _ in sorted(mapping.items(), key=lambda kv: kv[1]))
+    return tuple(str(c) for c in range(int(labels.max()) + 1))
+
+
 def _timm(spec: str, arg: str, cfg: DataConfig) -> _Source:
     from timm.data import create_dataset
 
@@ -329,18 +427,15 @@ def _timm(spec: str, arg: str, cfg: DataConfig) -> _Source:
     if not cfg.download:
         _existing_dir(root, spec)
 
-    def split(which: str) -> _Split:
+    def split(which: str) -> tuple[_Split, Any]:
         try:
             ds = create_dataset(name, root=root, split=which, download=cfg.download)
         except Exception as e:  # timm raises anything from its many readers; the user gets the line
             raise ShuffleSearchError(f"dataset {spec!r}: timm cannot open split {which!r} "
                                      f"({type(e).__name__}: {' '.join(str(e).split())})") from None
-        items = [ds[i] for i in range(len(ds))]
-        labels = np.asarray([int(t) for _, t in items], np.int64)
-        return _Split(labels, _pil_loader(lambda i: items[i], cfg.image_size, spec))
-    train = split("train")
-    classes = tuple(str(c) for c in range(int(train.labels.max()) + 1))
-    return _Source(train, lambda: split("validation"), classes, True)
+        return _timm_split(ds, spec, which, cfg.image_size), ds
+    train, ds = split("train")
+    return _Source(train, lambda: split("validation")[0], _timm_classes(ds, train.labels), True)
 
 
 def _existing_dir(arg: str, spec: str) -> Path:
@@ -387,6 +482,63 @@ def _carve(labels: np.ndarray, idx: np.ndarray, cfg: DataConfig, what: Split) ->
     return np.sort(rest), np.sort(carved_idx)
 
 
+_FLOAT_COPIES = 2  # float32 copies of the images alive at once in _load (resized, then normalised)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(cfg: DataConfig, selections: list[tuple[_Split, np.ndarray]], split: Split) -> None:
+    """Stop with one line, before anything is decoded, if the selected images will not fit in memory."""
+    pixels = cfg.image_size ** 2
+    need = sum(len(idx) * pixels * (s.channels + 4 * _FLOAT_COPIES * (cfg.channels or s.channels))
+               for s, idx in selections)
+    available = _available_memory()
+    if available is not None and need > available:
+        (_, train_idx), (_, eval_idx) = selections
+        raise ShuffleSearchError(
+            f"dataset {cfg.dataset!r}: {len(train_idx):,d} training + {len(eval_idx):,d} {split} images at "
+            f"{cfg.image_size}x{cfg.image_size} need about {need / 2**30:.1f} GiB of memory, but "
+            f"{available / 2**30:.1f} GiB are available; lower proxy.subset_per_class, "
+            f"proxy.{split}_per_class or proxy.image_size")
+
+
+def _canonical_spec(spec: str) -> str:
+    """The spec with its directory made absolute (the cache key must not depend on the working directory)."""
+    name, arg = parse_spec(spec)
+    if name == "timm":
+        reader, _, root = arg.partition(":")
+        return f"timm:{reader}:{Path(root).expanduser().resolve()}"
+    return f"{name}:{Path(arg).expanduser().resolve()}" if arg else name
+
+
+def _images(cfg: DataConfig, source: _Split, idx: np.ndarray, view: Split, role: str) -> torch.Tensor:
+    """The images `idx` of `source`, from the disk cache where the source is one of encoded files."""
+    from ._data_cache import cache_root, cached_images
+
+    if source.identity is None or not cfg.cache:
+        return source.images(idx)
+    items = hashlib.sha256("\n".join(f"{source.identity(i)}|{source.labels[i]}" for i in idx.tolist()).encode())
+    key = {"spec": _canonical_spec(cfg.dataset), "view": view, "role": role, "image_size": cfg.image_size,
+           "split_seed": cfg.split_seed, "subset_per_class": cfg.subset_per_class,
+           "search_per_class": cfg.search_per_class, "test_per_class": cfg.test_per_class,
+           "search_fraction": cfg.search_fraction, "test_fraction": cfg.test_fraction,
+           "count": len(idx), "items": items.hexdigest()}
+    return cached_images(cache_root(cfg.cache_dir), key, lambda: source.images(idx))
+
+
 def _load(cfg: DataConfig, split: Split) -> ProxyData:
     name, arg = parse_spec(cfg.dataset)
     src = _SOURCES[name](cfg.dataset, arg, cfg)
@@ -404,8 +556,9 @@ def _load(cfg: DataConfig, split: Split) -> ProxyData:
         eval_idx = carved_test if src.test is None else np.arange(len(scored.labels))
         eval_idx = _per_class(scored.labels, eval_idx, cfg.test_per_class, rng)
     train_idx = _per_class(labels, train_idx, cfg.subset_per_class, rng)
-    train_x = _to_float(src.train.images(train_idx), cfg.channels, cfg.image_size)
-    eval_x = _to_float(scored.images(eval_idx), cfg.channels, cfg.image_size)
+    _check_memory(cfg, [(src.train, train_idx), (scored, eval_idx)], split)
+    train_x = _to_float(_images(cfg, src.train, train_idx, split, "train"), cfg.channels, cfg.image_size)
+    eval_x = _to_float(_images(cfg, scored, eval_idx, split, split), cfg.channels, cfg.image_size)
     mean = train_x.mean(dim=(0, 2, 3))
     std = train_x.std(dim=(0, 2, 3)).clamp_min(1e-6)
 

@@ -1,10 +1,11 @@
 """Shared pytest fixtures, and the isolation every test runs in.
 
 Each test module (its module-scoped fixtures included) and each test runs in a new empty working
-directory, without SHUFFLESEARCH_MODELS; afterwards the models it registered are forgotten and torch's
-thread count is put back. Models `import shufflesearch` found for the user (a `runs/` in the checkout,
-say after the README's main job, or SHUFFLESEARCH_MODELS) are forgotten for the whole session: a test
-that needs registered found models exports or registers its own. Helper functions shared by test
+directory, without SHUFFLESEARCH_MODELS and with a data cache of its own (SHUFFLESEARCH_CACHE);
+afterwards the models it registered are forgotten and torch's thread count is put back. Models
+`import shufflesearch` found for the user (a `runs/` in the checkout, say after the README's main job,
+or SHUFFLESEARCH_MODELS) are forgotten for the whole session: a test that needs registered found
+models exports or registers its own. Helper functions shared by test
 modules live in helpers.py and timm_contract.py; no test module imports another.
 """
 
@@ -24,6 +25,7 @@ def _isolated(cwd: Path) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(cwd)
         patch.delenv(registry.MODELS_ENV, raising=False)
+        patch.setenv("SHUFFLESEARCH_CACHE", str(cwd / "data-cache"))  # never the user's cache
         try:
             yield
         finally:
