@@ -7,10 +7,12 @@ Each sub-command is a pair: `_add_<name>(subparsers)` declares it, `_cmd_<name>(
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from . import __version__
 from .errors import ShuffleSearchError
 from .objectives import OBJECTIVE_CHOICES, cost_axis
 from .space import SearchSettings
@@ -65,9 +67,30 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- space -------------------------------------------------------------------------------------
+# --- spaces / space ----------------------------------------------------------------------------
+SPACE_HELP = "a search space file, or the name of a shipped space (`shufflesearch spaces` lists them)"
+
+
+def _add_spaces(p: argparse.ArgumentParser) -> None:
+    """No options."""
+
+
+@_command("spaces", "list the search spaces that come with shufflesearch: name, budget, description")
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from .space import SearchSpace, shipped_spaces
+
+    spaces = [SearchSpace.from_yaml(path) for path in shipped_spaces().values()]
+    width = max(len(s.name) for s in spaces)
+    print(f"{'name':<{width}}  {'MFLOPs':>6}  description (budget in multiply-adds at the space's input size)")
+    for s in spaces:
+        print(f"{s.name:<{width}}  {s.budget.mflops:6g}  {s.description}")
+    print(f"files: {Path(spaces[0].source).parent}; `shufflesearch search NAME` runs one, "
+          "`shufflesearch space NAME` shows it")
+    return 0
+
+
 def _add_space(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="search space file (search_spaces/*.yaml)")
+    p.add_argument("file", help=SPACE_HELP)
     p.add_argument("--samples", type=int, default=5, help="architectures to sample and show (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of Optuna's RandomSampler (default 0)")
 
@@ -197,7 +220,7 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
 
 # --- search ------------------------------------------------------------------------------------
 def _add_search(p: argparse.ArgumentParser) -> None:
-    p.add_argument("space", help="search space file (search_spaces/*.yaml)")
+    p.add_argument("space", help=SPACE_HELP)
     p.add_argument("--name", help="run name: results go to runs/NAME (default: the space's name)")
     p.add_argument("--trials", type=int, help="number of trials (default: the space's search.trials)")
     p.add_argument("--budget-mflops", type=float,
@@ -344,6 +367,7 @@ def _resolve_runs_dir(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shufflesearch", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, fn in COMMANDS.items():
         p = sub.add_parser(name, help=fn.help, description=fn.help)
@@ -365,7 +389,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"shufflesearch {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except BrokenPipeError:  # `shufflesearch ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -10,6 +10,9 @@ width multiplier whose rounded architecture costs at most that fraction of the b
 architectures are returned, so none exceeds the budget. A structure too big even at the smallest
 width is not returned: the trial gets the Optuna constraint `budget` > 0 (`trial.set_constraint`).
 
+The spaces in the repository's `search_spaces/` ship inside the package (`shipped_spaces()`): a bare
+name such as "demo" means the shipped file when no file of that name exists; a path always means the file.
+
 The file's format and its validation live in `_space_file.py` (documented in search_spaces/README.md);
 structures, widths, counting and the cost range in `_space_sampling.py`; the channel rules in `arch.py`.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -28,12 +32,32 @@ from ._io import parse_yaml, read_text
 from ._space_file import Budget, Choice, SearchSettings, StageSpace, parse_space
 from .arch import Arch, Stem
 from .cost import Cost, cost
-from .errors import errors_from
+from .errors import ShuffleSearchError, errors_from
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["Budget", "SearchSettings", "SearchSpace"]
+__all__ = ["Budget", "SearchSettings", "SearchSpace", "shipped_spaces"]
+
+_SHIPPED = "shufflesearch.search_spaces"  # the repository's search_spaces/, mapped into the package
+
+
+def shipped_spaces() -> dict[str, Path]:
+    """The search space files that come with the package, by name ("demo": .../demo.yaml), sorted."""
+    files = (Path(str(f)) for f in resources.files(_SHIPPED).iterdir() if f.name.endswith(".yaml"))
+    return {f.stem: f for f in sorted(files, key=lambda f: f.stem)}
+
+
+def _space_path(path: str | Path) -> Path:
+    """The file `path` names: itself if it exists, else the shipped space of that bare name, else an error."""
+    path = Path(path)
+    if path.exists() or path.parent != Path("."):
+        return path
+    shipped = shipped_spaces()
+    if path.name in shipped:
+        return shipped[path.name]
+    raise ShuffleSearchError(f"{path}: no such search space file, and no shipped space of that name "
+                             f"(shipped: {', '.join(shipped)}; `shufflesearch spaces` lists them)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,8 +80,8 @@ class SearchSpace:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SearchSpace:
-        """Load and validate a space file (`yaml.safe_load`)."""
-        path = Path(path)
+        """Load and validate a space file (`yaml.safe_load`), or a shipped space by name ("demo")."""
+        path = _space_path(path)
         data = parse_yaml(read_text(path, "search space file"), str(path))
         if isinstance(data, Mapping) and "name" not in data:
             data = {"name": path.stem, **data}

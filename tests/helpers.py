@@ -34,7 +34,7 @@ def tiny_space(tmp_path: Path, epochs: int = 3, **search: object) -> Path:
 
 def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """`shufflesearch ARGS` in a new process (`kwargs` go to subprocess.run: cwd, env)."""
-    return subprocess.run([sys.executable, "-m", "shufflesearch.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "shufflesearch", *args], capture_output=True,
                           text=True, timeout=600, **kwargs)
 
 

@@ -47,7 +47,7 @@ def test_cost_errors_in_a_subprocess(tmp_path):
     bad.write_text("stages:\n  - {unit: v1, out_channels: 241, repeats: 2, groups: 3}\n")
     for arg, message in [("nope", "unknown shufflesearch model"),
                          (str(bad), "stages[0].out_channels = 241: must be divisible by groups=3")]:
-        proc = subprocess.run([sys.executable, "-m", "shufflesearch.cli", "cost", arg], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "shufflesearch", "cost", arg], capture_output=True, text=True)
         assert proc.returncode == 2 and proc.stdout == ""
         assert proc.stderr.startswith("shufflesearch cost: error: ") and message in proc.stderr
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -128,7 +128,7 @@ def test_kill_9_then_resume(tmp_path):
     space = tiny_space(tmp_path)
     runs = tmp_path / "runs"
     records = runs / "tiny" / "trials.jsonl"
-    driver = subprocess.Popen([sys.executable, "-m", "shufflesearch.cli", "search", str(space), "--trials", "6",
+    driver = subprocess.Popen([sys.executable, "-m", "shufflesearch", "search", str(space), "--trials", "6",
                                "--scheduler", "none", "--runs-dir", str(runs)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

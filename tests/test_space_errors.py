@@ -86,9 +86,9 @@ def test_cli_subprocess_prints_one_line_without_traceback(tmp_path, args):
         bad = tmp_path / "bad.yaml"
         bad.write_text(yaml.safe_dump(edit(("shared", "groups"), {"choices": [1, 0]})))
         args = [str(bad)]
-    proc = subprocess.run([sys.executable, "-m", "shufflesearch.cli", "space", *args], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "shufflesearch", "space", *args], cwd=ROOT,
                           capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
-    assert args[0] in lines[0] and ("cannot read" in lines[0] or "shared.groups = 0" in lines[0])
+    assert args[0] in lines[0] and ("no such search space file" in lines[0] or "shared.groups = 0" in lines[0])
