@@ -1,0 +1,106 @@
+"""The weight-sharing supernet: every sampled architecture is a path, and `extract` gives the stand-alone
+`build(arch)` model whose outputs equal the path's."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+
+from helpers import ROOT
+from shufflesearch.arch import Arch, Stage
+from shufflesearch.errors import ShuffleSearchError
+from shufflesearch.space import SearchSpace
+from shufflesearch.supernet import Supernet, supernet_bounds
+
+SPACES = ["demo", "mixed", "shufflenet_v1_paper", "shufflenet_v2"]
+
+
+def _space(name: str) -> SearchSpace:
+    return SearchSpace.from_yaml(ROOT / "search_spaces" / f"{name}.yaml")
+
+
+def _samples(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    archs = []
+    while len(archs) < n:
+        arch = space.sample(study.ask())
+        if arch is not None:
+            archs.append(arch)
+    return archs
+
+
+@pytest.fixture(scope="module")
+def supernets():
+    torch.manual_seed(0)
+    return {name: Supernet(_space(name), num_classes=10, in_chans=1) for name in SPACES}
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_extracted_model_equals_the_path(supernets, name, one_thread):
+    net = supernets[name]
+    units = set()
+    for arch in _samples(net.space, 6, seed=1):
+        units.update(s.unit for s in arch.stages)
+        x = torch.randn(8, 1, 32, 32)
+        net.train()
+        with torch.no_grad():
+            train_out = net(x, arch)  # batch statistics; also moves the path's running statistics
+        model = net.extract(arch)
+        assert type(model).__name__ == "ShuffleNet" and model.arch == arch
+        with torch.no_grad():
+            net.eval()
+            out = net(x, arch)
+            torch.testing.assert_close(model.eval()(x), out, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(model.train()(x), train_out, rtol=1e-5, atol=1e-5)
+        assert out.shape == (8, 10)
+    assert units  # which unit types the space gave: v1 for the paper space, v2 for v2, both for mixed
+    if name == "mixed":
+        assert units == {"v1", "v2"}
+
+
+def test_paths_share_weights_and_gradients_reach_only_the_path(supernets, one_thread):
+    net = supernets["mixed"]
+    a, b = _samples(net.space, 2, seed=3)
+    net.train()
+    net.zero_grad(set_to_none=True)
+    net(torch.randn(4, 1, 32, 32), a).sum().backward()
+    with_grad = {n for n, p in net.named_parameters() if p.grad is not None}
+    assert with_grad == {n for n in net.path_blocks(a) if n in dict(net.named_parameters())}
+    # the stem is shared by every path: a change to it changes both extracted models
+    with torch.no_grad():
+        net.stem.conv.weight.add_(1.0)
+    assert torch.equal(net.extract(a).stem.conv.weight, net.stem.conv.weight[:a.stem.channels])
+    assert torch.equal(net.extract(b).stem.conv.weight, net.stem.conv.weight[:b.stem.channels])
+
+
+def test_different_choices_use_different_blocks(supernets):
+    net = supernets["shufflenet_v1_paper"]
+    a, b = (Arch.from_dict({"stem": {"channels": 24}, "stages": [
+        {"unit": "v1", "out_channels": 240 if g == 3 else 200, "repeats": 4, "groups": g, "grouped_first_conv": False},
+        {"unit": "v1", "out_channels": 480 if g == 3 else 400, "repeats": 8, "groups": g},
+        {"unit": "v1", "out_channels": 960 if g == 3 else 800, "repeats": 4, "groups": g}]}) for g in (3, 8))
+    units_a, units_b = ({n for n in net.path_blocks(arch) if n.startswith("stages.")} for arch in (a, b))
+    assert units_a and units_b and not units_a & units_b  # groups 3 and 8: no unit weights in common
+    assert net.path_blocks(a) - units_a == net.path_blocks(b) - units_b  # stem and head are shared
+
+
+@pytest.mark.parametrize("name", ["demo", "mixed", "shufflenet_v1_free", "shufflenet_v1_paper", "shufflenet_v2"])
+def test_bounds_hold_every_sample(name):
+    space = _space(name)
+    b = supernet_bounds(space)
+    for arch in _samples(space, 200, seed=2):
+        assert arch.stem.channels <= b.stem
+        assert all(s.out_channels <= m for s, m in zip(arch.stages, b.stages))
+        assert (arch.head.conv_channels or 0) <= b.head
+    assert all(c % b.divisor == 0 for c in (b.stem, *b.stages))
+
+
+def test_an_arch_outside_the_space_is_refused(supernets):
+    net = supernets["shufflenet_v2"]
+    wide = Arch(stages=(Stage("v2", 2000, 1), Stage("v2", 4000, 1), Stage("v2", 8000, 1)))
+    with pytest.raises(ShuffleSearchError, match="not a path of the supernet over space 'shufflenet_v2'"):
+        net.extract(wide)
+    v1 = Arch(stages=(Stage("v1", 48, 1, groups=2), Stage("v1", 96, 1, groups=2), Stage("v1", 192, 1, groups=2)))
+    with pytest.raises(ShuffleSearchError, match="not a path"):
+        net.path_tensors(v1)
