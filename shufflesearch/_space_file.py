@@ -24,7 +24,8 @@ STAGE_KEYS = ("unit", "base_channels", "repeats", "stride", "groups", "kernel_si
               "grouped_first_conv", "shuffle")
 SHARED_KEYS = tuple(k for k in STAGE_KEYS if k not in ("base_channels", "stride"))
 _TOP_KEYS = ("name", "description", "budget", "width_multiplier", "stem", "head", "shared", "stages",
-             "proxy", "search")
+             "proxy", "search", "evaluator", "supernet")
+EVALUATORS = ("proxy", "supernet")  # how a candidate is scored: proxy training, or a path of a trained supernet
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,15 @@ def parse_space(data: Any, source: str) -> dict[str, Any]:
 
     proxy = proxy_config_from_dict({} if data.get("proxy") is None else data["proxy"], source)
     search = from_mapping(SearchSettings, data.get("search") or {}, source, "search")
+    evaluator = data.get("evaluator", "proxy")
+    if evaluator not in EVALUATORS:
+        raise ShuffleSearchError(f"evaluator = {evaluator!r}: must be one of {list(EVALUATORS)}")
+    from .supernet_train import SupernetConfig  # lazily: it brings torch
+
+    supernet = SupernetConfig.from_dict(data.get("supernet"), source)
     return dict(name=name, description=description, source=source, budget=budget, width_multiplier=width,
                 stem=stem, stem_channels=stem_channels, head_conv=head_conv, shared=shared, stages=stages,
-                proxy=proxy, search=search, raw=copy.deepcopy(dict(data)))
+                proxy=proxy, search=search, evaluator=evaluator, supernet=supernet, raw=copy.deepcopy(dict(data)))
 
 
 def _choice(path: str, key: str, spec: Any, fixed_only: bool = False) -> Choice:

@@ -76,6 +76,8 @@ class SearchSpace:
     stages: tuple[StageSpace, ...]
     proxy: Any
     search: SearchSettings
+    evaluator: str  # 'proxy' or 'supernet' (`_space_file.EVALUATORS`)
+    supernet: Any  # the `supernet:` section, a `supernet_train.SupernetConfig`
     raw: dict[str, Any] = field(repr=False)
 
     @classmethod

@@ -166,19 +166,22 @@ class Supernet(nn.Module):
         self.num_features = max(b.head, b.stages[-1])
         self.head = ClassifierHead(self.num_features, num_classes)
         ShuffleNet._init_weights(self)
-        self._skeleton = functools.lru_cache(maxsize=_SKELETONS)(self._meta_model)
+        self._layout = functools.lru_cache(maxsize=_SKELETONS)(self._path_layout)
 
-    def _meta_model(self, arch: Arch) -> ShuffleNet:
-        return build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta")
-
-    def _source_name(self, arch: Arch, name: str) -> str:
-        """The supernet tensor a stand-alone `build(arch)` tensor named `name` is a slice of."""
-        if not name.startswith("stages."):
-            return name
-        _, i, j, rest = name.split(".", 3)
-        i, j = int(i), int(j)
-        unit = arch.units()[i][j]
-        return f"stages.{i}.{j}.{block_key(unit, arch.stages[i].bottleneck_ratio)}.{rest}"
+    def _path_layout(self, arch: Arch) -> tuple[ShuffleNet, dict[str, tuple[str, torch.Size]]]:
+        """A parameter-free (meta) `build(arch)`, and for each of its tensors the supernet tensor it is
+        a slice of and its shape."""
+        skeleton = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta")
+        units = arch.units()
+        sources = {}
+        for name, meta in skeleton.state_dict().items():
+            source = name
+            if name.startswith("stages."):
+                _, i, j, rest = name.split(".", 3)
+                i, j = int(i), int(j)
+                source = f"stages.{i}.{j}.{block_key(units[i][j], arch.stages[i].bottleneck_ratio)}.{rest}"
+            sources[name] = (source, meta.shape)
+        return skeleton, sources
 
     def path_tensors(self, arch: Arch) -> dict[str, torch.Tensor]:
         """Views of this supernet's tensors named and shaped as `build(arch)`'s state_dict.
@@ -188,22 +191,21 @@ class Supernet(nn.Module):
         own = dict(self.named_parameters())
         own.update(self.named_buffers())
         tensors = {}
-        for name, meta in self._skeleton(arch).state_dict().items():
-            source = own.get(self._source_name(arch, name))
-            if source is None or source.dim() != meta.dim() or any(
-                    s > m for s, m in zip(meta.shape, source.shape)):
+        for name, (source_name, shape) in self._layout(arch)[1].items():
+            source = own.get(source_name)
+            if source is None or source.dim() != len(shape) or any(s > m for s, m in zip(shape, source.shape)):
                 raise ShuffleSearchError(f"arch {arch.summary()}: not a path of the supernet over space "
-                                         f"{self.space.name!r} ({name} {tuple(meta.shape)})")
-            tensors[name] = source[tuple(slice(0, s) for s in meta.shape)] if meta.dim() else source
+                                         f"{self.space.name!r} ({name} {tuple(shape)})")
+            tensors[name] = source[tuple(slice(0, s) for s in shape)] if shape else source
         return tensors
 
     def path_blocks(self, arch: Arch) -> set[str]:
         """The names of the supernet tensors `arch`'s path reads."""
-        return {self._source_name(arch, name) for name in self._skeleton(arch).state_dict()}
+        return {source for source, _ in self._layout(arch)[1].values()}
 
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
         """Logits of path `arch` on `x` (train mode: BatchNorm uses and updates its block's sliced stats)."""
-        skeleton = self._skeleton(arch).train(self.training)
+        skeleton = self._layout(arch)[0].train(self.training)
         return torch.func.functional_call(skeleton, self.path_tensors(arch), (x,), strict=True)
 
     def extract(self, arch: Arch, **kwargs: Any) -> ShuffleNet:

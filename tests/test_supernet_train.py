@@ -1,0 +1,148 @@
+"""Supernet training: uniform single-path sampling within the budget, checkpoints that survive kill -9,
+settings that a checkpoint refuses, and 2-worker data-parallel training through Ray Train."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+
+from helpers import ROOT
+from shufflesearch.errors import ShuffleSearchError
+from shufflesearch.space import SearchSpace
+from shufflesearch.supernet_train import CHECKPOINT, PathSampler, SupernetConfig, read_state, train_supernet
+
+DEMO = ROOT / "search_spaces" / "demo.yaml"
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return safetensors.torch.load_file(str(run_dir / "supernet" / CHECKPOINT))
+
+
+def test_paths_are_the_space_samples_within_the_band():
+    space = SearchSpace.from_yaml(DEMO)
+    paths = PathSampler(space, seed=0, flops_band=(0.5, 0.9))
+    archs = [paths(step) for step in range(40)]
+    assert all(0.5 <= space.cost(a).macs / space.budget.macs <= 0.9 for a in archs)
+    assert len({a.hash for a in archs}) > 30  # uniform over a space of 1,728 structures: few repeats
+    assert {s.unit for a in archs for s in a.stages} == {"v1", "v2"}
+    assert [paths(step) for step in range(5)] == archs[:5]  # a step's path depends on (seed, step) alone
+    assert PathSampler(space, seed=1)(0) != PathSampler(space, seed=0)(0)
+
+
+def test_trains_one_epoch_and_does_not_repeat_it(tmp_path, one_thread):
+    space = SearchSpace.from_yaml(DEMO)
+    lines = []
+    cfg = SupernetConfig(epochs=1, checkpoint_every=5)
+    state = train_supernet(space, tmp_path, cfg, progress=lines.append)
+    assert state["done"] and state["step"] == state["total_steps"] > 5
+    assert any(line.startswith("supernet step") for line in lines) and "supernet trained" in lines[-1]
+    before = _weights(tmp_path)
+    assert any(k.startswith("momentum.") for k in before)
+    assert train_supernet(space, tmp_path, cfg, progress=lines.append) == state  # finished: not trained again
+    with pytest.raises(ShuffleSearchError, match=r"supernet\.safetensors: trained with other settings \(lr differ"):
+        train_supernet(space, tmp_path, SupernetConfig(epochs=1, checkpoint_every=5, lr=0.1), progress=None)
+    assert all(torch.equal(v, _weights(tmp_path)[k]) for k, v in before.items())  # nothing written
+
+
+def test_a_corrupt_checkpoint_is_one_line(tmp_path):
+    folder = tmp_path / "supernet"
+    folder.mkdir()
+    (folder / CHECKPOINT).write_bytes(b"not a safetensors file")
+    with pytest.raises(ShuffleSearchError, match="cannot read the supernet checkpoint"):
+        train_supernet(SearchSpace.from_yaml(DEMO), tmp_path, SupernetConfig(epochs=1), progress=None)
+
+
+_TRAIN = """
+import sys
+from shufflesearch.space import SearchSpace
+from shufflesearch.supernet_train import SupernetConfig, train_supernet
+train_supernet(SearchSpace.from_yaml(sys.argv[1]), sys.argv[2], SupernetConfig(epochs=2, checkpoint_every=3),
+               progress=None)
+"""
+
+
+def test_resumes_after_kill_9_to_the_same_weights(tmp_path, one_thread):
+    space = SearchSpace.from_yaml(DEMO)
+    cfg = SupernetConfig(epochs=2, checkpoint_every=3)
+    train_supernet(space, tmp_path / "whole", cfg, progress=None)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", _TRAIN, str(DEMO), str(killed)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        state = read_state(killed) if (killed / "supernet" / "state.json").exists() else None
+        if state and state["step"] >= 6:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = read_state(killed)
+    assert proc.returncode == -signal.SIGKILL and 6 <= state["step"] < state["total_steps"]
+    lines = []
+    assert train_supernet(space, killed, cfg, progress=lines.append)["done"]
+    assert int(lines[0].split()[2].split("/")[0]) > state["step"]  # continued, not restarted
+    whole, resumed = _weights(tmp_path / "whole"), _weights(killed)
+    assert whole.keys() == resumed.keys()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert not list((killed / "supernet").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"epochs": 0}, "supernet.epochs = 0: must be an integer >= 1"),
+    ({"lr": -1}, "supernet.lr = -1: must be > 0"),
+    ({"flops_band": [0.9, 0.5]}, "supernet.flops_band = [0.9, 0.5]: must be [low, high]"),
+    ({"flops_band": "wide"}, "supernet.flops_band = 'wide': must be"),
+    ({"bn_batches": 0}, "supernet.bn_batches = 0: must be an integer >= 1"),
+    ({"workers": 3, "batch_size": 64}, "supernet.batch_size = 64: must be divisible by workers=3"),
+    ({"warmup_epochs": 10, "epochs": 10}, "supernet.warmup_epochs = 10: must be >= 0 and less than epochs"),
+    ({"sampling": "uniform"}, "supernet.sampling: unknown key"),
+    ("fast", "supernet = 'fast': must be a mapping"),
+])
+def test_bad_supernet_section(tmp_path, value, message):
+    import yaml
+
+    data = yaml.safe_load(DEMO.read_text())
+    data["supernet"] = value
+    with pytest.raises(ShuffleSearchError) as e:
+        SearchSpace.from_dict(data, "space.yaml")
+    assert str(e.value).startswith("space.yaml: ") and message in str(e.value)
+
+
+def test_bad_evaluator(tmp_path):
+    import yaml
+
+    data = yaml.safe_load(DEMO.read_text())
+    data["evaluator"] = "oneshot"
+    with pytest.raises(ShuffleSearchError, match=r"^space\.yaml: evaluator = 'oneshot': must be one of \['proxy', "
+                                                 r"'supernet'\]$"):
+        SearchSpace.from_dict(data, "space.yaml")
+
+
+@pytest.mark.slow
+def test_two_workers_data_parallel_through_ray_train(tmp_path):
+    space = SearchSpace.from_yaml(DEMO)
+    lines = []
+    state = train_supernet(space, tmp_path, SupernetConfig(epochs=1, workers=2, checkpoint_every=5),
+                           progress=lines.append)
+    assert state["done"] and state["workers"] == 2 and state["step"] == state["total_steps"]
+    assert "2 worker(s)" in lines[-1]
+    # the data-parallel supernet is a supernet like any: every sampled path extracts and runs
+    weights = {k[len("model."):]: v for k, v in _weights(tmp_path).items() if k.startswith("model.")}
+    assert all(torch.isfinite(v).all() for v in weights.values())
+    from shufflesearch.supernet import Supernet
+
+    net = Supernet(space, num_classes=10, in_chans=1)
+    net.load_state_dict(weights)
+    model = net.extract(PathSampler(space, 0)(0)).eval()
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+    assert json.loads((tmp_path / "supernet" / "state.json").read_text())["training"]["epochs"] == 1
