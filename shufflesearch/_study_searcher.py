@@ -17,12 +17,16 @@ leaves a NaN-valued trial RUNNING for ever, and aborts the run if the define-by-
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune import Callback
 from ray.tune.search import Searcher
 
+from ._retries import failure_reason, retry_line
 from .arch import Arch
 from .errors import ShuffleSearchError
 from .objectives import OBJECTIVES
@@ -50,6 +54,7 @@ class StudySearcher(Searcher):
         self.finish = finish
         self._recorded = {r["arch_hash"]: r for r in rows}
         self._live: dict[str, tuple[optuna.Trial, Arch]] = {}
+        self._reported: dict[str, int] = {}  # the last epoch reported to the study, per live trial
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         repeats = 0
@@ -72,12 +77,16 @@ class StudySearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         trial, _ = self._live[trial_id]
-        if len(self.objectives) == 1 and result.get("status") == "running":
+        # a retried trial (its worker died) reports its first epochs again: the study keeps the first
+        if len(self.objectives) == 1 and result.get("status") == "running" and \
+                result["epoch"] > self._reported.get(trial_id, 0):
             trial.report(result["search_acc"], step=result["epoch"])
+            self._reported[trial_id] = result["epoch"]
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
         trial, arch = self._live.pop(trial_id)
+        self._reported.pop(trial_id, None)
         if error or not result:
             status = "failed"
         elif result["status"] == "running":  # no final report: the scheduler stopped it
@@ -102,3 +111,47 @@ def tell(study: optuna.Study, trial: optuna.Trial | int, row: dict[str, Any], ob
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, state=TrialState.FAIL)
+
+
+class TrialRetries(Callback):
+    """A Tune callback that tells of each retried trial and remembers why its attempts ended.
+
+    Tune restarts a trial whose actor died (`FailureConfig(max_failures=max_retries)`) without telling
+    the searcher; this callback prints `retry_line` then, and `faults(number)` gives the recorder the
+    reasons of every attempt Ray lost, the last one included when the trial failed for good.
+    """
+
+    def __init__(self, max_retries: int, emit: Callable[[str], None], log: Path | None = None):
+        self.max_retries, self.emit, self.log = max_retries, emit, log
+        self._trials: dict[int, Any] = {}
+        self._faults: dict[int, list[str]] = {}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._trials[trial.config["number"]] = trial
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        number = trial.config["number"]
+        reasons = self._faults.setdefault(number, [])
+        reasons.append(_last_failure(trial))
+        self.emit(retry_line(f"trial {number:>3}", len(reasons), self.max_retries, reasons[-1], self.log))
+
+    def faults(self, number: int, failed: bool) -> list[str]:
+        """Why each of trial `number`'s lost attempts ended; with `failed`, its last attempt's too."""
+        reasons = list(self._faults.get(number, []))
+        if failed and number in self._trials:
+            reasons.append(_last_failure(self._trials[number]))
+        return reasons
+
+
+_FAILURE_HEADER = re.compile(r"^Failure # \d+ \(occurred at [^)]*\)$", re.MULTILINE)
+
+
+def _last_failure(trial: Any) -> str:
+    """The reason of a Tune trial's latest failure, from the error file Tune keeps in its folder."""
+    path = trial.error_file
+    try:
+        text = Path(path).read_text() if path else ""
+    except OSError:
+        text = ""
+    blocks = _FAILURE_HEADER.split(text)
+    return failure_reason(blocks[-1]) if text else "worker died"

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 from . import __version__
 from .errors import ShuffleSearchError
 from .objectives import OBJECTIVE_CHOICES, cost_axis
+from ._space_file import EVALUATORS
 from .space import SearchSettings
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
@@ -229,6 +230,12 @@ def _add_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objectives", choices=OBJECTIVE_CHOICES)
     p.add_argument("--scheduler", choices=SearchSettings.choices("scheduler"), help="early stopping of weak trials")
     p.add_argument("--cpus-per-trial", type=int, help="CPUs (= torch threads) per trial (default 1)")
+    p.add_argument("--evaluator", choices=EVALUATORS,
+                   help="score candidates by proxy training, or as paths of a trained weight-sharing supernet "
+                        "(default: the space's evaluator, proxy)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="supernet evaluator: data-parallel Ray Train workers training the supernet "
+                        "(default: the space's supernet.workers, 1)")
     p.add_argument("--address", help="address of a running Ray cluster (default: start a local one)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true",
@@ -243,6 +250,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from .pipeline import run_pipeline
 
     done = run_pipeline(args.space, baselines=args.baselines, address=args.address, name=args.name,
+                        evaluator=args.evaluator, workers=args.workers,
                         trials=args.trials, budget_mflops=args.budget_mflops, sampler=args.sampler,
                         objectives=args.objectives, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,
                         seed=args.seed, resume=args.resume, runs_dir=args.runs_dir)

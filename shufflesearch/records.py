@@ -23,7 +23,7 @@ from .errors import ShuffleSearchError
 FIELDS = (
     "number", "model", "arch_hash", "summary", "mflops", "params", "latency_ms", "epochs", "max_epochs",
     "search_acc", "best_search_acc", "search_loss", "status", "error", "seconds", "train_seconds", "eval_seconds", "seed",
-    "finished", "arch",
+    "attempts", "faults", "finished", "arch",
 )
 STATUSES = ("complete", "early_stopped", "failed", "diverged")
 # runs recorded before the three splits scored trials on the dataset's own validation (often test) split
@@ -75,7 +75,7 @@ def write_rows(jsonl_path: str | Path, rows: Iterable[dict[str, Any]], fields: S
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        writer.writerow({**r, "arch": json.dumps(r.get("arch"), sort_keys=True)})
+        writer.writerow({**r, "arch": json.dumps(r.get("arch"), sort_keys=True), "faults": "; ".join(r.get("faults") or [])})
     write_text_atomic(jsonl_path.with_suffix(".csv"), buffer.getvalue())
 
 
@@ -93,8 +93,6 @@ def make_row(arch: Arch, metrics: dict[str, Any], status: str, *, number: int | 
     """
     c = budget_cost(arch, budget)
     error = metrics.get("error") or None
-    if status == "failed" and not error:
-        error = "the trial's Ray worker failed; see the run's tune/ folder for its log"
     return {
         "number": number, "model": model, "arch_hash": arch.hash, "arch": arch.to_dict(),
         "summary": arch.summary(), "mflops": c.mflops, "params": c.params,
@@ -104,5 +102,6 @@ def make_row(arch: Arch, metrics: dict[str, Any], status: str, *, number: int | 
         "search_loss": metrics.get("search_loss"), "status": status, "error": error,
         "seconds": metrics.get("time_total_s"), "train_seconds": metrics.get("train_seconds"),
         "eval_seconds": metrics.get("eval_seconds"),
-        "seed": seed, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed, "attempts": metrics.get("attempts", 1), "faults": list(metrics.get("faults", [])),
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

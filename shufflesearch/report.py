@@ -66,6 +66,9 @@ def _settings(run: Run) -> list[tuple[str, str]]:
           ("sampler / scheduler", f"{c.get('sampler', '?')} / {c.get('scheduler', '?')}"),
           ("trials planned / finished", f"{c.get('trials', '?')} / {len(run.trials)}"),
           ("seed", str(c.get("seed", "?"))),
+          ("evaluator", c.get("evaluator", "proxy") + (f" (weight-sharing supernet: {compact(c['supernet'])}; a trial's "
+                                                       "search acc is its inherited path's, BN re-estimated)"
+                                                       if c.get("supernet") else "")),
           ("proxy protocol", compact(c.get("proxy"))),
           ("proxy data", compact(c.get("data"))),
           ("started", str(c.get("started", "?"))),

@@ -94,6 +94,7 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
 
 # --- the driver ---------------------------------------------------------------------------------
 def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: int | None = None,
+           evaluator: str | None = None, workers: int | None = None,
            budget_mflops: float | None = None, sampler: str | None = None,
            objectives: Sequence[str] | str | None = None, scheduler: str | None = None,
            cpus_per_trial: int | None = None, address: str | None = None, seed: int | None = None,
@@ -105,6 +106,9 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     A run directory that exists is resumed: its finished trials are kept, and the search trains only
     the trials still missing. `train_fn(arch, data, train_cfg, report)` replaces the proxy trainer
     (default `shufflesearch.train_proxy`); it runs in Ray workers, so it must be picklable.
+    `evaluator` ('proxy' or 'supernet') overrides the space file's; with 'supernet' the run first trains
+    the space's weight-sharing supernet (`workers` data-parallel Ray Train workers, overriding
+    `supernet.workers`) and each trial scores a path of it (`supernet_score.SupernetScorer`).
     """
     started = time.monotonic()
     if not isinstance(space, SearchSpace):
@@ -114,6 +118,9 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     run_dir = Path(runs_dir) / (name or space.name)
     config_path = run_dir / "config.json"
     previous = _previous_run(run_dir, space, resume)
+    from .supernet_score import resolve_evaluator, supernet_trials
+
+    evaluator, supernet_cfg = resolve_evaluator(space, previous, evaluator, workers)
     settings = _resolve(space, previous, trials=trials, sampler=sampler, objectives=objectives,
                         scheduler=scheduler, cpus_per_trial=cpus_per_trial, seed=seed)
     data = space.proxy.data.load()  # an unreadable dataset fails here, before Ray starts
@@ -122,6 +129,8 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     if previous is None:
         write_text_atomic(run_dir / "space.yaml", space.to_yaml())
     config = _run_config(run_dir, space, settings, data, address, previous)
+    config.update(evaluator=evaluator, command=f"{config['command']} --evaluator {evaluator}",
+                  supernet=supernet_cfg.to_dict() if supernet_cfg else None)
     write_json_atomic(config_path, config)
 
     rows = read_rows(run_dir / "trials.jsonl")
@@ -130,6 +139,9 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
         _reconcile(study, rows, list(settings.objectives))
         remaining = settings.trials - len(rows)
         if remaining > 0:
+            if supernet_cfg and train_fn is None:
+                train_fn, train_cfg = supernet_trials(space, run_dir, train_cfg, supernet_cfg, settings.seed,
+                                                      address=address, progress=progress)
             _run_tune(space, settings, study, data, train_cfg, run_dir, address, remaining, rows,
                       train_fn, progress or (lambda line: None))
     rows = read_rows(run_dir / "trials.jsonl")

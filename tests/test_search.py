@@ -120,6 +120,7 @@ def test_a_raising_trial_does_not_end_the_search(tmp_path, ray_local):
     rows = check_records(result.run_dir, 3)
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["error"] == "RuntimeError: this architecture cannot be trained"
+    assert failed[0]["attempts"] == 1 and failed[0]["faults"] == []  # its own error: never retried
     assert sum(r["status"] == "complete" for r in rows) == 2
     assert json.loads((result.run_dir / "summary.json").read_text())["counts"]["failed"] == 1
 

@@ -1,7 +1,8 @@
 """A library call leaves the caller's process as it found it.
 
-`search()` and `write_report()` switch no matplotlib backend, leave the levels of Optuna's and Ray's
-loggers, the environment and torch's thread count as they were (even where the search started and
+`search()` and `write_report()` switch no matplotlib backend, leave Optuna's and Ray's
+loggers (levels and handlers: Ray's messages go to the run's ray.log meanwhile) and Ray's printer of
+raylet messages, the environment and torch's thread count as they were (even where the search started and
 stopped its own Ray, whose `ray.init` writes into the environment), and `import shufflesearch` selects
 no matplotlib backend and imports no pyplot.
 """
@@ -19,6 +20,7 @@ import optuna
 import pytest
 import torch
 
+import ray._private.worker as ray_worker
 import shufflesearch
 from helpers import tiny_space
 
@@ -32,6 +34,8 @@ def process_state() -> dict:
     comparison names what changed ($NAME: an environment variable)."""
     return {"matplotlib.get_backend()": matplotlib.get_backend(), "rcParams['backend']": matplotlib.rcParams["backend"],
             **{f"{name} logger level": logging.getLogger(name).level for name in LOGGERS},
+            **{f"{name} logger handlers": logging.getLogger(name).handlers[:] for name in LOGGERS},
+            "Ray's printer of raylet messages": ray_worker.print_to_stdstream,
             "optuna verbosity": optuna.logging.get_verbosity(), "torch threads": torch.get_num_threads(),
             **{f"${key}": value for key, value in os.environ.items()}}
 

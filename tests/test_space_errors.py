@@ -57,6 +57,7 @@ CASES = [
     ("bad fraction", edit(("budget", "min_fraction"), 1.5), ["budget.min_fraction = 1.5"]),
     ("inverted width range", edit(("width_multiplier",), [2.0, 1.0]), ["width_multiplier = [2.0, 1.0]"]),
     ("unknown sampler", edit(("search", "sampler"), "cmaes"), ["search.sampler = 'cmaes'", "tpe"]),
+    ("negative retries", edit(("search", "max_retries"), -1), ["search.max_retries = -1", ">= 0"]),
     ("unsupported objectives", edit(("search", "objectives"), ["mflops"]), ["search.objectives = ['mflops']"]),
     ("proxy key unknown", edit(("proxy", "epohcs"), 3), ["proxy.epohcs: unknown key"]),
     ("empty stages", edit(("stages",), []), ["stages = []", "non-empty"]),

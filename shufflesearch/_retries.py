@@ -1,0 +1,51 @@
+"""Retrying what the infrastructure broke: a trial or job whose Ray worker or node died starts again.
+
+A trial's or job's own exception never reaches Ray: `search.run_trial` and `evaluation.train_job`
+catch it and return it as a "failed" result, which is recorded and never retried. So every error
+Ray reports for a trial or a task is a fault of the infrastructure (a worker killed, by the kernel's
+or Ray's OOM killer, by `kill -9` or a preempted node; a node lost), and those are retried from the
+start, up to `max_retries` times. Records say how many attempts a trial took (`attempts`) and why
+the earlier ones ended (`faults`); the Optuna study sees one trial, told once.
+
+Ray tasks (`_ray.run_jobs`: final evaluation, baselines) are retried there; Tune trials by Tune
+(`FailureConfig`), with `_study_searcher.TrialRetries` telling of each retry.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+DEFAULT_MAX_RETRIES = 2
+
+
+def failure_reason(error: str) -> str:
+    """What Ray's error text says ended an attempt, in a few words: "out of memory on node 10.0.0.5",
+    "node died", "worker died", or the last line of the error."""
+    if re.search(r"low on memory|OutOfMemoryError|NODE_OUT_OF_MEMORY|killed due to memory", error):
+        node = re.search(r"\bIP: ([0-9a-fA-F.:]+[0-9a-fA-F])", error) or re.search(r"\bip: (\S+)", error)
+        return f"out of memory on node {node.group(1)}" if node else "out of memory"
+    if re.search(r"NodeDiedError|\bnode (?:\S+ )?(?:has )?died|preempted", error, re.IGNORECASE):
+        return "node died"
+    if re.search(r"ActorDiedError|WorkerCrashedError|worker (?:process )?(?:has )?died|actor died", error,
+                 re.IGNORECASE):
+        return "worker died"
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "unknown error"
+
+
+def retry_line(name: str, attempt: int, max_retries: int, reason: str, log: Path | None) -> str:
+    """The progress line of a trial or job that Ray lost and that starts again."""
+    where = f"; Ray's messages: {log}" if log else ""
+    return f"        {name}  retry {attempt}/{max_retries} ({reason}){where}"
+
+
+def attempts_note(row: dict) -> str:
+    """What a progress line adds for a trial or job that took more than one attempt."""
+    return f"  ({row['attempts']} attempts)" if row.get("attempts", 1) > 1 else ""
+
+
+def lost_error(faults: list[str], log: Path | None) -> str:
+    """The recorded error of a trial or job that Ray lost in every attempt."""
+    where = f"; Ray's messages: {log}" if log else ""
+    return f"{faults[-1]} in each of {len(faults)} attempts{where}"
