@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 from ._config import check_types, fail, from_mapping
+from ._devices import gpu_share_problem
+from ._retries import DEFAULT_MAX_RETRIES
 from .arch import SHUFFLES, STAGE_DEFAULTS, V1_ONLY, Stem, invalid_value
 from .cost import Cost
 from .errors import ShuffleSearchError, reject_unknown_keys
@@ -75,18 +77,26 @@ class SearchSettings:
     `optuna.samplers.TPESampler`'s `n_startup_trials` (random proposals before TPE models anything;
     Optuna's default 10 leaves a 16-trial search only 6 guided ones), `multivariate` (one joint density
     instead of one per parameter) and `constant_liar` (running trials count as bad results, so
-    parallel proposals spread out).
+    parallel proposals spread out). `gpus_per_trial` is each trial's GPU share (0.25: four trials a
+    GPU), with the `proxy.device` rules of `_devices.py`. `max_retries`: how often a trial whose Ray
+    worker or node died starts again (`_retries`); a trial that raises is never retried.
+    `scheduler`: `asha` (Ray's, on accuracy alone: one rung at half the epochs), `moasha` (`_moasha`:
+    rungs at `grace_period` x `reduction_factor`^k epochs, promotion by Pareto rank) or `none`.
     """
 
     trials: int = 32
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     objectives: tuple = ("acc", "mflops")
-    scheduler: Literal["asha", "none"] = "asha"
+    scheduler: Literal["asha", "moasha", "none"] = "asha"
     cpus_per_trial: int = 1
+    gpus_per_trial: float = 0.0
     seed: int = 0
     tpe_startup_trials: int = 10
     tpe_multivariate: bool = False
     tpe_constant_liar: bool = True
+    max_retries: int = DEFAULT_MAX_RETRIES
+    reduction_factor: int = 3
+    grace_period: int = 1
 
     @classmethod
     def choices(cls, name: str) -> tuple[str, ...]:
@@ -105,8 +115,16 @@ class SearchSettings:
             fail("search", "trials", self.trials, "must be an integer >= 1")
         if self.cpus_per_trial < 1:
             fail("search", "cpus_per_trial", self.cpus_per_trial, "must be an integer >= 1")
+        if gpu_share_problem(self.gpus_per_trial):
+            fail("search", "gpus_per_trial", self.gpus_per_trial, gpu_share_problem(self.gpus_per_trial))
         if self.tpe_startup_trials < 0:
             fail("search", "tpe_startup_trials", self.tpe_startup_trials, "must be an integer >= 0")
+        if self.max_retries < 0:
+            fail("search", "max_retries", self.max_retries, "must be an integer >= 0")
+        if self.reduction_factor < 2:
+            fail("search", "reduction_factor", self.reduction_factor, "must be an integer >= 2")
+        if self.grace_period < 1:
+            fail("search", "grace_period", self.grace_period, "must be an integer >= 1 (epochs)")
         if self.objectives not in OBJECTIVE_SETS:
             fail("search", "objectives", list(self.objectives),
                  f"must be one of {[list(o) for o in OBJECTIVE_SETS]}")

@@ -14,7 +14,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .arch import Arch
 from .cost import budget_cost
-from .errors import ShuffleSearchError
+from ._devices import for_trials
+from ._retries import DEFAULT_MAX_RETRIES
+from .errors import ShuffleSearchError, errors_from
 from .records import make_row, read_rows, write_rows
 from .runs import load_run
 from .zoo import ZOO
@@ -39,12 +41,14 @@ def default_baselines(budget: Mapping[str, Any]) -> list[str]:
 
 
 def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, address: str | None = None,
-                  progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                  progress: Callable[[str], None] | None = None,
+                  gpus_per_trial: float | None = None, max_retries: int | None = None) -> list[dict[str, Any]]:
     """Proxy-train `models` (registered names; default: the zoo near the budget) as the run's trials were.
 
     They train in parallel through Ray (`address`: a running cluster; default a local Ray), as many at
-    a time as the run's trials were. Returns the new rows, in the order asked for; baselines.jsonl is
-    rewritten atomically as each model finishes, and `progress` gets one line per model.
+    a time as the run's trials were, each with `gpus_per_trial` GPUs (default: the run's). Returns the new rows, in the order asked for; baselines.jsonl is
+    rewritten atomically as each model finishes, and `progress` gets one line per model. A model whose
+    Ray worker or node died trains again, up to `max_retries` times (default: the run's).
     """
     from ._ray import JobProgress, run_jobs
     from .evaluation import train_job
@@ -58,7 +62,10 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     budget = _field(config, config_path, "budget", "mflops")
     proxy = proxy_config_from_dict(_field(config, config_path, "proxy"), f"{config_path}")
     seed = _field(config, config_path, "seed")
-    train_cfg = replace(proxy.train, seed=seed, threads=_field(config, config_path, "cpus_per_trial"))
+    gpus = config.get("gpus_per_trial", 0.0) if gpus_per_trial is None else gpus_per_trial
+    with errors_from(str(config_path)):
+        train_cfg = for_trials(replace(proxy.train, seed=seed, threads=_field(config, config_path, "cpus_per_trial")),
+                               gpus)
     names = list(models) if models else default_baselines(config["budget"])
     if not names:
         raise ShuffleSearchError(f"{config_path}: budget.mflops = {budget}: no zoo model within "
@@ -80,8 +87,12 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
         printer(name, row, "search_acc")
 
     jobs = [{"arch": arch.to_dict(), "seed": seed, "latency_size": input_size} for arch in archs.values()]
+    retries = config.get("max_retries", DEFAULT_MAX_RETRIES) if max_retries is None else max_retries
+    log = path / "ray.log"
     run_jobs(train_job, jobs, cpus_per_job=train_cfg.threads, on_result=record,
-             shared={"data": data, "train_cfg": train_cfg}, address=address)
+             shared={"data": data, "train_cfg": train_cfg}, address=address, gpus_per_job=gpus,
+             max_retries=retries, log=log, on_retry=lambda job, attempt, reason: printer.retry(
+                 by_hash[Arch.from_dict(job["arch"]).hash], attempt, retries, reason, log))
     new.sort(key=lambda r: names.index(r["model"]))  # the order asked for, not the order they finished in
     write_rows(rows_path, [r for r in read_rows(rows_path) if r.get("model") not in archs] + new)
     return new

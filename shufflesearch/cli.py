@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
+from ._devices import DEVICES, local_device
 from .errors import ShuffleSearchError
 from .objectives import OBJECTIVE_CHOICES, cost_axis
 from ._space_file import EVALUATORS
@@ -153,11 +154,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_gpus(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--gpus-per-trial", type=float, metavar="G",
+                   help=f"GPUs per trial, a fraction shares one (0.25: four a GPU; default {default}); "
+                        "the space's proxy.device auto trains on them")
+
+
+def _add_retries(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--max-retries", type=int, metavar="N",
+                   help=f"times a trial whose Ray worker or node died starts again (default {default}); "
+                        "a trial that raises is not retried")
+
+
 # --- baseline ----------------------------------------------------------------------------------
 def _add_baseline(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run name (under runs/) or run directory")
     p.add_argument("--models", default=None,
                    help="comma-separated registered names (default: the zoo models within 1.5x of the budget)")
+    _add_gpus(p, "the run's")
+    _add_retries(p, "the run's")
 
 
 @_command("baseline", "train hand-designed models under a run's exact proxy protocol, for its report")
@@ -165,7 +180,8 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     from .baselines import run_baselines
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    rows = run_baselines(args.run, models, progress=print)
+    rows = run_baselines(args.run, models, progress=print, gpus_per_trial=args.gpus_per_trial,
+                         max_retries=args.max_retries)
     print(f"{len(rows)} baseline(s) recorded; `shufflesearch report {args.run}` shows them")
     return 0
 
@@ -180,6 +196,8 @@ def _add_train_proxy(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, type=kind)
     p.add_argument("--optimizer", choices=["sgd", "adamw"])
     p.add_argument("--schedule", choices=["linear", "cosine"])
+    p.add_argument("--device", choices=DEVICES, help="where to train (default auto: CUDA if available)")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], help="mixed precision (default none)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction)
     p.add_argument("--download", action="store_true", default=None, help="fetch cifar/timm data if missing")
 
@@ -201,11 +219,12 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
         return replace(cfg, **{f.name: getattr(args, f.name) for f in fields(cfg)
                                if getattr(args, f.name, None) is not None})
     data_cfg, train_cfg = overrides(defaults.data), overrides(defaults.train)
+    device = local_device(train_cfg.device)  # a missing GPU fails before the data are read
     data = data_cfg.load()
     c = cost(arch, data.image_size, data.num_classes, data.in_chans)
     print(f"{args.model}: {c.macs / 1e6:.2f} MMACs, {c.params:,d} params at {data.image_size}x{data.image_size}")
     print(f"data  {data.summary()}")
-    print(f"train {', '.join(f'{k}={v}' for k, v in vars(train_cfg).items())}")
+    print(f"train {', '.join(f'{k}={v}' for k, v in vars(train_cfg).items())} (on {device})")
     with tqdm(total=train_cfg.epochs, unit="epoch", leave=False) as bar:
         def report(epoch: int, m: dict[str, float]) -> None:
             bar.write(epoch_line(m))
@@ -236,6 +255,8 @@ def _add_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, metavar="N",
                    help="supernet evaluator: data-parallel Ray Train workers training the supernet "
                         "(default: the space's supernet.workers, 1)")
+    _add_gpus(p, "the space's search.gpus_per_trial, 0")
+    _add_retries(p, "the space's search.max_retries, 2")
     p.add_argument("--address", help="address of a running Ray cluster (default: start a local one)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true",
@@ -253,7 +274,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                         evaluator=args.evaluator, workers=args.workers,
                         trials=args.trials, budget_mflops=args.budget_mflops, sampler=args.sampler,
                         objectives=args.objectives, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,
-                        seed=args.seed, resume=args.resume, runs_dir=args.runs_dir)
+                        gpus_per_trial=args.gpus_per_trial, seed=args.seed, max_retries=args.max_retries,
+                        resume=args.resume, runs_dir=args.runs_dir)
     result = done.search
     if result.interrupted:  # search() has said how to resume
         return 130
@@ -284,6 +306,8 @@ def _add_final(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zoo", help="comma-separated zoo models to retrain too, or 'none' "
                                  "(default: every zoo model within the run's budget)")
     p.add_argument("--cpus-per-job", type=int, default=1, help="CPUs (= torch threads) per retraining (default 1)")
+    _add_gpus(p, "the run's")
+    _add_retries(p, "the run's")
     p.add_argument("--address", help="address of a running Ray cluster (default: start a local one)")
 
 
@@ -295,7 +319,7 @@ def _cmd_final(args: argparse.Namespace) -> int:
     zoo = None if args.zoo is None else [m.strip() for m in args.zoo.split(",") if m.strip() not in ("", "none")]
     result = final_evaluation(args.run, top=args.top, seeds=args.seeds, epochs=args.epochs,
                               subset_per_class=args.subset_per_class, zoo=zoo, cpus_per_job=args.cpus_per_job,
-                              address=args.address)
+                              gpus_per_trial=args.gpus_per_trial, max_retries=args.max_retries, address=args.address)
     print("\ntest accuracy, mean ± sd over seeds (test split, read only here):")
     for s in sorted(result.summary, key=lambda s: s["mflops"]):
         sd = "" if s["test_acc_sd"] is None else f" ± {s['test_acc_sd']:.4f}"

@@ -200,7 +200,7 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, hflip: bool) -> t
     offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).tolist()
     out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
     if hflip:
-        flip = torch.rand(n, generator=generator) < 0.5
+        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         out[flip] = out[flip].flip(-1)
     return out
 

@@ -32,10 +32,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from ._ray import JobProgress, run_jobs
+from ._retries import DEFAULT_MAX_RETRIES
 from .arch import Arch
 from .cost import budget_cost
 from .data import DataConfig, ProxyData
-from .errors import ShuffleSearchError
+from ._devices import for_trials
+from .errors import ShuffleSearchError, errors_from
 from .pareto import by_accuracy, pareto_front
 from .proxy import TrainConfig, proxy_config_from_dict
 from .records import package_versions, read_rows, write_rows
@@ -44,7 +46,7 @@ from .runs import load_run
 FINAL_DIR = "final"
 RESULT_FIELDS = ("kind", "name", "number", "model", "arch_hash", "summary", "mflops", "params", "seed", "epochs",
                  "max_epochs", "test_acc", "test_loss", "search_acc", "status", "error", "seconds",
-                 "train_seconds", "eval_seconds", "finished")
+                 "train_seconds", "eval_seconds", "attempts", "faults", "finished")
 
 
 @dataclass(frozen=True)
@@ -111,12 +113,12 @@ def train_job(arch: dict[str, Any], seed: int, data: ProxyData, train_cfg: Train
     """
     import safetensors.torch
 
-    from .proxy import TRIAL_LATENCY, measure_latency, train_proxy
+    from .proxy import train_proxy, trial_latency_ms
 
     genome = Arch.from_dict(arch)
     out: dict[str, Any] = {"epochs": 0, "error": None}
     if latency_size:
-        out["latency_ms"] = measure_latency(genome, input_size=latency_size, **TRIAL_LATENCY).median_ms
+        out["latency_ms"] = trial_latency_ms(genome, latency_size, train_cfg)
     try:
         result = train_proxy(genome, data, replace(train_cfg, seed=seed))
     except Exception as e:  # one failing architecture must not end the evaluation
@@ -177,8 +179,8 @@ def _key(c: Candidate) -> str:
 
 def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: int | None = None,
                      subset_per_class: int | None = None, zoo: Sequence[str] | None = None,
-                     cpus_per_job: int = 1, address: str | None = None, export: bool = True,
-                     progress: Callable[[str], None] | None = print) -> FinalResult:
+                     cpus_per_job: int = 1, gpus_per_trial: float | None = None, max_retries: int | None = None,
+                     address: str | None = None, export: bool = True, progress: Callable[[str], None] | None = print) -> FinalResult:
     """Retrain a run's best architectures and the zoo within its budget; score them on the test split.
 
     Args:
@@ -189,6 +191,9 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
         subset_per_class: training images per class (default: the whole training split).
         zoo: zoo model names (default: every zoo model within the budget; [] for none).
         cpus_per_job: CPUs, and torch threads, per retraining.
+        gpus_per_trial: GPUs per retraining (a fraction shares one; default: the run's); the run's
+            `proxy.device` and `amp` settings apply as in its trials.
+        max_retries: times a retraining whose Ray worker or node died starts again (default: the run's).
         address: a running Ray cluster (default: a local Ray).
         export: write the first seed's weights as timm models and update the run's model cards.
         progress: called with one line per finished retraining (None: silent).
@@ -198,6 +203,9 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
     loaded = load_run(run)
     config_path = loaded.path / "config.json"
     data_cfg, train_cfg = _protocol(loaded.config, config_path, epochs, subset_per_class, cpus_per_job)
+    gpus = loaded.config.get("gpus_per_trial", 0.0) if gpus_per_trial is None else gpus_per_trial
+    with errors_from(str(config_path)):
+        train_cfg = for_trials(train_cfg, gpus)
     if top < 0 or seeds < 1:
         raise ShuffleSearchError(f"--top {top} --seeds {seeds}: top must be >= 0 and seeds >= 1")
     objectives = loaded.config.get("objectives") or ["acc", "mflops"]
@@ -221,6 +229,7 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
         "command": shlex.join(["shufflesearch", "final", str(loaded.path), "--top", str(top), "--seeds", str(seeds),
                                "--epochs", str(train_cfg.epochs)]
                               + (["--subset-per-class", str(subset_per_class)] if subset_per_class else [])
+                              + (["--gpus-per-trial", f"{gpus:g}"] if gpus else [])
                               + ["--zoo", ",".join(zoo_names) or "none"]),
         "candidates": [{"kind": c.kind, "name": c.name, "arch_hash": c.arch.hash} for c in candidates]})
 
@@ -244,15 +253,19 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
                "params": c_cost.params, "seed": job["seed"], "max_epochs": train_cfg.epochs,
                "search_acc": c.search_acc, "test_acc": metrics.get("test_acc"), "test_loss": metrics.get("test_loss"),
                **{k: metrics.get(k) for k in ("status", "error", "epochs", "seconds", "train_seconds",
-                                               "eval_seconds")},
+                                               "eval_seconds", "attempts", "faults")},
                "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         rows.append(row)
         write_rows(results_path, rows, RESULT_FIELDS)
         printer(c.name, row, "test_acc")
 
     if jobs:
+        retries = loaded.config.get("max_retries", DEFAULT_MAX_RETRIES) if max_retries is None else max_retries
+        log = loaded.path / "ray.log"
         run_jobs(train_job, jobs, cpus_per_job=cpus_per_job, on_result=record,
-                 shared={"data": data, "train_cfg": train_cfg}, address=address)
+                 shared={"data": data, "train_cfg": train_cfg}, address=address, gpus_per_job=gpus,
+                 max_retries=retries, log=log, on_retry=lambda job, attempt, reason: printer.retry(
+                     f"{by_hash[Arch.from_dict(job['arch']).hash].name} seed {job['seed']}", attempt, retries, reason, log))
     summary = _summarise(rows, candidates, loaded.config["budget"])
     write_json_atomic(final_dir / "summary.json", {
         "protocol": {k: protocol[k] for k in ("seeds", "top", "zoo")}, "epochs": train_cfg.epochs,

@@ -6,6 +6,11 @@ split: `search_acc`/`search_loss`, or `test_acc`/`test_loss`) and hands them to 
 a truthy return stops the run (status 'stopped'), which is how a search prunes trials. A non-finite
 loss ends the run with status 'diverged'. The same seed and config give identical metrics on the same
 machine: the model's init, the batch order and the augmentation all draw from the seed.
+
+`device` (auto, cpu, cuda; `_devices.py` says what auto means) is where it trains: the data move to it
+once, not per batch. `amp` is mixed precision: bf16 autocast, or fp16 autocast with a GradScaler
+(both run on CPU too); none by default. Latency (`trial_latency_ms`) is measured on the trial's device,
+or on `latency_device` where that names another.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._config import check_types, fail, field_names, from_mapping
+from ._devices import local_device
 from .arch import Arch
 from .data import DataConfig, ProxyData, augment_batch
 from .errors import ShuffleSearchError, errors_from, reject_unknown_keys
 
 Report = Callable[[int, dict[str, float]], Any]
 _EVAL_BATCH = 500
+_AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,8 @@ class TrainConfig:
     the weights, and eval-mode accuracy of a short training then sits near chance.
     `channels_last` trains in NHWC layout: 1.5-2x the images/s of NCHW for ShuffleNets on CPU
     (measured with torch 2.14, 1 thread, batch 64, 32x32).
+    `device` is auto, cpu or cuda; `amp` none, bf16 or fp16 (autocast; fp16 with a GradScaler);
+    `latency_device` is where latency is measured: the trial's device, cpu or cuda.
     """
     epochs: int = 6
     batch_size: int = 64
@@ -56,6 +65,9 @@ class TrainConfig:
     threads: int = 1
     bn_recalibration: int = 512
     channels_last: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    latency_device: Literal["trial", "cpu", "cuda"] = "trial"
 
     def __post_init__(self) -> None:
         check_types(self, "proxy")
@@ -174,6 +186,7 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
     from .model import build
 
     cfg = cfg or TrainConfig()
+    dev = torch.device(local_device(cfg.device))
     n = len(data.train_y)
     if n < 2:
         raise ShuffleSearchError(f"dataset {data.spec!r}: {n} training image(s); a batch needs 2")
@@ -183,8 +196,12 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        model = build(arch, num_classes=data.num_classes, in_chans=data.in_chans).to(memory_format=fmt)
-        eval_x = data.eval_x.contiguous(memory_format=fmt)
+        model = build(arch, num_classes=data.num_classes, in_chans=data.in_chans).to(dev, memory_format=fmt)
+        train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)  # once per training, not per batch
+        eval_x, eval_y = data.eval_x.to(dev, memory_format=fmt), data.eval_y.to(dev)
+        amp = _AMP_DTYPES[cfg.amp]
+        autocast = torch.autocast(dev.type, dtype=amp, enabled=amp is not None)
+        scaler = torch.amp.GradScaler(dev.type, enabled=cfg.amp == "fp16")
         optimizer = create_optimizer_v2(model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                         momentum=0.9)
         scheduler, _ = create_scheduler_v2(
@@ -197,27 +214,30 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             t0, total, diverged = perf_counter(), 0.0, False
-            order = torch.randperm(n, generator=gen)
+            order = torch.randperm(n, generator=gen).to(dev)
             for step in range(steps):
                 idx = order[step * batch:(step + 1) * batch]
-                x = data.train_x[idx]
+                x = train_x[idx]
                 if data.augment:
                     x = augment_batch(x, gen, data.hflip)
-                loss = loss_fn(model(x.contiguous(memory_format=fmt)), data.train_y[idx])
+                with autocast:
+                    loss = loss_fn(model(x.contiguous(memory_format=fmt)), train_y[idx])
                 if not torch.isfinite(loss):
                     diverged = True
                     break
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step_update((epoch - 1) * steps + step + 1)
                 total += loss.item()
             seconds = perf_counter() - t0
-            if cfg.bn_recalibration and not diverged:
-                recal = order[:cfg.bn_recalibration]
-                update_bn((data.train_x[recal[i:i + batch]].contiguous(memory_format=fmt)
-                           for i in range(0, len(recal), batch)), model)
-            loss, acc = (math.nan, 0.0) if diverged else _evaluate(model, eval_x, data.eval_y)
+            with autocast:
+                if cfg.bn_recalibration and not diverged:
+                    recal = order[:cfg.bn_recalibration]
+                    update_bn((train_x[recal[i:i + batch]].contiguous(memory_format=fmt)
+                               for i in range(0, len(recal), batch)), model)
+                loss, acc = (math.nan, 0.0) if diverged else _evaluate(model, eval_x, eval_y)
             if not math.isfinite(loss):  # also weights that overflowed in the last step
                 status = "diverged"
                 break
@@ -231,7 +251,7 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
             if report is not None and report(epoch, metrics):
                 status = "stopped"
                 break
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     return ProxyResult(status, len(history), history, state, perf_counter() - start, train_seconds, eval_seconds,
                        data.eval_split)
 
@@ -240,6 +260,13 @@ def train_proxy(arch: Arch, data: ProxyData, cfg: TrainConfig | None = None,
 # How every trial (and baseline) measures latency: batch 1, one thread, so runs compare; 10 timed runs
 # keep it near a tenth of a demo trial's time (30 runs took a quarter of the trial's training time)
 TRIAL_LATENCY = {"threads": 1, "warmup": 2, "runs": 10}
+
+
+def trial_latency_ms(arch: Arch, input_size: int, cfg: TrainConfig) -> float:
+    """A trial's (or baseline's) latency: `TRIAL_LATENCY` on `cfg.latency_device`, else the training device."""
+    setting = "device" if cfg.latency_device == "trial" else "latency_device"
+    device = local_device(getattr(cfg, setting), f"proxy.{setting}")
+    return measure_latency(arch, input_size=input_size, device=device, **TRIAL_LATENCY).median_ms
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import optuna
 
+from ._devices import check_cluster_gpus, check_gpus_here, for_trials, ray_resources
 from ._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from ._retries import attempts_note, lost_error
 from .arch import Arch
 from .errors import ShuffleSearchError, errors_from
 from .objectives import OBJECTIVES
@@ -63,10 +65,10 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
     import safetensors.torch
     from ray import tune
 
-    from .proxy import TRIAL_LATENCY, measure_latency, train_proxy
+    from .proxy import train_proxy, trial_latency_ms
 
     arch = Arch.from_dict(config["arch"])
-    latency_ms = measure_latency(arch, input_size=input_size, **TRIAL_LATENCY).median_ms
+    latency_ms = trial_latency_ms(arch, input_size, train_cfg)
     last = {"epoch": 0, "search_acc": 0.0, "best_search_acc": 0.0, "search_loss": 0.0, "train_loss": 0.0,
             "images_per_s": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0, "latency_ms": latency_ms,
             "error": ""}
@@ -97,8 +99,9 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
            evaluator: str | None = None, workers: int | None = None,
            budget_mflops: float | None = None, sampler: str | None = None,
            objectives: Sequence[str] | str | None = None, scheduler: str | None = None,
-           cpus_per_trial: int | None = None, address: str | None = None, seed: int | None = None,
-           resume: bool = False, runs_dir: str | Path = "runs", train_fn: Callable | None = None,
+           cpus_per_trial: int | None = None, gpus_per_trial: float | None = None, address: str | None = None,
+           seed: int | None = None, max_retries: int | None = None, resume: bool = False,
+           runs_dir: str | Path = "runs", train_fn: Callable | None = None,
            progress: Callable[[str], None] | None = print) -> SearchResult:
     """Search `space` (a `SearchSpace` or its YAML path) under its FLOPs (multiply-adds) budget.
 
@@ -109,6 +112,9 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     `evaluator` ('proxy' or 'supernet') overrides the space file's; with 'supernet' the run first trains
     the space's weight-sharing supernet (`workers` data-parallel Ray Train workers, overriding
     `supernet.workers`) and each trial scores a path of it (`supernet_score.SupernetScorer`).
+    `gpus_per_trial` is each trial's GPU share (0.25: four trials a GPU); `proxy.device: auto` follows it.
+    A trial whose Ray worker or node dies starts again, up to `max_retries` times (`_retries`); Ray's
+    own messages go to `runs/<name>/ray.log`, not to the console.
     """
     started = time.monotonic()
     if not isinstance(space, SearchSpace):
@@ -122,9 +128,13 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
 
     evaluator, supernet_cfg = resolve_evaluator(space, previous, evaluator, workers)
     settings = _resolve(space, previous, trials=trials, sampler=sampler, objectives=objectives,
-                        scheduler=scheduler, cpus_per_trial=cpus_per_trial, seed=seed)
+                        scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, seed=seed,
+                        max_retries=max_retries)
+    with errors_from(space.source):  # the device and GPUs fail here, before anything is written
+        train_cfg = for_trials(replace(space.proxy.train, threads=settings.cpus_per_trial, seed=settings.seed),
+                               settings.gpus_per_trial)
+    check_gpus_here(settings.gpus_per_trial, address)
     data = space.proxy.data.load()  # an unreadable dataset fails here, before Ray starts
-    train_cfg = replace(space.proxy.train, threads=settings.cpus_per_trial, seed=settings.seed)
 
     if previous is None:
         write_text_atomic(run_dir / "space.yaml", space.to_yaml())
@@ -221,7 +231,9 @@ def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, dat
                                "--runs-dir", str(run_dir.parent), "--trials", str(settings.trials),
                                "--budget-mflops", f"{space.budget.mflops:g}", "--seed", str(settings.seed),
                                "--sampler", settings.sampler, "--objectives", ",".join(settings.objectives),
-                               "--scheduler", settings.scheduler, "--cpus-per-trial", str(settings.cpus_per_trial)]),
+                               "--scheduler", settings.scheduler, "--cpus-per-trial", str(settings.cpus_per_trial),
+                               "--max-retries", str(settings.max_retries)]
+                              + (["--gpus-per-trial", f"{settings.gpus_per_trial:g}"] if settings.gpus_per_trial else [])),
         "versions": package_versions(),
         "last_resumed": now if previous else None,
     }
@@ -272,16 +284,24 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study,
               run_dir: Path, address: str | None, remaining: int, rows: list[dict[str, Any]],
               train_fn: Callable | None, progress: Callable[[str], None]) -> None:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     from ._ray import concurrency, ray_session
-    from ._study_searcher import StudySearcher
+    from ._study_searcher import StudySearcher, TrialRetries
 
-    with ray_session(address):
-        jobs_at_once = concurrency(settings.cpus_per_trial)
+    log = run_dir / "ray.log"
+    with ray_session(address, log):
+        check_cluster_gpus(settings.gpus_per_trial)
+        jobs_at_once = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
         printer = _Progress(settings.trials, len(rows), progress)
 
+        retries = TrialRetries(settings.max_retries, progress, log)
+
         def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
+            lost = status == "failed" and not result  # Ray lost its every attempt
+            faults = retries.faults(number, failed=lost)
+            result = {**result, "attempts": len(faults) + (not lost), "faults": faults}
+            if lost:
+                result["error"] = lost_error(faults, log)
             row = make_row(arch, result, status, number=number, budget=_budget_record(space),
                            max_epochs=train_cfg.epochs, seed=settings.seed)
             rows.append(row)
@@ -290,28 +310,59 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study,
             return row
 
         searcher = StudySearcher(study, space.sample, list(settings.objectives), finish, list(rows))
-        scheduler = None
-        if settings.scheduler == "asha" and train_cfg.epochs > 1:
-            # one rung at half the epochs: a first-epoch score is too noisy to stop on
-            scheduler = ASHAScheduler(time_attr="epoch", metric="search_acc", mode="max", max_t=train_cfg.epochs,
-                                      grace_period=math.ceil(train_cfg.epochs / 2), reduction_factor=2)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, train_cfg=train_cfg, run_dir=str(run_dir.resolve()),
                                  input_size=space.budget.input_size, train_fn=train_fn),
-            {"cpu": settings.cpus_per_trial})
+            ray_resources(settings.cpus_per_trial, settings.gpus_per_trial))
         tune_dir = (run_dir / "tune").resolve()
         part = 1 + (len(list(tune_dir.glob("part*"))) if tune_dir.exists() else 0)
+        gpus = f" + {settings.gpus_per_trial:g} GPU" if settings.gpus_per_trial else ""
         progress(f"{run_dir}: {remaining} trial(s) to run, {jobs_at_once} at a time, "
-                 f"{settings.cpus_per_trial} CPU each; budget {space.budget.mflops:g} MFLOPs "
-                 f"(multiply-adds) at {space.budget.input_size}px")
+                 f"{settings.cpus_per_trial} CPU{gpus} each on {train_cfg.device}; budget {space.budget.mflops:g} "
+                 f"MFLOPs (multiply-adds) at {space.budget.input_size}px")
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(space, settings, train_cfg.epochs),
+                                        num_samples=remaining,
                                         max_concurrent_trials=jobs_at_once, reuse_actors=True),
             run_config=tune.RunConfig(name=f"part{part}", storage_path=str(tune_dir), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+                                      failure_config=tune.FailureConfig(max_failures=settings.max_retries),
+                                      callbacks=[retries]),
         )
         tuner.fit()
+
+
+def _scheduler(space: SearchSpace, settings: SearchSettings, epochs: int) -> Any:
+    """The Tune scheduler `settings.scheduler` names, or None (every trial trains all `epochs`).
+
+    An early-stopped trial's record says where it stopped: its `epochs` are the rung's.
+    """
+    from ray.tune.schedulers import ASHAScheduler
+
+    from ._moasha import MOASHA
+
+    if settings.scheduler == "asha" and epochs > 1:
+        # one rung at half the epochs: a first-epoch score is too noisy to stop on
+        return ASHAScheduler(time_attr="epoch", metric="search_acc", mode="max", max_t=epochs,
+                             grace_period=math.ceil(epochs / 2), reduction_factor=2)
+    if settings.scheduler == "moasha":
+        return MOASHA(_points(space, settings.objectives), max_t=epochs, grace_period=settings.grace_period,
+                      reduction_factor=settings.reduction_factor)
+    return None
+
+
+def _points(space: SearchSpace, objectives: Sequence[str]) -> Callable[[dict[str, Any], dict[str, Any]], tuple]:
+    """A trial's objective values from its config and a report, each minimised (maximised ones negated).
+
+    MFLOPs and params are the architecture's, known before it trains; latency is in every report.
+    """
+    sign = {o: -1.0 if OBJECTIVES[o].direction == "maximize" else 1.0 for o in objectives}
+
+    def points(config: dict[str, Any], result: dict[str, Any]) -> tuple[float, ...]:
+        c = space.cost(Arch.from_dict(config["arch"]))
+        values = {**result, "mflops": c.mflops, "params": c.params}
+        return tuple(sign[o] * values[OBJECTIVES[o].field] for o in objectives)
+    return points
 
 
 class _Progress:
@@ -329,7 +380,7 @@ class _Progress:
         best_acc = f"{best['search_acc']:.3f}" if best else "-"
         self.emit(f"[{len(rows):>3}/{self.total}] trial {row['number']:>3}  {row['mflops']:7.2f} MFLOPs  "
                   f"acc {row['search_acc']:.3f}  {row['epochs']}/{row['max_epochs']} ep  {row['status']:<13} "
-                  f"best {best_acc}  {left} left, ETA {_duration(eta)}  {row['summary']}")
+                  f"best {best_acc}  {left} left, ETA {_duration(eta)}  {row['summary']}" + attempts_note(row))
 
 
 def _duration(seconds: float) -> str:
