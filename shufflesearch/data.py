@@ -194,11 +194,13 @@ def load_data(spec: str, split: Split = "search", *, image_size: int = 32, seed:
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, hflip: bool) -> torch.Tensor:
     """Random crop of each image after zero padding by size // 8, and a coin-flip mirror if `hflip`."""
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     pad = max(1, h // 8)
     padded = F.pad(x, (pad, pad, pad, pad))
-    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).tolist()
-    out = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).to(x.device)
+    at = ((offsets[:, 0, None, None] + torch.arange(h, device=x.device)[:, None]) * (w + 2 * pad)
+          + offsets[:, 1, None, None] + torch.arange(w, device=x.device))  # (n, h, w) flat positions in `padded`
+    out = padded.flatten(2).gather(2, at.flatten(1)[:, None, :].expand(n, c, h * w)).view(n, c, h, w)  # one op
     if hflip:
         flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         out[flip] = out[flip].flip(-1)

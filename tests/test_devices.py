@@ -155,3 +155,16 @@ def test_fractional_gpu_trials_reach_tune(tmp_path, ray_one_gpu):
     assert seen and all(s == {"device": "cuda", "resources": {"CPU": 1.0, "GPU": 0.5}} for s in seen)
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["gpus_per_trial"] == 0.5 and "--gpus-per-trial 0.5" in config["command"]
+
+
+def test_augmentation_is_a_crop_of_each_padded_image_or_its_mirror():
+    """augment_batch crops all images in one gather (no per-image loop, for the GPU); check it crops."""
+    import torch.nn.functional as F
+
+    from shufflesearch.data import augment_batch
+
+    x = torch.randn(16, 3, 16, 12)
+    out = augment_batch(x, torch.Generator().manual_seed(0), hflip=True)
+    padded = F.pad(x, (2, 2, 2, 2))
+    windows = [[padded[i, :, dy:dy + 16, dx:dx + 12] for dy in range(5) for dx in range(5)] for i in range(16)]
+    assert all(any(torch.equal(out[i], v) or torch.equal(out[i], v.flip(-1)) for v in windows[i]) for i in range(16))
