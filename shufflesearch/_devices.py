@@ -90,10 +90,13 @@ def ray_resources(cpus: int, gpus: float) -> dict[str, Any]:
     return {"cpu": cpus, "gpu": gpus}
 
 
-def for_trials(cfg: Any, gpus: float) -> Any:
-    """A `TrainConfig` as Ray trials or jobs given `gpus` GPUs each run it: its device resolved (above)."""
+def for_trials(cfg: Any, gpus: float, address: str | None) -> Any:
+    """A `TrainConfig` as Ray trials or jobs given `gpus` GPUs each run it, its device resolved (above);
+    every check a driver makes before it writes anything (`address`: the Ray cluster, None: a local one)."""
     import dataclasses
 
     if cfg.latency_device == "cuda":
         trial_device("cuda", gpus, "proxy.latency_device")
-    return dataclasses.replace(cfg, device=trial_device(cfg.device, gpus))
+    resolved = dataclasses.replace(cfg, device=trial_device(cfg.device, gpus))
+    check_gpus_here(gpus, address)
+    return resolved

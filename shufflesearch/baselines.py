@@ -65,7 +65,7 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     gpus = config.get("gpus_per_trial", 0.0) if gpus_per_trial is None else gpus_per_trial
     with errors_from(str(config_path)):
         train_cfg = for_trials(replace(proxy.train, seed=seed, threads=_field(config, config_path, "cpus_per_trial")),
-                               gpus)
+                               gpus, address)
     names = list(models) if models else default_baselines(config["budget"])
     if not names:
         raise ShuffleSearchError(f"{config_path}: budget.mflops = {budget}: no zoo model within "

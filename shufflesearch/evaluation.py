@@ -205,7 +205,7 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
     data_cfg, train_cfg = _protocol(loaded.config, config_path, epochs, subset_per_class, cpus_per_job)
     gpus = loaded.config.get("gpus_per_trial", 0.0) if gpus_per_trial is None else gpus_per_trial
     with errors_from(str(config_path)):
-        train_cfg = for_trials(train_cfg, gpus)
+        train_cfg = for_trials(train_cfg, gpus, address)
     if top < 0 or seeds < 1:
         raise ShuffleSearchError(f"--top {top} --seeds {seeds}: top must be >= 0 and seeds >= 1")
     objectives = loaded.config.get("objectives") or ["acc", "mflops"]

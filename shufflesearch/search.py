@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import optuna
 
-from ._devices import check_cluster_gpus, check_gpus_here, for_trials, ray_resources
+from ._devices import check_cluster_gpus, for_trials, ray_resources
 from ._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from ._retries import attempts_note, lost_error
 from .arch import Arch
@@ -132,8 +132,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
                         max_retries=max_retries)
     with errors_from(space.source):  # the device and GPUs fail here, before anything is written
         train_cfg = for_trials(replace(space.proxy.train, threads=settings.cpus_per_trial, seed=settings.seed),
-                               settings.gpus_per_trial)
-    check_gpus_here(settings.gpus_per_trial, address)
+                               settings.gpus_per_trial, address)
     data = space.proxy.data.load()  # an unreadable dataset fails here, before Ray starts
 
     if previous is None:

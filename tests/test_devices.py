@@ -51,8 +51,9 @@ def test_trial_device_follows_the_gpu_share():
     with pytest.raises(ShuffleSearchError, match=r"proxy.device = 'cpu' with --gpus-per-trial 0.5: .* idle"):
         trial_device("cpu", 0.5)
     with pytest.raises(ShuffleSearchError, match=r"proxy.latency_device = 'cuda': a trial gets a GPU only"):
-        for_trials(TrainConfig(latency_device="cuda"), 0)
-    assert for_trials(TrainConfig(latency_device="cpu"), 0.5).device == "cuda"
+        for_trials(TrainConfig(latency_device="cuda"), 0, None)
+    # a GPU share on a cluster elsewhere: this machine's lack of CUDA does not matter
+    assert for_trials(TrainConfig(latency_device="cpu"), 0.5, "head:6379").device == "cuda"
 
 
 def test_ray_resources_carry_fractions():
@@ -92,7 +93,7 @@ def test_cli_refuses_cuda_without_cuda_exit_2(tmp_path):
 
     done = run_cli("search", str(tiny_space(tmp_path)), "--name", "gpu", "--gpus-per-trial", "0.25", cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
-    assert "error: --gpus-per-trial 0.25: CUDA is not available here" in done.stderr
+    assert "tiny.yaml: --gpus-per-trial 0.25: CUDA is not available here" in done.stderr
     assert not (tmp_path / "runs").exists()  # nothing written
 
 
@@ -109,9 +110,26 @@ def test_mixed_precision_trains_and_repeats(amp, one_thread):
                for k, v in a.state_dict.items() if "num_batches" not in k)
 
 
+@no_cuda
+@pytest.mark.slow
+def test_final_and_baseline_refuse_a_gpu_share_without_cuda_before_writing(tmp_path):
+    from shufflesearch import search
+    from shufflesearch.baselines import run_baselines
+    from shufflesearch.evaluation import final_evaluation
+
+    run = search(tiny_space(tmp_path, epochs=1), trials=1, runs_dir=tmp_path / "runs", progress=None).run_dir
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for call in (lambda: final_evaluation(run, top=1, seeds=1, zoo=[], gpus_per_trial=0.5, progress=None),
+                 lambda: run_baselines(run, ["shufflenet_v1_g3_x0_25"], gpus_per_trial=0.5)):
+        with pytest.raises(ShuffleSearchError, match=r"--gpus-per-trial 0.5: CUDA is not available here"):
+            call()
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before  # no final/, no baselines.jsonl
+
+
 # --- fractional GPU shares through a real Ray that declares one GPU (no CUDA needed to schedule) ---
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ray_one_gpu():
+    """Per test, so the tests above (which need no Ray running) pass in any order."""
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import tests/
