@@ -4,6 +4,7 @@ fractional GPU shares reach Ray's resources, and mixed precision trains (bf16, f
 import dataclasses
 import functools
 import json
+import math
 import sys
 
 import pytest
@@ -103,7 +104,7 @@ def test_mixed_precision_trains_and_repeats(amp, one_thread):
     cfg = TrainConfig(epochs=1, device="cpu", amp=amp, bn_recalibration=64)
     a, b = train_proxy(SMALL, data, cfg), train_proxy(SMALL, data, cfg)
     full = train_proxy(SMALL, data, dataclasses.replace(cfg, amp="none"))
-    assert a.status == "complete" and a.history == [] or torch.isfinite(torch.tensor(a.final["search_loss"]))
+    assert a.status == "complete" and math.isfinite(a.final["search_loss"]) and a.final["search_acc"] > 0
     assert a.final["search_acc"] == b.final["search_acc"] and a.final["train_loss"] == b.final["train_loss"]
     assert a.final["train_loss"] != full.final["train_loss"]  # trained in reduced precision
     assert all(v.dtype == torch.float32 and v.device.type == "cpu"
