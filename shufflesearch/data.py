@@ -488,18 +488,26 @@ _FLOAT_COPIES = 2  # float32 copies of the images alive at once in _load (resize
 
 
 def _available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux: MemAvailable); None where unknown."""
+    """Bytes of memory available to a new allocation (Linux: MemAvailable, capped by a cgroup v2 limit,
+    as in a container); None where unknown."""
+    available = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    available = int(line.split()[1]) * 1024
     except OSError:
-        pass
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+        limit, used = (Path("/sys/fs/cgroup", name).read_text().strip() for name in ("memory.max", "memory.current"))
+        if limit != "max":
+            available = int(limit) - int(used) if available is None else min(available, int(limit) - int(used))
+    except (OSError, ValueError):
+        pass
+    return available
 
 
 def _check_memory(cfg: DataConfig, selections: list[tuple[_Split, np.ndarray]], split: Split) -> None:
