@@ -1,0 +1,170 @@
+"""One-shot (supernet) evaluator against the proxy on Fashion-MNIST: wall time, ranking fidelity, final accuracy
+(issue 12.4).
+
+Space and data: search_spaces/demo.yaml (30 MFLOPs) on Fashion-MNIST with the shipped proxy's data as the
+proxy ranking study ran it (500 training images per class, 300 search-validation images per class,
+32 px): one configuration for both evaluators. Both searches use Optuna's RandomSampler (the same seed),
+so neither gains from the sampler, and run on this machine's local Ray (2 CPUs here).
+
+1. Supernet: `train_supernet` (`--supernet-epochs`, the space's other `supernet:` defaults), then
+   `search(evaluator="supernet")` scoring `--candidates` candidates (BN re-estimation on 8 batches of
+   64 training images, then the 3,000 search-validation images). Timed apart and together.
+2. Proxy: `search(evaluator="proxy")` for `--proxy-trials` trials (the shipped 6-epoch proxy). Timed.
+3. Fidelity: the proxy ranking study's 30 sampled demo-space architectures (its landmarks; the 5 zoo
+   models there are not paths of this space) are scored on the trained supernet; Kendall tau against
+   their reference accuracy (8 epochs x 1,200/class, t10k, mean of 2 seeds, from
+   benchmarks/results/proxy_ranking_study.json) with a 95% bootstrap interval, beside the shipped
+   proxy's tau and FLOPs' tau on the same 30 (the study's own numbers, same resamples: the study's
+   `rank_table`).
+4. Final: `final_evaluation` (top 1, 1 seed, the ranking study's reference protocol: 8 epochs x 1,200
+   training images per class, scored on t10k) of each search's best, and of the zoo model of best
+   reference accuracy in the ranking study.
+
+Writes benchmarks/results/supernet_study.json (or --out) and prints a Markdown table.
+
+    nice -n 19 python benchmarks/supernet_study.py           # ~25 min on 2 cores
+    python benchmarks/supernet_study.py --quick              # smoke run to runs/, ~2 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+import shufflesearch
+from shufflesearch._io import write_json_atomic
+from shufflesearch.evaluation import final_evaluation
+from shufflesearch.records import package_versions
+from shufflesearch.space import SearchSpace
+from shufflesearch.supernet_score import bn_images, load_supernet, score_path
+from shufflesearch.supernet_train import train_supernet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proxy_ranking_study import rank_table  # noqa: E402  (the ranking study's statistics, reused)
+
+ROOT = Path(__file__).resolve().parents[1]
+RANKING = ROOT / "benchmarks" / "results" / "proxy_ranking_study.json"
+SHIPPED_PROXY = "e6_n500_r32"
+
+
+def study_space(data_dir: str, supernet_epochs: int, per_class: int) -> SearchSpace:
+    data = yaml.safe_load((ROOT / "search_spaces" / "demo.yaml").read_text())
+    data["name"] = "supernet_study"
+    data["proxy"].update(dataset=f"fashion_mnist:{data_dir}", subset_per_class=per_class, search_per_class=300)
+    data["search"].update(sampler="random")
+    data["supernet"] = {"epochs": supernet_epochs}
+    return SearchSpace.from_dict(data, "supernet_study (demo.yaml on Fashion-MNIST)")
+
+
+def every(n: int):
+    """A progress printer that keeps the supernet's lines and every n-th trial line."""
+    def emit(line: str) -> None:
+        if not line.startswith("[") or int(line[1:line.index("/")]) % n == 0:
+            print(line, flush=True)
+    return emit
+
+
+def landmarks(ranking: dict) -> tuple[dict[str, shufflesearch.Arch], dict[str, float], dict[str, float]]:
+    """The ranking study's sampled architectures, their mean reference accuracy and shipped-proxy accuracy."""
+    jobs = ranking["jobs"]
+    archs = {k: shufflesearch.Arch.from_json(v) for k, v in ranking["config"]["archs"].items()
+             if k not in ranking["config"]["zoo"]}
+    seeds = ranking["config"]["ref_seeds"]
+    ref = {k: float(np.mean([jobs[f"{k}/reference/{s}"]["acc"] for s in seeds])) for k in archs}
+    proxy = {k: jobs[f"{k}/{SHIPPED_PROXY}/{ranking['config']['proxy_seed']}"]["acc"] for k in archs}
+    return archs, ref, proxy
+
+
+def best_zoo(ranking: dict) -> str:
+    jobs, seeds = ranking["jobs"], ranking["config"]["ref_seeds"]
+    return max(ranking["config"]["zoo"], key=lambda z: np.mean([jobs[f"{z}/reference/{s}"]["acc"] for s in seeds]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--candidates", type=int, default=1000)
+    p.add_argument("--proxy-trials", type=int, default=24)
+    p.add_argument("--supernet-epochs", type=int, default=10)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--out", help="results folder (default benchmarks/results; --quick: runs/supernet_study_quick)")
+    p.add_argument("--final-epochs", type=int, default=8, help="final training epochs (the ranking study's reference)")
+    p.add_argument("--final-per-class", type=int, default=1200, help="final training images per class (ditto)")
+    p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--quick", action="store_true", help="smoke run: 40 candidates, 2 proxy trials, 1 epoch, 50/class")
+    args = p.parse_args()
+    if args.quick:
+        args.candidates, args.proxy_trials, args.supernet_epochs, args.final_epochs, args.final_per_class = 40, 2, 1, 1, 50
+    out = Path(args.out or (ROOT / "runs" / "supernet_study_quick" if args.quick else ROOT / "benchmarks" / "results"))
+    runs = ROOT / "runs" / ("supernet_study_quick" if args.quick else "supernet_study")
+    space = study_space(args.data, args.supernet_epochs, 50 if args.quick else 500)
+    ranking = json.loads(RANKING.read_text())
+    results: dict = {"config": {**vars(args), "space": space.to_yaml(), "ranking_study": str(RANKING.relative_to(ROOT)),
+                                "versions": package_versions()}}
+
+    t0 = time.monotonic()
+    state = train_supernet(space, runs / "supernet", seed=space.search.seed)
+    train_s = time.monotonic() - t0
+    t1 = time.monotonic()
+    sn = shufflesearch.search(space, name="supernet", trials=args.candidates, evaluator="supernet", runs_dir=runs,
+                              progress=every(100))
+    score_s = time.monotonic() - t1
+    t2 = time.monotonic()
+    px = shufflesearch.search(space, name="proxy", trials=args.proxy_trials, evaluator="proxy", runs_dir=runs,
+                              progress=every(1))
+    proxy_s = time.monotonic() - t2
+    results["wall"] = {"supernet_train_s": train_s, "supernet_scoring_s": score_s,
+                       "supernet_total_s": train_s + score_s, "candidates": len(sn.rows),
+                       "proxy_s": proxy_s, "proxy_trials": len(px.rows), "supernet_steps": state["step"],
+                       "ratio_supernet_over_proxy": (train_s + score_s) / proxy_s}
+    print(json.dumps(results["wall"], indent=1), flush=True)
+
+    archs, ref, proxy = landmarks(ranking)
+    data = space.proxy.data.load("search")
+    net = load_supernet(space, sn.run_dir, data.num_classes, data.in_chans)
+    images = bn_images(data, space.supernet.bn_batches, space.supernet.batch_size, space.search.seed)
+    import torch
+
+    torch.set_num_threads(1)
+    scores = {k: score_path(net, a, data, images, space.supernet.batch_size)[2] for k, a in archs.items()}
+    names = sorted(archs)
+    target = np.array([ref[k] for k in names])
+    table = {"supernet": (np.array([scores[k] for k in names]), target),
+             "proxy": (np.array([proxy[k] for k in names]), target),
+             "flops": (np.array([space.cost(archs[k]).macs for k in names], dtype=float), target)}
+    results["fidelity"] = {"stats": rank_table(table, args.bootstrap, 0), "supernet_scores": scores,
+                           "reference": ref, "proxy": proxy}
+    for name, s in results["fidelity"]["stats"].items():
+        print(f"{name:>9}: tau {s['tau']:+.3f} [{s['tau_ci'][0]:+.3f}, {s['tau_ci'][1]:+.3f}]  "
+              f"top-1 regret {100 * s['regret1']:.2f} pt", flush=True)
+
+    zoo = best_zoo(ranking)
+    final = {}
+    for label, result, zoo_names in (("supernet", sn, [zoo]), ("proxy", px, [])):
+        f = final_evaluation(result.run_dir, top=1, seeds=1, zoo=zoo_names, epochs=args.final_epochs,
+                             subset_per_class=args.final_per_class, progress=print)
+        for s in f.summary:
+            final[label if s["kind"] == "found" else s["name"]] = {
+                "test_acc": s["test_acc_mean"], "mflops": s["mflops"], "summary": s["summary"],
+                "search_acc": s.get("search_acc")}
+    results["final"] = final
+    results["wall_total_s"] = time.monotonic() - t0
+    write_json_atomic(out / "supernet_study.json", results)
+
+    w = results["wall"]
+    print(f"\n| | wall | result |\n|---|---|---|\n"
+          f"| supernet: train ({w['supernet_steps']} steps) + score {w['candidates']} candidates | "
+          f"{w['supernet_train_s']:.0f} s + {w['supernet_scoring_s']:.0f} s | "
+          f"top-1 test acc {final['supernet']['test_acc']:.4f} |\n"
+          f"| proxy: {w['proxy_trials']} trials | {w['proxy_s']:.0f} s | top-1 test acc {final['proxy']['test_acc']:.4f} |\n"
+          f"| zoo: {zoo} | | test acc {final[zoo]['test_acc']:.4f} |")
+    print(f"supernet / proxy wall: {w['ratio_supernet_over_proxy']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
