@@ -19,6 +19,8 @@ from .registry import get_arch, list_archs, register_models, resolve_arch  # imp
 from .report import write_report
 from .search import SearchResult, search
 from .space import SearchSettings, SearchSpace
+from .supernet import Supernet
+from .supernet_train import SupernetConfig, train_supernet
 
 __version__ = "0.1.0"
 
@@ -37,6 +39,8 @@ __all__ = [
     "ShuffleSearchError",
     "Stage",
     "Stem",
+    "Supernet",
+    "SupernetConfig",
     "TrainConfig",
     "best_row",
     "build",
@@ -55,5 +59,6 @@ __all__ = [
     "search",
     "train_final",
     "train_proxy",
+    "train_supernet",
     "write_report",
 ]
