@@ -38,6 +38,13 @@ def test_paths_are_the_space_samples_within_the_band():
     assert PathSampler(space, seed=1)(0) != PathSampler(space, seed=0)(0)
 
 
+def test_a_band_without_paths_is_one_line():
+    space = SearchSpace.from_yaml(DEMO)
+    with pytest.raises(ShuffleSearchError, match=r"demo\.yaml: supernet\.flops_band = \[0\.0, 0\.001\]: no path "
+                                                 r"of the space found in it after 1000 draws; widen the band"):
+        PathSampler(space, seed=0, flops_band=(0.0, 0.001))(0)
+
+
 def test_trains_one_epoch_and_does_not_repeat_it(tmp_path, one_thread):
     space = SearchSpace.from_yaml(DEMO)
     lines = []
