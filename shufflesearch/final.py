@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import safetensors.torch
 
+from ._devices import local_device
 from .cost import cost
 from .errors import ShuffleSearchError
 from .export import PREFIX, model_folder, sanitize, write_model_dir
@@ -55,6 +56,7 @@ def train_final(model: str, *, epochs: int, data: str | None = None, image_size:
     data_cfg = replace(protocol.data, **_given(dataset=data, image_size=image_size))
     train_cfg = replace(protocol.train, **_given(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                                                  threads=threads))
+    local_device(train_cfg.device)  # the run's device setting; a missing GPU fails before the data are read
     loaded = data_cfg.load("test")
     result = train_proxy(arch, loaded, train_cfg, report)
     if result.status != "complete":

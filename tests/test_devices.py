@@ -187,3 +187,22 @@ def test_augmentation_is_a_crop_of_each_padded_image_or_its_mirror():
     padded = F.pad(x, (2, 2, 2, 2))
     windows = [[padded[i, :, dy:dy + 16, dx:dx + 12] for dy in range(5) for dx in range(5)] for i in range(16)]
     assert all(any(torch.equal(out[i], v) or torch.equal(out[i], v.flip(-1)) for v in windows[i]) for i in range(16))
+
+
+@no_cuda
+def test_train_retrains_with_the_models_recorded_device(tmp_path):
+    import safetensors.torch
+
+    from shufflesearch import build, cost
+    from shufflesearch.export import write_model_dir
+    from shufflesearch.final import train_final
+
+    data = load_data("digits", subset_per_class=5)
+    weights = safetensors.torch.save(build(SMALL, num_classes=10, in_chans=1).state_dict())
+    c = cost(SMALL)
+    write_model_dir(tmp_path / "models" / "ss_gpu_best", SMALL, weights, data.info(),
+                    {"source": "test", "mflops": c.mflops, "params": c.params,
+                     "proxy": {"device": "cuda", "amp": "bf16"}})  # searched on a GPU
+    with pytest.raises(ShuffleSearchError, match=r"^proxy.device = 'cuda': CUDA is not available here"):
+        train_final("ss_gpu_best", epochs=1)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["ss_gpu_best"]  # nothing written
