@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 CHECKPOINT = "supernet.safetensors"
 STATE = "state.json"
 _MAX_DRAWS = 1000  # paths drawn per step before a flops_band is declared unreachable
+_STORAGE_DRAWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -117,20 +118,25 @@ class PathSampler:
     depends on (seed, step) alone, so a resumed training and every data-parallel worker draw the same."""
 
     def __init__(self, space: SearchSpace, seed: int, flops_band: tuple = (0.0, 1.0)):
-        import optuna
-
         self.space, self.seed, self.flops_band = space, seed, flops_band
         self.low, self.high = (f * space.budget.macs for f in flops_band)
-        self.storage = optuna.storages.InMemoryStorage()
-        self.study_name = self.storage.get_study_name_from_id(
-            self.storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE]))
+        self.draws = 0
 
-    def __call__(self, step: int) -> Arch:
+    def _study(self, seed: int) -> Any:
+        """A study over an in-memory storage renewed every `_STORAGE_DRAWS` draws (it keeps every trial)."""
         import optuna
 
+        if self.draws % _STORAGE_DRAWS == 0:
+            self.storage = optuna.storages.InMemoryStorage()  # created directly: create_study logs each time
+            self.study_name = self.storage.get_study_name_from_id(
+                self.storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE]))
+        self.draws += 1
+        return optuna.Study(study_name=self.study_name, storage=self.storage,
+                            sampler=optuna.samplers.RandomSampler(seed=seed))
+
+    def __call__(self, step: int) -> Arch:
         for draw in range(_MAX_DRAWS):
-            study = optuna.Study(study_name=self.study_name, storage=self.storage,
-                                 sampler=optuna.samplers.RandomSampler(seed=_rng_seed(self.seed, step, draw)))
+            study = self._study(_rng_seed(self.seed, step, draw))
             arch = self.space.sample(study.ask())
             if arch is not None and self.low <= self.space.cost(arch).macs <= self.high:
                 return arch
