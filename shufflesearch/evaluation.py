@@ -150,7 +150,11 @@ def _check_same_protocol(path: Path, protocol: dict[str, Any]) -> None:
     if not path.exists():
         return
     recorded = read_json(path, "the final evaluation's config")
+    # settings added since it was recorded count as what it ran with: their defaults, on CPU
+    added = {"data": dataclasses.asdict(DataConfig()), "train": {**dataclasses.asdict(TrainConfig()), "device": "cpu"}}
     for key in ("data", "train"):
+        if isinstance(recorded.get(key), dict):
+            recorded[key] = {k: v for k, v in added[key].items() if k not in recorded[key]} | recorded[key]
         if recorded.get(key) != protocol[key]:
             raise ShuffleSearchError(
                 f"{path}: {key} = {recorded.get(key)}: this run was final-evaluated under another protocol "

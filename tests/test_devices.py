@@ -206,3 +206,17 @@ def test_train_retrains_with_the_models_recorded_device(tmp_path):
     with pytest.raises(ShuffleSearchError, match=r"^proxy.device = 'cuda': CUDA is not available here"):
         train_final("ss_gpu_best", epochs=1)
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["ss_gpu_best"]  # nothing written
+
+
+def test_a_final_evaluation_recorded_before_devices_resumes_as_cpu(tmp_path):
+    """Its config.json lacks device/amp/latency_device/cache: they count as what it ran with (CPU)."""
+    from shufflesearch.data import DataConfig
+    from shufflesearch.evaluation import _check_same_protocol
+
+    train, data = dataclasses.asdict(TrainConfig(device="cpu")), dataclasses.asdict(DataConfig())
+    old = {"data": {k: v for k, v in data.items() if not k.startswith("cache")},
+           "train": {k: v for k, v in train.items() if k not in ("device", "amp", "latency_device")}}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    _check_same_protocol(tmp_path / "config.json", {"data": data, "train": train})
+    with pytest.raises(ShuffleSearchError, match="another protocol"):  # on a GPU it is another protocol
+        _check_same_protocol(tmp_path / "config.json", {"data": data, "train": {**train, "device": "cuda"}})
