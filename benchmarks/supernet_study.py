@@ -20,10 +20,12 @@ so neither gains from the sampler, and run on this machine's local Ray (2 CPUs h
    training images per class, scored on t10k) of each search's best, and of the zoo model of best
    reference accuracy in the ranking study.
 
-Writes benchmarks/results/supernet_study.json (or --out) and prints a Markdown table.
+Writes benchmarks/results/supernet_study.json (or --out) and prints a Markdown table. `--fidelity-only`
+does step 3 alone for a supernet of `--supernet-epochs` (supernet_study_fidelity_e<E>.json).
 
     nice -n 19 python benchmarks/supernet_study.py           # ~25 min on 2 cores
     python benchmarks/supernet_study.py --quick              # smoke run to runs/, ~2 min
+    nice -n 19 python benchmarks/supernet_study.py --fidelity-only --supernet-epochs 40
 """
 
 from __future__ import annotations
@@ -86,6 +88,28 @@ def best_zoo(ranking: dict) -> str:
     return max(ranking["config"]["zoo"], key=lambda z: np.mean([jobs[f"{z}/reference/{s}"]["acc"] for s in seeds]))
 
 
+def fidelity(space: SearchSpace, run_dir: Path, ranking: dict, bootstrap: int) -> dict:
+    """Supernet scores of the ranking study's landmarks; tau/rho with intervals beside the proxy's and FLOPs'."""
+    import torch
+
+    archs, ref, proxy = landmarks(ranking)
+    data = space.proxy.data.load("search")
+    net = load_supernet(space, run_dir, data.num_classes, data.in_chans)
+    images = bn_images(data, space.supernet.bn_batches, space.supernet.batch_size, space.search.seed)
+    torch.set_num_threads(1)
+    scores = {k: score_path(net, a, data, images, space.supernet.batch_size)[2] for k, a in archs.items()}
+    names = sorted(archs)
+    target = np.array([ref[k] for k in names])
+    table = {"supernet": (np.array([scores[k] for k in names]), target),
+             "proxy": (np.array([proxy[k] for k in names]), target),
+             "flops": (np.array([space.cost(archs[k]).macs for k in names], dtype=float), target)}
+    stats = rank_table(table, bootstrap, 0)
+    for name, st in stats.items():
+        print(f"{name:>9}: tau {st['tau']:+.3f} [{st['tau_ci'][0]:+.3f}, {st['tau_ci'][1]:+.3f}]  "
+              f"top-1 regret {100 * st['regret1']:.2f} pt", flush=True)
+    return {"stats": stats, "supernet_scores": scores, "reference": ref, "proxy": proxy}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--candidates", type=int, default=1000)
@@ -96,6 +120,8 @@ def main() -> None:
     p.add_argument("--final-epochs", type=int, default=8, help="final training epochs (the ranking study's reference)")
     p.add_argument("--final-per-class", type=int, default=1200, help="final training images per class (ditto)")
     p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--fidelity-only", action="store_true",
+                   help="train the supernet (--supernet-epochs) and score the landmarks only; no searches")
     p.add_argument("--quick", action="store_true", help="smoke run: 40 candidates, 2 proxy trials, 1 epoch, 50/class")
     args = p.parse_args()
     if args.quick:
@@ -107,6 +133,14 @@ def main() -> None:
     results: dict = {"config": {**vars(args), "space": space.to_yaml(), "ranking_study": str(RANKING.relative_to(ROOT)),
                                 "versions": package_versions()}}
 
+    if args.fidelity_only:  # a longer-trained supernet's ranking, without the searches
+        run_dir = runs.with_name(f"{runs.name}_e{args.supernet_epochs}")
+        t0 = time.monotonic()
+        results["state"] = train_supernet(space, run_dir, seed=space.search.seed)
+        results["supernet_train_s"] = time.monotonic() - t0
+        results["fidelity"] = fidelity(space, run_dir, ranking, args.bootstrap)
+        write_json_atomic(out / f"supernet_study_fidelity_e{args.supernet_epochs}.json", results)
+        return
     t0 = time.monotonic()
     state = train_supernet(space, runs / "supernet", seed=space.search.seed)
     train_s = time.monotonic() - t0
@@ -124,24 +158,7 @@ def main() -> None:
                        "ratio_supernet_over_proxy": (train_s + score_s) / proxy_s}
     print(json.dumps(results["wall"], indent=1), flush=True)
 
-    archs, ref, proxy = landmarks(ranking)
-    data = space.proxy.data.load("search")
-    net = load_supernet(space, sn.run_dir, data.num_classes, data.in_chans)
-    images = bn_images(data, space.supernet.bn_batches, space.supernet.batch_size, space.search.seed)
-    import torch
-
-    torch.set_num_threads(1)
-    scores = {k: score_path(net, a, data, images, space.supernet.batch_size)[2] for k, a in archs.items()}
-    names = sorted(archs)
-    target = np.array([ref[k] for k in names])
-    table = {"supernet": (np.array([scores[k] for k in names]), target),
-             "proxy": (np.array([proxy[k] for k in names]), target),
-             "flops": (np.array([space.cost(archs[k]).macs for k in names], dtype=float), target)}
-    results["fidelity"] = {"stats": rank_table(table, args.bootstrap, 0), "supernet_scores": scores,
-                           "reference": ref, "proxy": proxy}
-    for name, s in results["fidelity"]["stats"].items():
-        print(f"{name:>9}: tau {s['tau']:+.3f} [{s['tau_ci'][0]:+.3f}, {s['tau_ci'][1]:+.3f}]  "
-              f"top-1 regret {100 * s['regret1']:.2f} pt", flush=True)
+    results["fidelity"] = fidelity(space, sn.run_dir, ranking, args.bootstrap)
 
     zoo = best_zoo(ranking)
     final = {}

@@ -16,7 +16,7 @@ is the stand-alone network's own forward (`torch.func.functional_call` on a para
 shared tensors, and `Supernet.extract(arch)` copies the same views into a real `build(arch)` model,
 whose outputs equal the path's in train and eval mode. BatchNorm statistics are per choice block
 and sliced like the weights; they mean little for any one path after weight-sharing training, so
-scoring re-estimates them on the extracted model (`scoring.score_arch`).
+scoring re-estimates them on the extracted model (`supernet_score.score_path`).
 
 Written by hand: no maintained library offers a supernet over ShuffleNet v1/v2 choice blocks with
 channel slicing (NNI's is archived and builds its own blocks, not timm-contract models).
