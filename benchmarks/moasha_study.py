@@ -6,8 +6,9 @@ the epochs) and `moasha` (`shufflesearch._moasha`: rungs at 1, 3, 9, ... epochs,
 rank), `--seeds` search seeds each, every one its own run folder under `--out` (TPE, the same seeds
 across schedulers, so each scheduler's run starts from the same proposals).
 
-CPU time of a run after k finished trials = the sum of their seconds (Tune's time_total_s: training,
-scoring, latency; one thread each) in completion order; the hypervolume after k trials is that of
+CPU time of a run after k finished trials = the sum of their `cpu_seconds` (each trial process's CPU
+time: training, scoring, latency; one thread each) in completion order; CPU time, unlike wall time,
+stays put when other work shares the cores; the hypervolume after k trials is that of
 the full-fidelity front of those k (normalised by the budget, as `shufflesearch report` computes it).
 Early-stopping schedulers finish more trials in the same CPU time, so each gets its own trial count
 (`--trials none=N,asha=N,moasha=N`); the comparison is at equal CPU time: the hypervolume each run
@@ -64,7 +65,7 @@ def curve(rows: Sequence[dict[str, Any]], budget: float) -> list[tuple[float, fl
     """(CPU-seconds, hypervolume) after each finished trial, in completion order."""
     out, cpu = [], 0.0
     for k, r in enumerate(rows):
-        cpu += r.get("seconds") or 0.0
+        cpu += r["cpu_seconds"]
         out.append((cpu, front_hypervolume(pareto_front(rows[: k + 1], OBJECTIVES), COSTS["mflops"], budget)))
     return out
 
@@ -166,7 +167,7 @@ def plot(runs: dict[str, Any], horizon: float) -> bytes:
         ax.step(xs, ys, where="post", color=colours[r["scheduler"]], alpha=0.8,
                 label=r["scheduler"] if r["seed"] == 0 else None)
     ax.axvline(horizon, color="black", linestyle=":", linewidth=1, label="equal CPU time T")
-    ax.set_xlabel("CPU-seconds (sum of trial seconds, completion order)")
+    ax.set_xlabel("CPU-seconds (sum of trials' CPU time, completion order)")
     ax.set_ylabel("hypervolume, search split (acc vs MFLOPs)")
     ax.legend()
     ax.grid(alpha=0.3)

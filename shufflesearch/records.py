@@ -22,7 +22,7 @@ from .errors import ShuffleSearchError
 
 FIELDS = (
     "number", "model", "arch_hash", "summary", "mflops", "params", "latency_ms", "epochs", "max_epochs",
-    "search_acc", "best_search_acc", "search_loss", "status", "error", "seconds", "train_seconds", "eval_seconds", "seed",
+    "search_acc", "best_search_acc", "search_loss", "status", "error", "seconds", "cpu_seconds", "train_seconds", "eval_seconds", "seed",
     "attempts", "faults", "finished", "arch",
 )
 STATUSES = ("complete", "early_stopped", "failed", "diverged")
@@ -100,7 +100,8 @@ def make_row(arch: Arch, metrics: dict[str, Any], status: str, *, number: int | 
         "max_epochs": max_epochs, "search_acc": float(metrics.get("search_acc", 0.0)),
         "best_search_acc": float(metrics.get("best_search_acc", metrics.get("search_acc", 0.0))),
         "search_loss": metrics.get("search_loss"), "status": status, "error": error,
-        "seconds": metrics.get("time_total_s"), "train_seconds": metrics.get("train_seconds"),
+        "seconds": metrics.get("time_total_s"), "cpu_seconds": metrics.get("cpu_seconds"),
+        "train_seconds": metrics.get("train_seconds"),
         "eval_seconds": metrics.get("eval_seconds"),
         "seed": seed, "attempts": metrics.get("attempts", 1), "faults": list(metrics.get("faults", [])),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

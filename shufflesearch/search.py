@@ -58,7 +58,8 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
               train_fn: Callable | None = None) -> None:
     """Proxy-train `config["arch"]`, reporting every epoch to Tune; save the weights; report the end.
 
-    Every report carries every metric. Per-epoch reports have status "running"; the final one has the
+    Every report carries every metric; `cpu_seconds` is the trial process's CPU time so far (training,
+    scoring, latency, saving; all its threads). Per-epoch reports have status "running"; the final one has the
     trainer's status ("complete" / "diverged") or "failed" with the error, so the searcher can tell a
     finished trial from one the scheduler stopped (whose last report is still "running").
     """
@@ -67,6 +68,7 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
 
     from .proxy import train_proxy, trial_latency_ms
 
+    cpu_started = time.process_time()  # CPU time, unlike wall time, does not grow when cores are shared
     arch = Arch.from_dict(config["arch"])
     latency_ms = trial_latency_ms(arch, input_size, train_cfg)
     last = {"epoch": 0, "search_acc": 0.0, "best_search_acc": 0.0, "search_loss": 0.0, "train_loss": 0.0,
@@ -79,6 +81,7 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
         last["train_seconds"] += metrics["train_seconds"]
         last["eval_seconds"] += metrics["eval_seconds"]
         last["best_search_acc"] = max(last["best_search_acc"], last["search_acc"])
+        last["cpu_seconds"] = time.process_time() - cpu_started
         if epoch < train_cfg.epochs:  # the last epoch is reported below, with the final status
             tune.report({**last, "status": "running"})
 
@@ -91,7 +94,7 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
                                safetensors.torch.save(weights))
     except Exception as e:  # one failing architecture must not end the search
         status, last["error"] = "failed", f"{type(e).__name__}: {e}"
-    tune.report({**last, "status": status})
+    tune.report({**last, "status": status, "cpu_seconds": time.process_time() - cpu_started})
 
 
 # --- the driver ---------------------------------------------------------------------------------

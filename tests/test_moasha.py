@@ -70,6 +70,7 @@ def test_moasha_search_promotes_by_pareto_rank_and_tells_optuna_pruned(tmp_path)
     rows = sorted(read_rows(result.run_dir / "trials.jsonl"), key=lambda r: r["number"])
     assert len(rows) == 10 and {r["status"] for r in rows} == {"complete", "early_stopped"}
     assert all(r["epochs"] == (3 if r["status"] == "complete" else 1) for r in rows)  # rungs: epoch 1
+    assert all(r["cpu_seconds"] > 0 for r in rows)
 
     # replay the rung at epoch 1: each trial went on exactly when it ranked in the best third
     rung = {}
