@@ -30,8 +30,8 @@ rounded up to the lcm of every divisor the space uses, so each grouped conv can 
 
 from __future__ import annotations
 
-import functools
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -166,11 +166,14 @@ class Supernet(nn.Module):
         self.num_features = max(b.head, b.stages[-1])
         self.head = ClassifierHead(self.num_features, num_classes)
         ShuffleNet._init_weights(self)
-        self._layout = functools.lru_cache(maxsize=_SKELETONS)(self._path_layout)
+        self._layouts: OrderedDict[Arch, tuple[ShuffleNet, dict[str, tuple[str, torch.Size]]]] = OrderedDict()
 
-    def _path_layout(self, arch: Arch) -> tuple[ShuffleNet, dict[str, tuple[str, torch.Size]]]:
+    def _layout(self, arch: Arch) -> tuple[ShuffleNet, dict[str, tuple[str, torch.Size]]]:
         """A parameter-free (meta) `build(arch)`, and for each of its tensors the supernet tensor it is
-        a slice of and its shape."""
+        a slice of and its shape; the last `_SKELETONS` paths' are kept."""
+        if arch in self._layouts:
+            self._layouts.move_to_end(arch)
+            return self._layouts[arch]
         skeleton = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta")
         units = arch.units()
         sources = {}
@@ -181,6 +184,9 @@ class Supernet(nn.Module):
                 i, j = int(i), int(j)
                 source = f"stages.{i}.{j}.{block_key(units[i][j], arch.stages[i].bottleneck_ratio)}.{rest}"
             sources[name] = (source, meta.shape)
+        self._layouts[arch] = skeleton, sources
+        if len(self._layouts) > _SKELETONS:
+            self._layouts.popitem(last=False)
         return skeleton, sources
 
     def path_tensors(self, arch: Arch) -> dict[str, torch.Tensor]:

@@ -104,3 +104,13 @@ def test_an_arch_outside_the_space_is_refused(supernets):
     v1 = Arch(stages=(Stage("v1", 48, 1, groups=2), Stage("v1", 96, 1, groups=2), Stage("v1", 192, 1, groups=2)))
     with pytest.raises(ShuffleSearchError, match="not a path"):
         net.path_tensors(v1)
+
+
+def test_a_supernet_copies(supernets, one_thread):
+    import copy
+
+    net = supernets["demo"].eval()
+    arch = _samples(net.space, 1, seed=4)[0]
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(copy.deepcopy(net)(x, arch), net(x, arch), rtol=0, atol=0)
