@@ -29,7 +29,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import optuna
 import torch
 from scipy.stats import kendalltau
 
@@ -45,16 +44,6 @@ LEVERS = {
     "no_bn_recal": {"bn_recalibration": 0},
     "threads2": {"threads": 2},
 }
-
-
-def sample_archs(space: shufflesearch.SearchSpace, n: int) -> list[shufflesearch.Arch]:
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    archs = []
-    while len(archs) < n:
-        arch = space.sample(study.ask())
-        if arch is not None:
-            archs.append(arch)
-    return archs
 
 
 def compile_probe(arch: shufflesearch.Arch, num_classes: int, size: int, batch: int, steps: int = 20) -> dict:
@@ -92,11 +81,10 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "trial_levers.json"))
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = shufflesearch.SearchSpace.from_yaml(SPACE)
     data_cfg = replace(space.proxy.data, spec=args.data) if args.data else space.proxy.data
     data = data_cfg.load()
-    archs = sample_archs(space, args.archs)
+    archs = space.random_sample(args.archs)
     runs = {lever: [] for lever in LEVERS}
     for i, arch in enumerate(archs):
         for lever, change in LEVERS.items():

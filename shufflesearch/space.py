@@ -117,6 +117,22 @@ class SearchSpace:
         """
         return sampling.sample(self, trial)
 
+    def random_sample(self, n: int, seed: int = 0) -> list[Arch]:
+        """`n` architectures as `sample` draws them under Optuna's `RandomSampler(seed)`, skipping the
+        structures that cannot fit the budget (same seed, same list)."""
+        import optuna
+
+        from .search import _quiet_optuna
+
+        with _quiet_optuna():
+            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        archs: list[Arch] = []
+        while len(archs) < n:
+            arch = self.sample(study.ask())
+            if arch is not None:
+                archs.append(arch)
+        return archs
+
     def cost(self, arch: Arch) -> Cost:
         """`cost(arch)` at the budget's input size and classes: what the budget caps."""
         return cost(arch, self.budget.input_size, self.budget.num_classes)

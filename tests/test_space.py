@@ -188,3 +188,11 @@ def test_stride_1_stages_keep_their_input_width_and_respect_divisors():
         first, second, third = arch.stages
         assert second.out_channels == first.out_channels and second.stride == 1
         assert first.out_channels % third.groups == 0 and arch.stem.channels % (first.groups if first.unit == "v1" else 1) == 0
+
+
+def test_random_sample_gives_n_in_budget_architectures_the_same_for_the_same_seed():
+    space = SearchSpace.from_yaml(SPACE_DIR / "demo.yaml")
+    first = space.random_sample(5, seed=7)
+    assert len(first) == 5 and all(space.cost(a).mflops <= space.budget.mflops for a in first)
+    assert [a.hash for a in space.random_sample(5, seed=7)] == [a.hash for a in first]
+    assert [a.hash for a in space.random_sample(5, seed=8)] != [a.hash for a in first]

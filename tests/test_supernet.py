@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import optuna
 import pytest
 import torch
 
@@ -20,16 +19,6 @@ def _space(name: str) -> SearchSpace:
     return SearchSpace.from_yaml(ROOT / "search_spaces" / f"{name}.yaml")
 
 
-def _samples(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    archs = []
-    while len(archs) < n:
-        arch = space.sample(study.ask())
-        if arch is not None:
-            archs.append(arch)
-    return archs
-
-
 @pytest.fixture(scope="module")
 def supernets():
     torch.manual_seed(0)
@@ -40,7 +29,7 @@ def supernets():
 def test_extracted_model_equals_the_path(supernets, name, one_thread):
     net = supernets[name]
     units = set()
-    for arch in _samples(net.space, 6, seed=1):
+    for arch in net.space.random_sample(6, seed=1):
         units.update(s.unit for s in arch.stages)
         x = torch.randn(8, 1, 32, 32)
         net.train()
@@ -61,7 +50,7 @@ def test_extracted_model_equals_the_path(supernets, name, one_thread):
 
 def test_paths_share_weights_and_gradients_reach_only_the_path(supernets, one_thread):
     net = supernets["mixed"]
-    a, b = _samples(net.space, 2, seed=3)
+    a, b = net.space.random_sample(2, seed=3)
     net.train()
     net.zero_grad(set_to_none=True)
     net(torch.randn(4, 1, 32, 32), a).sum().backward()
@@ -89,7 +78,7 @@ def test_different_choices_use_different_blocks(supernets):
 def test_bounds_hold_every_sample(name):
     space = _space(name)
     b = supernet_bounds(space)
-    for arch in _samples(space, 200, seed=2):
+    for arch in space.random_sample(200, seed=2):
         assert arch.stem.channels <= b.stem
         assert all(s.out_channels <= m for s, m in zip(arch.stages, b.stages))
         assert (arch.head.conv_channels or 0) <= b.head
@@ -110,7 +99,7 @@ def test_a_supernet_copies(supernets, one_thread):
     import copy
 
     net = supernets["demo"].eval()
-    arch = _samples(net.space, 1, seed=4)[0]
+    arch = net.space.random_sample(1, seed=4)[0]
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(copy.deepcopy(net)(x, arch), net(x, arch), rtol=0, atol=0)
