@@ -36,8 +36,7 @@ def failure_reason(error: str) -> str:
 
 def retry_line(name: str, attempt: int, max_retries: int, reason: str, log: Path | None) -> str:
     """The progress line of a trial or job that Ray lost and that starts again."""
-    where = f"; Ray's messages: {log}" if log else ""
-    return f"        {name}  retry {attempt}/{max_retries} ({reason}){where}"
+    return f"        {name}  retry {attempt}/{max_retries} ({reason}){_where(log)}"
 
 
 def attempts_note(row: dict) -> str:
@@ -47,5 +46,8 @@ def attempts_note(row: dict) -> str:
 
 def lost_error(faults: list[str], log: Path | None) -> str:
     """The recorded error of a trial or job that Ray lost in every attempt."""
-    where = f"; Ray's messages: {log}" if log else ""
-    return f"{faults[-1]} in each of {len(faults)} attempts{where}"
+    return f"{faults[-1]} in each of {len(faults)} attempts{_where(log)}"
+
+
+def _where(log: Path | None) -> str:
+    return f"; Ray's messages: {log}" if log else ""

@@ -101,7 +101,7 @@ def _add_space(p: argparse.ArgumentParser) -> None:
 def _cmd_space(args: argparse.Namespace) -> int:
     import optuna
 
-    from .search import _quiet_optuna
+    from ._optuna import quiet_optuna
     from .space import SearchSpace
 
     space = SearchSpace.from_yaml(args.file)
@@ -114,7 +114,7 @@ def _cmd_space(args: argparse.Namespace) -> int:
     print(f"architectures: {space.count():,d} discrete structures, each at a width multiplier in "
           f"[{space.width_multiplier[0]:g}, {space.width_multiplier[1]:g}] (channels rounded to divisors)")
     print(f"cost range, ignoring the budget: {lo.mflops:.2f} to {hi.mflops:.2f} MFLOPs (multiply-adds) {at}")
-    with _quiet_optuna():  # no INFO line for this throwaway study
+    with quiet_optuna():  # no INFO line for this throwaway study
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed))
     for _ in range(args.samples):
         trial = study.ask()

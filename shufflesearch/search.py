@@ -13,19 +13,19 @@ driver are told FAIL (they trained to no result), finished ones are never traine
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
 import shlex
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import optuna
 
 from ._devices import check_cluster_gpus, for_trials, ray_resources
 from ._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from ._optuna import quiet_optuna
 from ._retries import attempts_note, lost_error
 from .arch import Arch
 from .errors import ShuffleSearchError, errors_from
@@ -146,7 +146,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     write_json_atomic(config_path, config)
 
     rows = read_rows(run_dir / "trials.jsonl")
-    with _quiet_optuna():
+    with quiet_optuna():
         study = _open_study(run_dir, settings, n_done=len(rows))
         _reconcile(study, rows, list(settings.objectives))
         remaining = settings.trials - len(rows)
@@ -239,18 +239,6 @@ def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, dat
         "versions": package_versions(),
         "last_resumed": now if previous else None,
     }
-
-
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Optuna's INFO lines (study created, trial told) off for the block, its verbosity as it was after:
-    Optuna has no per-study switch, and the caller's process is not ours."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(verbosity)
 
 
 def _open_study(run_dir: Path, settings: SearchSettings, n_done: int) -> optuna.Study:

@@ -122,9 +122,9 @@ class SearchSpace:
         structures that cannot fit the budget (same seed, same list)."""
         import optuna
 
-        from .search import _quiet_optuna
+        from ._optuna import quiet_optuna
 
-        with _quiet_optuna():
+        with quiet_optuna():
             study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
         archs: list[Arch] = []
         while len(archs) < n:

@@ -126,11 +126,11 @@ class PathSampler:
         """A study over an in-memory storage renewed every `_STORAGE_DRAWS` draws (it keeps every trial)."""
         import optuna
 
-        from .search import _quiet_optuna
+        from ._optuna import quiet_optuna
 
         if self.draws % _STORAGE_DRAWS == 0:
             self.storage = optuna.storages.InMemoryStorage()  # created directly: create_study logs each time
-            with _quiet_optuna():  # and so does creating a study in it
+            with quiet_optuna():  # and so does creating a study in it
                 self.study_name = self.storage.get_study_name_from_id(
                     self.storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE]))
         self.draws += 1
