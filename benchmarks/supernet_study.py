@@ -44,7 +44,7 @@ from shufflesearch._io import write_json_atomic
 from shufflesearch.evaluation import final_evaluation
 from shufflesearch.records import package_versions
 from shufflesearch.space import SearchSpace
-from shufflesearch.supernet_score import bn_images, load_supernet, score_path
+from shufflesearch.supernet_score import run_scorer
 from shufflesearch.supernet_train import train_supernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,11 +93,10 @@ def fidelity(space: SearchSpace, run_dir: Path, ranking: dict, bootstrap: int) -
     import torch
 
     archs, ref, proxy = landmarks(ranking)
-    data = space.proxy.data.load("search")
-    net = load_supernet(space, run_dir, data.num_classes, data.in_chans)
-    images = bn_images(data, space.supernet.bn_batches, space.supernet.batch_size, space.search.seed)
+    scorer = run_scorer(space, run_dir, space.supernet, space.search.seed, space.proxy.data.load("search"),
+                        space.proxy.train.channels_last)
     torch.set_num_threads(1)
-    scores = {k: score_path(net, a, data, images, space.supernet.batch_size)[2] for k, a in archs.items()}
+    scores = {k: scorer.score(a)[2] for k, a in archs.items()}
     names = sorted(archs)
     target = np.array([ref[k] for k in names])
     table = {"supernet": (np.array([scores[k] for k in names]), target),

@@ -22,7 +22,7 @@ import torch
 
 from shufflesearch._io import write_json_atomic
 from shufflesearch.space import SearchSpace
-from shufflesearch.supernet_score import bn_images, load_supernet, score_path
+from shufflesearch.supernet_score import run_scorer
 from shufflesearch.supernet_train import PathSampler, train_supernet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +47,7 @@ def main() -> None:
     t0 = time.monotonic()
     train_supernet(space, run_dir, seed=0)
     train_s = time.monotonic() - t0
-    images = space.proxy.data.load("search")
-    net = load_supernet(space, run_dir, images.num_classes, images.in_chans)
-    bn = bn_images(images, space.supernet.bn_batches, space.supernet.batch_size, 0)
+    scorer = run_scorer(space, run_dir, space.supernet, 0, space.proxy.data.load("search"), True)
     torch.set_num_threads(1)
     paths = PathSampler(space, seed=12345)  # not the training sequence's seed
     scores: dict[str, list[float]] = {"v1": [], "v2": []}
@@ -59,10 +57,10 @@ def main() -> None:
         step += 1
         unit = arch.stages[0].unit
         if len(scores[unit]) < args.samples:
-            scores[unit].append(score_path(net, arch, images, bn, space.supernet.batch_size)[2])
+            scores[unit].append(scorer.score(arch)[2])
     summary = {u: {"mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))}
                for u, v in scores.items()}
-    blocks = {"stages.0.0": sorted(net.stages[0][0].keys())}
+    blocks = {"stages.0.0": sorted(scorer.net.stages[0][0].keys())}
     print(json.dumps({"blocks": blocks, "summary": summary, "train_s": train_s}, indent=1))
     write_json_atomic(Path(args.out) / "supernet_unit_balance.json",
                       {"config": vars(args), "blocks": blocks, "summary": summary, "scores": scores,

@@ -1,4 +1,5 @@
-"""A Ray Tune `Searcher` that asks an Optuna study for architectures and tells it what became of them.
+"""A Ray Tune `Searcher` that asks an Optuna study for architectures and tells it what became of them
+(a proxy search's Tune runs it; the supernet evaluator's actor pool calls it directly, `_supernet_search`).
 
 Written instead of `ray.tune.search.optuna.OptunaSearch`, whose behaviour does not fit a budgeted
 architecture search (Ray 2.60 / Optuna 5.0): it fixes the pruner, tells Optuna a trial that ASHA
@@ -85,17 +86,28 @@ class StudySearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
-        trial, arch = self._live.pop(trial_id)
-        self._reported.pop(trial_id, None)
-        if error or not result:
-            status = "failed"
-        elif result["status"] == "running":  # no final report: the scheduler stopped it
-            status = "early_stopped"
-        else:
-            status = result["status"]
-        row = self.finish(trial.number, arch, result or {}, status)
-        self._recorded.setdefault(arch.hash, row)
-        tell(self.study, trial, row, self.objectives)
+        self.complete([(trial_id, result, error)])
+
+    def complete(self, finished: list[tuple[str, dict[str, Any] | None, bool]],
+                 flush: Callable[[], None] = lambda: None) -> None:
+        """Record each (trial_id, last result, error) with `finish`, call `flush` (which writes the
+        records when `finish` does not), then tell the study: a record is never behind the study."""
+        told = []
+        for trial_id, result, error in finished:
+            trial, arch = self._live.pop(trial_id)
+            self._reported.pop(trial_id, None)
+            if error or not result:
+                status = "failed"
+            elif result["status"] == "running":  # no final report: the scheduler stopped it
+                status = "early_stopped"
+            else:
+                status = result["status"]
+            row = self.finish(trial.number, arch, result or {}, status)
+            self._recorded.setdefault(arch.hash, row)
+            told.append((trial, row))
+        flush()
+        for trial, row in told:
+            tell(self.study, trial, row, self.objectives)
 
 
 def tell(study: optuna.Study, trial: optuna.Trial | int, row: dict[str, Any], objectives: list[str]) -> None:

@@ -3,7 +3,8 @@
 A model folder holds `config.json` (timm's Hugging Face Hub format, written by timm's own
 `save_config_for_hf`: architecture `shufflesearch_net`, the genome in `model_args.arch`, num_classes,
 label_names, a `pretrained_cfg` for the proxy data, plus our `shufflesearch` provenance key),
-`model.safetensors` (the trial's proxy-trained weights, byte for byte), `arch.yaml`, a model card
+`model.safetensors` (the trial's proxy-trained weights, byte for byte; for a supernet search the
+path's inherited weights and re-estimated BatchNorm statistics, `supernet_score.path_weights`), `arch.yaml`, a model card
 `README.md` and, when asked, `model.onnx`. So `timm.create_model('local-dir:<folder>', pretrained=True)`
 loads it without shufflesearch's registry, and the folder's name is its registered timm name.
 
@@ -38,6 +39,7 @@ from .pareto import best_row, pareto_front
 from .registry import FOUND, WEIGHTS_NAME, _check_weights, final_side, get_arch, register_model_dir, \
     unregister_model
 from .runs import Run, load_run
+from .supernet_score import path_weights
 
 PREFIX = "ss_"
 ONNX_NAME = "model.onnx"
@@ -97,9 +99,18 @@ def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: b
     data = _data_info(run.config, run.path)
     chosen = select(run, which)
     folders = []
+    # a supernet search keeps no weight files: its candidates' are computed again
+    complete = {row["arch_hash"]: Arch.from_dict(row["arch"]) for _, row in chosen
+                if row.get("status") == "complete"} if run.config.get("evaluator") == "supernet" else {}
+    inherited = dict(zip(complete, path_weights(run.path, list(complete.values())))) if complete else {}
     for name, row in chosen:
+        arch = Arch.from_dict(row["arch"])
         weights = run.path / "weights" / f"trial_{row['number']}.safetensors"
-        if not weights.is_file():
+        if row["arch_hash"] in inherited:
+            payload = inherited[row["arch_hash"]]
+        elif weights.is_file():
+            payload = weights.read_bytes()
+        else:
             raise ShuffleSearchError(f"{weights}: weights file missing (trial {row['number']} is "
                                      f"{row.get('status')}; only complete trials keep weights)")
         provenance = {
@@ -111,8 +122,7 @@ def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: b
             "arch_hash": row.get("arch_hash"), "proxy": run.config.get("proxy"),
             "search_command": run.config.get("command"),
         }
-        folders.append(write_model_dir(run.path / "models" / name, Arch.from_dict(row["arch"]),
-                                       weights.read_bytes(), data, provenance, onnx=onnx))
+        folders.append(write_model_dir(run.path / "models" / name, arch, payload, data, provenance, onnx=onnx))
     if which == "pareto":  # a front that shrank (e.g. after a resumed search) leaves no stale p<k> behind
         point = re.compile(re.escape(model_name(run.path.name, "p")) + r"\d+")
         for folder in (run.path / "models").iterdir():

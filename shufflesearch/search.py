@@ -114,7 +114,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     (default `shufflesearch.train_proxy`); it runs in Ray workers, so it must be picklable.
     `evaluator` ('proxy' or 'supernet') overrides the space file's; with 'supernet' the run first trains
     the space's weight-sharing supernet (`workers` data-parallel Ray Train workers, overriding
-    `supernet.workers`) and each trial scores a path of it (`supernet_score.SupernetScorer`).
+    `supernet.workers`) and scores each candidate as a path of it (`_supernet_search`).
     `gpus_per_trial` is each trial's GPU share (0.25: four trials a GPU); `proxy.device: auto` follows it.
     A trial whose Ray worker or node dies starts again, up to `max_retries` times (`_retries`); Ray's
     own messages go to `runs/<name>/ray.log`, not to the console.
@@ -127,7 +127,8 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     run_dir = Path(runs_dir) / (name or space.name)
     config_path = run_dir / "config.json"
     previous = _previous_run(run_dir, space, resume)
-    from .supernet_score import resolve_evaluator, supernet_trials
+    from ._supernet_search import score_candidates
+    from .supernet_score import resolve_evaluator
 
     evaluator, supernet_cfg = resolve_evaluator(space, previous, evaluator, workers)
     settings = _resolve(space, previous, trials=trials, sampler=sampler, objectives=objectives,
@@ -151,11 +152,12 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
         _reconcile(study, rows, list(settings.objectives))
         remaining = settings.trials - len(rows)
         if remaining > 0:
+            emit = progress or (lambda line: None)
             if supernet_cfg and train_fn is None:
-                train_fn, train_cfg = supernet_trials(space, run_dir, train_cfg, supernet_cfg, settings.seed,
-                                                      address=address, progress=progress)
-            _run_tune(space, settings, study, data, train_cfg, run_dir, address, remaining, rows,
-                      train_fn, progress or (lambda line: None))
+                score_candidates(space, settings, study, data, train_cfg, run_dir, address, remaining, rows,
+                                 supernet_cfg, _budget_record(space), _Progress(settings.trials, len(rows), emit), emit)
+            else:
+                _run_tune(space, settings, study, data, train_cfg, run_dir, address, remaining, rows, train_fn, emit)
     rows = read_rows(run_dir / "trials.jsonl")
     wall = (previous or {}).get("wall_seconds", 0.0) + time.monotonic() - started
     write_json_atomic(config_path, {**config, "wall_seconds": wall})

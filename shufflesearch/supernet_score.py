@@ -1,30 +1,28 @@
 """Scoring a candidate with a trained supernet (SPOS): inherit its path's weights, re-estimate BatchNorm
 statistics on a fixed set of training batches, then top-1 on the search-validation split.
 
-`SupernetScorer` is what a search with `evaluator: supernet` runs in its Ray trials in place of the
-proxy trainer (`search(train_fn=...)`): same call, same `ProxyResult` (one "epoch", no training), so
-the records, the front, the report and the exported timm models are a proxy search's; the exported
-weights are the inherited ones with their re-estimated statistics. Each worker process loads the
-supernet once (per checkpoint file) and keeps it. The BatchNorm batches are the same for every
-candidate (`bn_batches` batches of `batch_size` drawn by the run's seed), so scores compare.
+`PathScorer` scores paths one after another in one process, sharing what paths share (the stem's
+features); a search with `evaluator: supernet` runs one per Ray actor (`_supernet_search`). The
+BatchNorm batches are the same for every candidate (`bn_batches` batches of `batch_size` drawn by the
+run's seed), so scores compare. A supernet search keeps no weight files: `path_weights` gives a
+scored candidate's weights (the inherited ones with their re-estimated statistics) when it is exported.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from .arch import Arch
+from .model import ShuffleNet
 from .supernet import Supernet
 from .supernet_train import CHECKPOINT, SupernetConfig, checkpoint_dir, load_checkpoint
 
 if TYPE_CHECKING:
     from .data import ProxyData
-    from .proxy import ProxyResult, Report
     from .space import SearchSpace
 
 _LOADED: dict[tuple[str, int], Supernet] = {}  # this process's supernet, by checkpoint file and mtime
@@ -49,63 +47,130 @@ def bn_images(data: ProxyData, batches: int, batch_size: int, seed: int) -> torc
     return data.train_x[order[:batches * batch_size]]
 
 
-def score_path(net: Supernet, arch: Arch, data: ProxyData, images: torch.Tensor, batch_size: int,
-               channels_last: bool = True) -> tuple[torch.nn.Module, float, float]:
-    """(the extracted model, its search-split loss, its accuracy) after BatchNorm re-estimation on `images`."""
-    from torch.optim.swa_utils import update_bn
+class PathScorer:
+    """Scores paths of one supernet on one dataset: BatchNorm re-estimation on `images`, then the
+    search split's loss and accuracy, as `extract(arch)`, `torch.optim.swa_utils.update_bn` over
+    `images` in batches of `batch_size` and the proxy's evaluation would give (tested equal).
 
-    from .proxy import _evaluate
-
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = net.extract(arch).to(memory_format=fmt)
-    update_bn((images[i:i + batch_size].contiguous(memory_format=fmt) for i in range(0, len(images), batch_size)),
-              model)
-    loss, acc = _evaluate(model, data.eval_x.contiguous(memory_format=fmt), data.eval_y)
-    return model, loss, acc
-
-
-@dataclass(frozen=True)
-class SupernetScorer:
-    """A search's `train_fn` for `evaluator: supernet`: scores `arch` on the run's trained supernet.
+    A path's stem (conv, BatchNorm, pool) is a slice of the supernet's one stem, so every path of the
+    same stem width computes the same stem features and the same stem statistics, whatever the rest
+    of the path: they are computed once per stem and kept (the stem's 3x3 conv at full resolution was
+    most of a small path's scoring time); each path then runs from them. Stems whose features would
+    exceed `cache_bytes` are not kept (large images): such paths run whole.
 
     Args:
-        space: The run's search space (the supernet's).
-        run_dir: The run folder holding `supernet/supernet.safetensors`.
-        cfg: The `supernet:` settings (`bn_batches`, `batch_size`).
-        seed: The run's seed: which training images re-estimate BatchNorm.
+        net: The trained supernet.
+        data: The proxy data: its search split is scored.
+        images: The training images BatchNorm is re-estimated on (`bn_images`).
+        batch_size: The BatchNorm re-estimation batch.
+        channels_last: Run in NHWC layout (as the proxy trains).
+        cache_bytes: The most stem features kept, per stem width.
     """
-    space: Any
-    run_dir: str
-    cfg: SupernetConfig
-    seed: int
 
-    def __call__(self, arch: Arch, data: ProxyData, train_cfg: Any, report: Report | None = None) -> ProxyResult:
-        from .proxy import ProxyResult, _Threads
+    def __init__(self, net: Supernet, data: ProxyData, images: torch.Tensor, batch_size: int,
+                 channels_last: bool = True, cache_bytes: int = 2 ** 28):
+        from .proxy import _EVAL_BATCH
 
-        start = perf_counter()
-        with _Threads(train_cfg.threads), torch.no_grad():
-            net = load_supernet(self.space, self.run_dir, data.num_classes, data.in_chans)
-            images = bn_images(data, self.cfg.bn_batches, self.cfg.batch_size, self.seed)
-            model, loss, acc = score_path(net, arch, data, images, self.cfg.batch_size, train_cfg.channels_last)
-        seconds = perf_counter() - start
-        metrics = {"epoch": 1, data.acc_key: acc, f"{data.eval_split}_loss": loss, "train_loss": 0.0,
-                   "lr": 0.0, "train_seconds": 0.0, "eval_seconds": seconds, "images_per_s": 0.0}
-        if report is not None:
-            report(1, metrics)
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return ProxyResult("complete", 1, [metrics], state, seconds, 0.0, seconds, data.eval_split)
+        self.net, self.eval_y = net, data.eval_y
+        self.fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.eval_x = data.eval_x.contiguous(memory_format=self.fmt)
+        self.bn_batches = [images[i:i + batch_size].contiguous(memory_format=self.fmt)
+                           for i in range(0, len(images), batch_size)]
+        self.eval_batches = [self.eval_x[i:i + _EVAL_BATCH] for i in range(0, len(self.eval_x), _EVAL_BATCH)]
+        self.cache_bytes = cache_bytes
+        self._stems: dict[tuple, tuple[dict[str, torch.Tensor], list[torch.Tensor], torch.Tensor]] = {}
+
+    def _stem(self, model: ShuffleNet) -> tuple[dict[str, torch.Tensor], list[torch.Tensor], torch.Tensor] | None:
+        """(the stem's re-estimated state, its train-mode outputs on the BatchNorm batches, its eval-mode
+        outputs on the search split) for `model`'s stem, None when too large to keep."""
+        stem = nn.Sequential(model.stem, model.stem_pool)
+        key = tuple((k, tuple(v.shape)) for k, v in stem.state_dict().items())
+        if key not in self._stems:
+            with torch.inference_mode():
+                size = stem.eval()(self.eval_x[:1]).numel() * self.eval_x.element_size() * len(self.eval_x)
+            if size > self.cache_bytes:
+                return None
+            with torch.no_grad():
+                train_out = _reestimate(stem, self.bn_batches)
+                with torch.inference_mode():
+                    eval_out = torch.cat([stem(x) for x in self.eval_batches])
+            self._stems[key] = ({k: v.clone() for k, v in stem.state_dict().items()}, train_out, eval_out)
+        return self._stems[key]
+
+    def score(self, arch: Arch) -> tuple[ShuffleNet, float, float]:
+        """(the extracted model with its re-estimated statistics, its search-split loss, its accuracy)."""
+        from .proxy import _evaluate
+
+        model = self.net.extract(arch).to(memory_format=self.fmt)
+        stem = self._stem(model)
+        with torch.no_grad():
+            if stem is None:
+                _reestimate(model, self.bn_batches)
+                return model, *_evaluate(model, self.eval_x, self.eval_y)
+            state, train_out, eval_out = stem
+            nn.Sequential(model.stem, model.stem_pool).load_state_dict(state)
+            past_stem = _PastStem(model)
+            _reestimate(past_stem, train_out)
+            return model, *_evaluate(past_stem, eval_out, self.eval_y)
 
 
-def supernet_trials(space: SearchSpace, run_dir: Path, train_cfg: Any, cfg: SupernetConfig, seed: int, *,
-                    address: str | None = None, progress: Any = None) -> tuple[SupernetScorer, Any]:
-    """What a search with `evaluator: supernet` gives its trials: train (or resume, or reuse) the run's
-    supernet, then the scorer and the trials' one-"epoch" train config."""
-    from dataclasses import replace
+class _PastStem(nn.Module):
+    """A `ShuffleNet`'s modules past its stem (stages, head conv, classifier), run on the stem's output."""
 
-    from .supernet_train import train_supernet
+    def __init__(self, model: ShuffleNet):
+        super().__init__()
+        self.stages, self.conv_head, self.head = model.stages, model.conv_head, model.head
 
-    train_supernet(space, run_dir, cfg, seed=seed, address=address, progress=progress)
-    return SupernetScorer(space, str(Path(run_dir).resolve()), cfg, seed), replace(train_cfg, epochs=1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv_head(self.stages(x)))
+
+
+def _reestimate(module: nn.Module, batches: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`torch.optim.swa_utils.update_bn(batches, module)` (every BatchNorm's statistics reset, then the
+    plain average over the batches, in train mode), returning the module's outputs; `module` is left
+    in eval mode."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    module.train()
+    outputs = [module(x) for x in batches]
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    module.eval()
+    return outputs
+
+
+def path_weights(run_dir: str | Path, archs: list[Arch]) -> list[bytes]:
+    """The safetensors bytes of each of `archs`' models as the supernet search at `run_dir` scored it:
+    its inherited weights and re-estimated BatchNorm statistics (a supernet search keeps no weight
+    files; export asks here), computed with the search's threads so the numbers are the scored ones."""
+    import safetensors.torch
+
+    from ._io import read_json
+    from .proxy import _Threads
+    from .space import SearchSpace
+
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / "config.json", "the run's config")
+    space = SearchSpace.from_yaml(run_dir / "space.yaml")
+    cfg = SupernetConfig.from_dict(config["supernet"], f"{run_dir / 'config.json'}: supernet")
+    with _Threads(config["cpus_per_trial"]):
+        scorer = run_scorer(space, run_dir, cfg, config["seed"], space.proxy.data.load("search"),
+                            space.proxy.train.channels_last)
+        models = [scorer.score(arch)[0] for arch in archs]
+    return [safetensors.torch.save({k: v.contiguous() for k, v in m.state_dict().items()}) for m in models]
+
+
+def run_scorer(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig, seed: int, data: ProxyData,
+               channels_last: bool) -> PathScorer:
+    """The `PathScorer` of the run at `run_dir`: its trained supernet, and BatchNorm re-estimated on
+    `cfg.bn_batches` batches of `cfg.batch_size` training images drawn by the run's `seed` (the same
+    for every candidate, so scores compare)."""
+    net = load_supernet(space, run_dir, data.num_classes, data.in_chans)
+    images = bn_images(data, cfg.bn_batches, cfg.batch_size, seed)
+    return PathScorer(net, data, images, cfg.batch_size, channels_last)
 
 
 def resolve_evaluator(space: SearchSpace, previous: dict[str, Any] | None, given: str | None,

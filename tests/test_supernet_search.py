@@ -1,10 +1,12 @@
 """A search with the supernet evaluator on digits, end to end: the CLI's --evaluator trains a supernet for
-one epoch, Optuna proposes, Ray scores each candidate as an inherited path, the records, front, report and
-exported timm models are a proxy search's, and `final` retrains the best stand-alone."""
+one epoch, Optuna proposes, a pool of Ray actors scores the candidates in chunks as inherited paths, the
+records, front, report and exported timm models are a proxy search's, a resumed search scores only the
+missing candidates, and `final` retrains the best stand-alone."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import timm
@@ -12,11 +14,19 @@ import torch
 import yaml
 from helpers import evaluate, run_cli, tiny_space
 
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from torch.optim.swa_utils import update_bn
+
 import shufflesearch
+from shufflesearch._supernet_search import CHUNK, _Scorer
 from shufflesearch.evaluation import final_evaluation
+from shufflesearch.proxy import TrainConfig
 from shufflesearch.records import read_rows
 from shufflesearch.space import SearchSpace
-from shufflesearch.supernet_score import bn_images, load_supernet, score_path
+from shufflesearch.supernet_score import bn_images, load_supernet
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +34,7 @@ pytestmark = pytest.mark.slow
 def _space(tmp_path, **supernet):
     path = tiny_space(tmp_path, epochs=1, sampler="random")
     data = yaml.safe_load(path.read_text())
-    data["search"]["trials"] = 12
+    data["search"]["trials"] = 2 * CHUNK + 3  # two actors: more than one chunk each, the last one short
     data["supernet"] = {"epochs": 1, "bn_batches": 4, **supernet}
     path.write_text(yaml.safe_dump(data))
     return path
@@ -46,33 +56,70 @@ def test_the_cli_searches_with_the_supernet(searched):
     assert config["evaluator"] == "supernet" and config["supernet"]["epochs"] == 1
     assert config["command"].endswith("--evaluator supernet")
     assert "supernet step" in stdout and "supernet trained" in stdout
+    assert f"{config['trials']} candidate(s) to score on the supernet" in stdout
     state = json.loads((run_dir / "supernet" / "state.json").read_text())
     assert state["done"] and state["training"]["seed"] == config["seed"]
     rows = read_rows(run_dir / "trials.jsonl")
-    assert len(rows) == 12 and all(r["status"] == "complete" and r["max_epochs"] == r["epochs"] == 1 for r in rows)
+    assert len(rows) == config["trials"] and sorted(r["number"] for r in rows) == list(range(config["trials"]))
+    assert all(r["status"] == "complete" and r["max_epochs"] == r["epochs"] == 1 for r in rows)
+    assert all(r["latency_ms"] is None for r in rows)  # objectives acc, mflops: no latency measured
     assert len({r["arch_hash"] for r in rows}) > 1 and len({r["search_acc"] for r in rows}) > 1
+    lines = [line for line in stdout.splitlines() if line.startswith("[")]  # one per candidate
+    assert len(lines) == len(rows) and lines[-1].startswith(f"[{len(rows):>3}/{len(rows)}]")
+    assert not (run_dir / "weights").exists()  # no weight files: export computes them
+    study = optuna.load_study(study_name="sn", storage=JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal"))))
+    scored = [t for t in study.trials if "repeat_of" not in t.user_attrs]
+    assert [t.state for t in scored] == [TrialState.COMPLETE] * len(rows)
+    assert {t.number: t.values[0] for t in scored} == {r["number"]: r["search_acc"] for r in rows}
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["pareto"] and summary["best"]["number"] in [r["number"] for r in rows]
     page = (run_dir / "report" / "report.html").read_text()
     assert "weight-sharing supernet" in page
 
 
-def test_the_exported_model_is_the_scored_path(searched):
+def test_the_exported_model_is_the_scored_path(searched, one_thread):
     run_dir, _, _ = searched
     rows = read_rows(run_dir / "trials.jsonl")
     best = json.loads((run_dir / "summary.json").read_text())["best"]
     shufflesearch.register_models(run_dir / "models")
     model = timm.create_model("ss_sn_best", pretrained=True)
     assert evaluate(model, run_dir, "search") == best["search_acc"]
-    # and the score is the supernet's path, re-estimated and evaluated again here
+    # and the score is the supernet's path, extracted, re-estimated and evaluated again here the plain way
     space = SearchSpace.from_yaml(run_dir / "space.yaml")
     data = space.proxy.data.load("search")
     net = load_supernet(space, run_dir, data.num_classes, data.in_chans)
     row = next(r for r in rows if r["number"] == best["number"])
-    arch = shufflesearch.Arch.from_dict(row["arch"])
-    torch.set_num_threads(1)
-    _, _, acc = score_path(net, arch, data, bn_images(data, 4, space.supernet.batch_size, 0), space.supernet.batch_size)
-    assert acc == best["search_acc"]
+    path = net.extract(shufflesearch.Arch.from_dict(row["arch"])).to(memory_format=torch.channels_last)
+    images = bn_images(data, 4, space.supernet.batch_size, 0).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        update_bn(images.split(space.supernet.batch_size), path)
+    assert evaluate(path, run_dir, "search") == best["search_acc"]
+    torch.testing.assert_close(path.state_dict(), model.state_dict(), rtol=0, atol=0)
+
+
+def test_a_scorer_measures_latency_when_an_objective_needs_it(searched, one_thread):
+    run_dir, _, _ = searched
+    space = SearchSpace.from_yaml(run_dir / "space.yaml")
+    row = read_rows(run_dir / "trials.jsonl")[0]
+    scorer = _Scorer(space, str(run_dir), space.supernet, 0, space.proxy.data.load("search"), TrainConfig(), 32)
+    (result,) = scorer.score([row["arch"]])
+    assert result["status"] == "complete" and result["search_acc"] == row["search_acc"]
+    assert result["latency_ms"] > 0
+    (broken,) = scorer.score([{**row["arch"], "stages": []}])
+    assert broken["status"] == "failed" and broken["error"]
+
+
+def test_a_resumed_supernet_search_scores_only_the_missing_candidates(searched, tmp_path):
+    run_dir, _, space = searched
+    copy = tmp_path / "sn"
+    shutil.copytree(run_dir, copy)
+    before = read_rows(copy / "trials.jsonl")
+    lines = []
+    result = shufflesearch.search(space, name="sn", trials=len(before) + 5, runs_dir=tmp_path, progress=lines.append)
+    assert not any("supernet step" in line for line in lines)  # the trained supernet is reused
+    assert len(result.rows) == len(before) + 5 and result.rows[:len(before)] == before
+    assert sorted(r["number"] for r in result.rows) == sorted({r["number"] for r in result.rows})
+    assert sum(line.startswith("[") for line in lines) == 5
 
 
 def test_final_retrains_the_supernet_search_best_stand_alone(searched):

@@ -1,0 +1,166 @@
+"""The search loop of `evaluator: supernet`: a pool of Ray actors scores Optuna's candidates in chunks.
+
+A proxy search runs one Tune trial per candidate, which costs about a second of Tune's and the trial's
+own overhead; a supernet score costs a tenth of that, so here there is no Tune: one actor per trial
+slot (`cpus_per_trial` CPUs each) loads the run's supernet checkpoint and the data once and keeps a
+`supernet_score.PathScorer`. The driver asks the study for candidates through the proxy search's
+`StudySearcher` (the same over-budget rejection, repeats and tells), sends them to the actors
+`CHUNK` at a time with two chunks in flight per actor (TPE's constant liar, NSGA-II and random
+sampling propose while others are pending), and as each chunk comes back records its rows in
+`trials.jsonl` at once, then tells the study: the records, the Optuna journal, resume and the
+progress lines are a proxy search's. Latency is measured only when an objective needs it; no weight
+files are written (`supernet_score.path_weights` gives them to export).
+
+An actor whose process dies is restarted by Ray and its chunk scored again, up to `max_retries`
+times; after that its candidates are recorded failed and the others go on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ._retries import failure_reason, lost_error
+from .arch import Arch
+from .records import make_row, write_rows
+
+if TYPE_CHECKING:
+    import optuna
+
+    from .data import ProxyData
+    from .proxy import TrainConfig
+    from .space import SearchSettings, SearchSpace
+    from .supernet_train import SupernetConfig
+
+CHUNK = 8  # candidates per actor call: ~1 s of scoring, so few round trips and a fresh study
+
+
+class _Scorer:
+    """A Ray actor: the run's supernet and data, loaded once; scores chunks of architectures.
+
+    Args:
+        space: The run's search space.
+        run_dir: The run folder (its supernet checkpoint).
+        cfg: The `supernet:` settings (BatchNorm batches).
+        seed: The run's seed.
+        data: The proxy data.
+        train_cfg: The trials' train config: threads, channels_last, where latency is measured.
+        latency_size: The input size latency is measured at, None when no objective needs it.
+    """
+
+    def __init__(self, space: SearchSpace, run_dir: str, cfg: SupernetConfig, seed: int, data: ProxyData,
+                 train_cfg: TrainConfig, latency_size: int | None):
+        import torch
+
+        from .supernet_score import run_scorer
+
+        torch.set_num_threads(train_cfg.threads)  # an actor's process is ours
+        self.train_cfg, self.latency_size = train_cfg, latency_size
+        self.scorer = run_scorer(space, run_dir, cfg, seed, data, train_cfg.channels_last)
+
+    def score(self, archs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each architecture's last "report" as a proxy trial's: one epoch, its search-split score."""
+        from .proxy import trial_latency_ms
+
+        results = []
+        for genome in archs:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            try:
+                arch = Arch.from_dict(genome)
+                _, loss, acc = self.scorer.score(arch)
+                latency = trial_latency_ms(arch, self.latency_size, self.train_cfg) if self.latency_size else None
+                result = {"status": "complete", "epoch": 1, "search_acc": acc, "best_search_acc": acc,
+                          "search_loss": loss, "latency_ms": latency}
+            except Exception as e:  # one failing architecture must not end the search
+                result = {"status": "failed", "epoch": 0, "error": f"{type(e).__name__}: {e}"}
+            seconds = time.perf_counter() - started
+            results.append({**result, "time_total_s": seconds, "eval_seconds": seconds, "train_seconds": 0.0,
+                            "cpu_seconds": time.process_time() - cpu_started})
+        return results
+
+
+def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna.Study, data: ProxyData,
+                     train_cfg: TrainConfig, run_dir: Path, address: str | None, remaining: int,
+                     rows: list[dict[str, Any]], cfg: SupernetConfig, budget: dict[str, Any],
+                     printer: Callable[[dict[str, Any], list[dict[str, Any]]], None],
+                     progress: Callable[[str], None]) -> None:
+    """Train (or resume, or reuse) the run's supernet, then score `remaining` candidates into `rows`.
+
+    Args:
+        space: The run's search space.
+        settings: The run's search settings (objectives, cpus_per_trial, seed, max_retries).
+        study: The run's Optuna study.
+        data: The proxy data.
+        train_cfg: The trials' train config.
+        run_dir: The run folder.
+        address: A Ray cluster's address, None for a local Ray.
+        remaining: Candidates to score.
+        rows: The run's records so far; the new ones are appended.
+        cfg: The `supernet:` settings.
+        budget: The cost basis every row records (`search._budget_record`).
+        printer: Called with each new row and all rows (one progress line per candidate).
+        progress: Where the supernet's training lines and the start line go.
+    """
+    import ray
+    from ray.exceptions import RayActorError
+
+    from ._devices import ray_resources
+    from ._ray import concurrency, ray_session
+    from ._study_searcher import StudySearcher
+    from .objectives import OBJECTIVES
+    from .supernet_train import train_supernet
+
+    train_supernet(space, run_dir, cfg, seed=settings.seed, address=address, progress=progress)
+    log = run_dir / "ray.log"
+
+    def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
+        row = make_row(arch, {"attempts": 1, "faults": [], **result}, status, number=number, budget=budget,
+                       max_epochs=1, seed=settings.seed)
+        rows.append(row)
+        printer(row, rows)
+        return row
+
+    searcher = StudySearcher(study, space.sample, list(settings.objectives), finish, list(rows))
+    needs_latency = any(OBJECTIVES[o].field == "latency_ms" for o in settings.objectives)
+    with ray_session(address, log):
+        resources = ray_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+        actor = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_restarts=settings.max_retries,
+                           max_task_retries=settings.max_retries)(_Scorer)
+        slots = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
+        shared = (ray.put(space), str(run_dir.resolve()), cfg, settings.seed, ray.put(data), train_cfg,
+                  space.budget.input_size if needs_latency else None)
+        actors = [actor.remote(*shared) for _ in range(slots)]
+        progress(f"{run_dir}: {remaining} candidate(s) to score on the supernet, {slots} actor(s) of "
+                 f"{settings.cpus_per_trial} CPU, {CHUNK} a call; budget {space.budget.mflops:g} MFLOPs "
+                 f"(multiply-adds) at {space.budget.input_size}px")
+        pending: dict[Any, tuple[Any, list[str]]] = {}  # call -> (actor, trial ids)
+        asked = 0
+
+        def submit(to: Any) -> None:
+            nonlocal asked
+            ids = [f"c{asked + i}" for i in range(min(CHUNK, remaining - asked))]
+            asked += len(ids)
+            configs = [searcher.suggest(i) for i in ids]
+            pending[to.score.remote([c["arch"] for c in configs])] = (to, ids)
+
+        for to in actors * 2:
+            if asked < remaining:
+                submit(to)
+        try:
+            while pending:
+                (done,), _ = ray.wait(list(pending), num_returns=1)
+                to, ids = pending.pop(done)
+                try:
+                    results = [(i, r, False) for i, r in zip(ids, ray.get(done))]
+                except RayActorError as e:  # its restarts are spent: these candidates are lost
+                    faults = [failure_reason(str(e))] * (settings.max_retries + 1)
+                    lost = {"status": "failed", "epoch": 0, "attempts": len(faults), "faults": faults,
+                            "error": lost_error(faults, log)}
+                    results = [(i, lost, False) for i in ids]
+                    actors.remove(to)
+                searcher.complete(results, flush=lambda: write_rows(run_dir / "trials.jsonl", rows))
+                if asked < remaining and actors:  # with every actor lost the run stops short
+                    submit(to if to in actors else actors[0])
+        except KeyboardInterrupt:  # the candidates in flight stay RUNNING in the study: FAIL on resume
+            pass
