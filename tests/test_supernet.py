@@ -1,16 +1,19 @@
-"""The weight-sharing supernet: every sampled architecture is a path, and `extract` gives the stand-alone
-`build(arch)` model whose outputs equal the path's."""
+"""The weight-sharing supernet: every sampled architecture is a path, `extract` gives the stand-alone
+`build(arch)` model whose outputs equal the path's, and `PathScorer` scores a path as that model would be."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch.optim.swa_utils import update_bn
 
 from helpers import ROOT
 from shufflesearch.arch import Arch, Stage
 from shufflesearch.errors import ShuffleSearchError
+from shufflesearch.proxy import _evaluate
 from shufflesearch.space import SearchSpace
 from shufflesearch.supernet import Supernet, supernet_bounds
+from shufflesearch.supernet_score import PathScorer, bn_images
 
 SPACES = ["demo", "mixed", "shufflenet_v1_paper", "shufflenet_v2"]
 
@@ -103,3 +106,26 @@ def test_a_supernet_copies(supernets, one_thread):
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(copy.deepcopy(net)(x, arch), net(x, arch), rtol=0, atol=0)
+
+
+def test_a_path_scorer_scores_as_extract_update_bn_and_evaluation_do(supernets, one_thread):
+    """`PathScorer` keeps each stem width's features (several widths here); what it returns equals the
+    plain procedure's, to the bit, with its stems kept or not (`cache_bytes=0`: each path runs whole)."""
+    net = supernets["shufflenet_v1_paper"].eval()
+    data = _space("demo").proxy.data.load("search")
+    images = bn_images(data, 3, 16, seed=0)
+    cached, whole = PathScorer(net, data, images, 16), PathScorer(net, data, images, 16, cache_bytes=0)
+    archs = net.space.random_sample(4, seed=5)
+    stems = {a.stem.channels for a in archs}
+    assert len(stems) > 1
+    cl = torch.channels_last
+    for arch in archs:
+        reference = net.extract(arch).to(memory_format=cl)
+        with torch.no_grad():
+            update_bn(images.contiguous(memory_format=cl).split(16), reference)
+        expected = _evaluate(reference, data.eval_x.contiguous(memory_format=cl), data.eval_y)
+        for scorer in (cached, whole):
+            model, loss, acc = scorer.score(arch)
+            assert (loss, acc) == expected
+            torch.testing.assert_close(model.state_dict(), reference.state_dict(), rtol=0, atol=0)
+    assert len(cached._stems) == len(stems) and not whole._stems
