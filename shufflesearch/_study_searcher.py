@@ -57,6 +57,13 @@ class StudySearcher(Searcher):
         self._live: dict[str, tuple[optuna.Trial, Arch]] = {}
         self._reported: dict[str, int] = {}  # the last epoch reported to the study, per live trial
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What Tune's `tuner.pkl` keeps (it pickles the search algorithm for `Tuner.restore`): not the
+        live study or its running trials, whose sampler need not pickle (Optuna 5.1's NSGA-II holds a
+        `threading.Lock`), nor the driver's callbacks. A search resumes from its own journal and records (`search(resume=)`),
+        never through `Tuner.restore`, so an unpickled searcher is never asked for a trial."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("study", "sample", "finish", "_live")}
+
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         repeats = 0
         for _ in range(MAX_REJECTIONS):

@@ -68,3 +68,17 @@ def test_the_space_files_tpe_settings_reach_optunas_sampler(tmp_path):
     sampler = _open_study(tmp_path, settings, n_done=0).sampler
     assert isinstance(sampler, optuna.samplers.TPESampler)
     assert (sampler._n_startup_trials, sampler._multivariate, sampler._constant_liar) == (4, True, False)
+
+
+def test_it_pickles_for_tunes_tuner_pkl_whatever_the_sampler():
+    """Tune pickles the search algorithm into tuner.pkl before the first trial; Optuna 5.1's NSGA-II
+    sampler holds a lock that cannot be pickled (the CI failure of test_each_sampler_runs[nsga2])."""
+    from ray import cloudpickle
+
+    for sampler in (optuna.samplers.NSGAIISampler(seed=0), optuna.samplers.TPESampler(seed=0)):
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        s, _ = searcher(study, [ARCH], [recorded(OTHER, 0)])
+        s.suggest("t")
+        copy = cloudpickle.loads(cloudpickle.dumps(s))
+        assert copy.objectives == ["acc", "mflops"] and set(copy._recorded) == {OTHER.hash}
+        assert s.study is study  # the live searcher keeps its study
