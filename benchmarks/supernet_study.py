@@ -6,7 +6,8 @@ proxy ranking study ran it (500 training images per class, 300 search-validation
 32 px): one configuration for both evaluators. Both searches use Optuna's RandomSampler (the same seed),
 so neither gains from the sampler, and run on this machine's local Ray (2 CPUs here).
 
-1. Supernet: `train_supernet` (`--supernet-epochs`, the space's other `supernet:` defaults), then
+1. Supernet: `train_supernet` (`--supernet-epochs`, `--supernet-threads`: by default every core, as the
+   proxy search's parallel trials use them; the space's other `supernet:` defaults), then
    `search(evaluator="supernet")` scoring `--candidates` candidates (BN re-estimation on 8 batches of
    64 training images, then the 3,000 search-validation images). Timed apart and together.
 2. Proxy: `search(evaluator="proxy")` for `--proxy-trials` trials (the shipped 6-epoch proxy). Timed.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,12 +57,12 @@ RANKING = ROOT / "benchmarks" / "results" / "proxy_ranking_study.json"
 SHIPPED_PROXY = "e6_n500_r32"
 
 
-def study_space(data_dir: str, supernet_epochs: int, per_class: int) -> SearchSpace:
+def study_space(data_dir: str, supernet_epochs: int, per_class: int, threads: int) -> SearchSpace:
     data = yaml.safe_load((ROOT / "search_spaces" / "demo.yaml").read_text())
     data["name"] = "supernet_study"
     data["proxy"].update(dataset=f"fashion_mnist:{data_dir}", subset_per_class=per_class, search_per_class=300)
     data["search"].update(sampler="random")
-    data["supernet"] = {"epochs": supernet_epochs}
+    data["supernet"] = {"epochs": supernet_epochs, "threads": threads}
     return SearchSpace.from_dict(data, "supernet_study (demo.yaml on Fashion-MNIST)")
 
 
@@ -114,6 +116,9 @@ def main() -> None:
     p.add_argument("--candidates", type=int, default=1000)
     p.add_argument("--proxy-trials", type=int, default=24)
     p.add_argument("--supernet-epochs", type=int, default=10)
+    p.add_argument("--supernet-threads", type=int, default=os.cpu_count(),
+                   help="torch threads of the supernet's training: the machine's cores, as the proxy search's "
+                        "trials use them all (default: os.cpu_count())")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--out", help="results folder (default benchmarks/results; --quick: runs/supernet_study_quick)")
     p.add_argument("--final-epochs", type=int, default=8, help="final training epochs (the ranking study's reference)")
@@ -127,7 +132,7 @@ def main() -> None:
         args.candidates, args.proxy_trials, args.supernet_epochs, args.final_epochs, args.final_per_class = 40, 2, 1, 1, 50
     out = Path(args.out or (ROOT / "runs" / "supernet_study_quick" if args.quick else ROOT / "benchmarks" / "results"))
     runs = ROOT / "runs" / ("supernet_study_quick" if args.quick else "supernet_study")
-    space = study_space(args.data, args.supernet_epochs, 50 if args.quick else 500)
+    space = study_space(args.data, args.supernet_epochs, 50 if args.quick else 500, args.supernet_threads)
     ranking = json.loads(RANKING.read_text())
     results: dict = {"config": {**vars(args), "space": space.to_yaml(), "ranking_study": str(RANKING.relative_to(ROOT)),
                                 "versions": package_versions()}}

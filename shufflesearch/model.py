@@ -80,7 +80,8 @@ class ShuffleNet(nn.Module):
         self.conv_head = conv_bn(last, arch.head.conv_channels, **dd) if arch.head.conv_channels else nn.Identity()
         self.num_features = self.head_hidden_size = arch.num_features
         self.head = ClassifierHead(self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate, **dd)
-        self._init_weights()
+        if device is None or torch.device(device).type != "meta":  # meta tensors hold no values to initialise
+            self._init_weights()
 
     def _init_weights(self) -> None:
         for m in self.modules():

@@ -167,6 +167,7 @@ class Supernet(nn.Module):
         self.head = ClassifierHead(self.num_features, num_classes)
         ShuffleNet._init_weights(self)
         self._layouts: OrderedDict[Arch, tuple[ShuffleNet, dict[str, tuple[str, torch.Size]]]] = OrderedDict()
+        self._owners: dict[str, tuple[nn.Module, str]] | None = None  # tensor name -> (module, attribute)
 
     def _layout(self, arch: Arch) -> tuple[ShuffleNet, dict[str, tuple[str, torch.Size]]]:
         """A parameter-free (meta) `build(arch)`, and for each of its tensors the supernet tensor it is
@@ -194,16 +195,23 @@ class Supernet(nn.Module):
 
         Raises `ShuffleSearchError` if `arch` is not a path of this supernet.
         """
-        own = dict(self.named_parameters())
-        own.update(self.named_buffers())
         tensors = {}
         for name, (source_name, shape) in self._layout(arch)[1].items():
-            source = own.get(source_name)
+            source = self._tensor(source_name)
             if source is None or source.dim() != len(shape) or any(s > m for s, m in zip(shape, source.shape)):
                 raise ShuffleSearchError(f"arch {arch.summary()}: not a path of the supernet over space "
                                          f"{self.space.name!r} ({name} {tuple(shape)})")
             tensors[name] = source[tuple(slice(0, s) for s in shape)] if shape else source
         return tensors
+
+    def _tensor(self, name: str) -> torch.Tensor | None:
+        """This supernet's parameter or buffer `name`, None if it has none (read from its module each
+        time: `.to()` replaces buffers; the modules, kept by name, stay)."""
+        if self._owners is None:
+            self._owners = {f"{prefix}.{attr}".lstrip("."): (module, attr) for prefix, module in self.named_modules()
+                            for attr in (*module._parameters, *module._buffers)}
+        owner = self._owners.get(name)
+        return getattr(*owner) if owner else None
 
     def path_blocks(self, arch: Arch) -> set[str]:
         """The names of the supernet tensors `arch`'s path reads."""
@@ -219,7 +227,6 @@ class Supernet(nn.Module):
 
         Its outputs equal `self(x, arch)`. `kwargs` go to `build` (e.g. `drop_rate`).
         """
-        model = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, **kwargs)
-        with torch.no_grad():
-            model.load_state_dict({k: v.detach().clone() for k, v in self.path_tensors(arch).items()})
+        model = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta", **kwargs)
+        model.load_state_dict({k: v.detach().clone() for k, v in self.path_tensors(arch).items()}, assign=True)
         return model
