@@ -3,8 +3,9 @@ the 2 cores goes while the actors score (see README, "The one-shot evaluator doe
 
 For `--candidates` candidates of search_spaces/demo.yaml (RandomSampler, an Optuna journal file, as a
 run uses), times apart: ask + `space.sample` (Optuna's journal appends with an fsync each, our Arch
-checks), `make_row`, the best-so-far a progress line shows, tell, and `write_rows` after every chunk
-of 8 (as `_supernet_search.score_candidates` flushes). Prints seconds per phase and ms a candidate.
+checks), `make_row`, the best-so-far a progress line shows (kept row by row, as `search._Progress` does),
+tell, and `append_rows` of every chunk of 8 (as `_supernet_search.score_candidates` flushes). Prints
+seconds per phase and ms a candidate.
 
     python benchmarks/bench_supernet_driver.py [--candidates 1000]
 """
@@ -22,7 +23,7 @@ import optuna
 from shufflesearch._optuna import quiet_optuna
 from shufflesearch._supernet_search import CHUNK
 from shufflesearch.pareto import best_row
-from shufflesearch.records import make_row, write_rows
+from shufflesearch.records import append_rows, make_row
 from shufflesearch.search import _budget_record
 from shufflesearch.space import SearchSpace
 
@@ -48,6 +49,7 @@ def main() -> None:
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "journal")))
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), storage=storage)
         rows: list[dict] = []
+        best = None
         while len(rows) < args.candidates:
             trial = timed("ask + sample", study.ask)
             arch = timed("ask + sample", space.sample, trial)
@@ -56,10 +58,10 @@ def main() -> None:
                 continue
             rows.append(timed("make_row", make_row, arch, {"search_acc": 0.5, "epoch": 1}, "complete",
                               number=trial.number, budget=budget, max_epochs=1, seed=0))
-            timed("best row", best_row, rows)
+            best = timed("best row", best_row, [rows[-1], *([best] if best else [])])
             timed("tell", study.tell, trial, 0.5)
             if len(rows) % CHUNK == 0:
-                timed("write_rows", write_rows, out / "trials.jsonl", rows)
+                timed("append_rows", append_rows, out / "trials.jsonl", rows[-CHUNK:])
     for phase, seconds in spent.most_common():
         print(f"{phase:<13} {seconds:6.2f} s  {1000 * seconds / len(rows):6.2f} ms a candidate")
     print(f"{'total':<13} {sum(spent.values()):6.2f} s for {len(rows)} candidates (files in {out})")

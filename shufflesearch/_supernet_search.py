@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ._retries import failure_reason, lost_error
 from .arch import Arch
-from .records import make_row, write_rows
+from .records import append_rows, make_row
 
 if TYPE_CHECKING:
     import optuna
@@ -135,7 +135,12 @@ def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna
                  f"{settings.cpus_per_trial} CPU, {CHUNK} a call; budget {space.budget.mflops:g} MFLOPs "
                  f"(multiply-adds) at {space.budget.input_size}px")
         pending: dict[Any, tuple[Any, list[str]]] = {}  # call -> (actor, trial ids)
-        asked = 0
+        asked, written = 0, len(rows)
+
+        def flush(new_rows: list[dict[str, Any]]) -> None:  # a chunk's rows, appended before the study hears
+            nonlocal written
+            append_rows(run_dir / "trials.jsonl", new_rows)
+            written += len(new_rows)
 
         def submit(to: Any) -> None:
             nonlocal asked
@@ -159,7 +164,7 @@ def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna
                             "error": lost_error(faults, log)}
                     results = [(i, lost, False) for i in ids]
                     actors.remove(to)
-                searcher.complete(results, flush=lambda: write_rows(run_dir / "trials.jsonl", rows))
+                searcher.complete(results, flush=lambda: flush(rows[written:]))
                 if asked < remaining and actors:  # with every actor lost the run stops short
                     submit(to if to in actors else actors[0])
         except KeyboardInterrupt:  # the candidates in flight stay RUNNING in the study: FAIL on resume

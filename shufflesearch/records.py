@@ -1,8 +1,11 @@
 """Trial records of a run: `trials.jsonl` and `trials.csv`, one row per finished trial.
 
-The rows are the search's memory: resume counts them, the report and export read them. Both files are
-rewritten atomically (temp + rename) after every finished trial, so a `kill -9` leaves either the old
-or the new version, never half a line. The fields are documented in `runs/README.md`.
+The rows are the search's memory: resume counts them, the report and export read them. A search appends
+each finished trial's row to both files (`append_rows`: one write and an fsync each, so a run of
+thousands of candidates does not rewrite its records after each), before it tells the study; a `kill -9`
+during that write can leave an unterminated last line, which `read_rows` drops (the study was never told
+of that trial, so resume asks it again) and the resumed search rewrites both files whole (`write_rows`,
+temp + rename). The fields are documented in `runs/README.md`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -52,12 +56,13 @@ def package_versions() -> dict[str, str]:
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a .jsonl record file (old runs' rows upgraded, see `upgrade_row`); a missing file has none."""
+    """Rows of a .jsonl record file (old runs' rows upgraded, see `upgrade_row`); a missing file has none,
+    and an unterminated last line (an append cut off by `kill -9`) is no row."""
     path = Path(path)
     if not path.exists():
         return []
     rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(path.read_text().split("\n")[:-1], 1):
         if line.strip():
             try:
                 rows.append(upgrade_row(json.loads(line)))
@@ -70,13 +75,35 @@ def write_rows(jsonl_path: str | Path, rows: Iterable[dict[str, Any]], fields: S
     """Rewrite `jsonl_path` and its .csv sibling (columns `fields`) atomically with `rows`."""
     rows = list(rows)
     jsonl_path = Path(jsonl_path)
-    write_text_atomic(jsonl_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    write_text_atomic(jsonl_path, _jsonl(rows))
+    write_text_atomic(jsonl_path.with_suffix(".csv"), _csv(rows, fields, header=True))
+
+
+def append_rows(jsonl_path: str | Path, rows: Sequence[dict[str, Any]], fields: Sequence[str] = FIELDS) -> None:
+    """Append `rows` to `jsonl_path` and its .csv sibling (the header first where the .csv is new), each
+    file in one write, flushed to disk before this returns."""
+    jsonl_path = Path(jsonl_path)
+    csv_path = jsonl_path.with_suffix(".csv")
+    new_csv = not csv_path.exists() or csv_path.stat().st_size == 0
+    for path, text in ((jsonl_path, _jsonl(rows)), (csv_path, _csv(rows, fields, header=new_csv))):
+        with open(path, "a") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+
+
+def _csv(rows: Iterable[dict[str, Any]], fields: Sequence[str], header: bool) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     for r in rows:
         writer.writerow({**r, "arch": json.dumps(r.get("arch"), sort_keys=True), "faults": "; ".join(r.get("faults") or [])})
-    write_text_atomic(jsonl_path.with_suffix(".csv"), buffer.getvalue())
+    return buffer.getvalue()
 
 
 def is_full_fidelity(row: dict[str, Any]) -> bool:

@@ -31,7 +31,7 @@ from .arch import Arch
 from .errors import ShuffleSearchError, errors_from
 from .objectives import OBJECTIVES
 from .pareto import best_row, pareto_front
-from .records import STATUSES, make_row, package_versions, read_rows, write_rows
+from .records import STATUSES, append_rows, make_row, package_versions, read_rows, write_rows
 from .space import SearchSettings, SearchSpace
 
 
@@ -147,6 +147,8 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     write_json_atomic(config_path, config)
 
     rows = read_rows(run_dir / "trials.jsonl")
+    if rows:  # a resumed run: both record files whole again (an append cut off by kill -9 dropped)
+        write_rows(run_dir / "trials.jsonl", rows)
     with quiet_optuna():
         study = _open_study(run_dir, settings, n_done=len(rows))
         _reconcile(study, rows, list(settings.objectives))
@@ -297,7 +299,7 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study,
             row = make_row(arch, result, status, number=number, budget=_budget_record(space),
                            max_epochs=train_cfg.epochs, seed=settings.seed)
             rows.append(row)
-            write_rows(run_dir / "trials.jsonl", rows)
+            append_rows(run_dir / "trials.jsonl", [row])
             printer(row, rows)
             return row
 
@@ -363,12 +365,15 @@ class _Progress:
     def __init__(self, total: int, done_before: int, emit: Callable[[str], None]):
         self.total, self.done_before, self.emit = total, done_before, emit
         self.started = time.monotonic()
+        self.calls, self.best = 0, None  # best_row so far, kept row by row (a supernet run has thousands)
 
     def __call__(self, row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         done_now = len(rows) - self.done_before
         left = self.total - len(rows)
         eta = (time.monotonic() - self.started) / done_now * left
-        best = best_row(rows)
+        pool = [row, *([self.best] if self.best else [])] if self.calls else rows  # best_row's order is total
+        best = self.best = best_row(pool)
+        self.calls += 1
         best_acc = f"{best['search_acc']:.3f}" if best else "-"
         self.emit(f"[{len(rows):>3}/{self.total}] trial {row['number']:>3}  {row['mflops']:7.2f} MFLOPs  "
                   f"acc {row['search_acc']:.3f}  {row['epochs']}/{row['max_epochs']} ep  {row['status']:<13} "

@@ -66,6 +66,7 @@ def test_the_cli_searches_with_the_supernet(searched):
     assert len({r["arch_hash"] for r in rows}) > 1 and len({r["search_acc"] for r in rows}) > 1
     lines = [line for line in stdout.splitlines() if line.startswith("[")]  # one per candidate
     assert len(lines) == len(rows) and lines[-1].startswith(f"[{len(rows):>3}/{len(rows)}]")
+    assert f"best {max(r['search_acc'] for r in rows):.3f} " in lines[-1]  # the best so far, kept line by line
     assert not (run_dir / "weights").exists()  # no weight files: export computes them
     study = optuna.load_study(study_name="sn", storage=JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal"))))
     scored = [t for t in study.trials if "repeat_of" not in t.user_attrs]
@@ -114,12 +115,16 @@ def test_a_resumed_supernet_search_scores_only_the_missing_candidates(searched, 
     copy = tmp_path / "sn"
     shutil.copytree(run_dir, copy)
     before = read_rows(copy / "trials.jsonl")
+    with open(copy / "trials.jsonl", "a") as f:
+        f.write('{"number": 99, "arch"')  # a row whose append a kill -9 cut short: that candidate is asked again
     lines = []
     result = shufflesearch.search(space, name="sn", trials=len(before) + 5, runs_dir=tmp_path, progress=lines.append)
     assert not any("supernet step" in line for line in lines)  # the trained supernet is reused
     assert len(result.rows) == len(before) + 5 and result.rows[:len(before)] == before
     assert sorted(r["number"] for r in result.rows) == sorted({r["number"] for r in result.rows})
     assert sum(line.startswith("[") for line in lines) == 5
+    assert read_rows(copy / "trials.jsonl") == result.rows
+    assert len((copy / "trials.csv").read_text().splitlines()) == 1 + len(result.rows)
 
 
 def test_final_retrains_the_supernet_search_best_stand_alone(searched):
