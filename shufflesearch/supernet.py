@@ -176,27 +176,20 @@ class Supernet(nn.Module):
             self._layouts.move_to_end(arch)
             return self._layouts[arch]
         skeleton = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta")
-        units = arch.units()
-        sources = {}
-        for name, meta in skeleton.state_dict().items():
-            source = name
-            if name.startswith("stages."):
-                _, i, j, rest = name.split(".", 3)
-                i, j = int(i), int(j)
-                source = f"stages.{i}.{j}.{block_key(units[i][j], arch.stages[i].bottleneck_ratio)}.{rest}"
-            sources[name] = (source, meta.shape)
-        self._layouts[arch] = skeleton, sources
+        self._layouts[arch] = skeleton, _sources(arch, skeleton)
         if len(self._layouts) > _SKELETONS:
             self._layouts.popitem(last=False)
-        return skeleton, sources
+        return self._layouts[arch]
 
-    def path_tensors(self, arch: Arch) -> dict[str, torch.Tensor]:
-        """Views of this supernet's tensors named and shaped as `build(arch)`'s state_dict.
+    def path_tensors(self, arch: Arch, model: ShuffleNet | None = None) -> dict[str, torch.Tensor]:
+        """Views of this supernet's tensors named and shaped as `build(arch)`'s state_dict (`model`: such
+        a model, meta or not, to read the names and shapes from instead of a kept skeleton).
 
         Raises `ShuffleSearchError` if `arch` is not a path of this supernet.
         """
         tensors = {}
-        for name, (source_name, shape) in self._layout(arch)[1].items():
+        layout = self._layout(arch)[1] if model is None else _sources(arch, model)
+        for name, (source_name, shape) in layout.items():
             source = self._tensor(source_name)
             if source is None or source.dim() != len(shape) or any(s > m for s, m in zip(shape, source.shape)):
                 raise ShuffleSearchError(f"arch {arch.summary()}: not a path of the supernet over space "
@@ -228,5 +221,20 @@ class Supernet(nn.Module):
         Its outputs equal `self(x, arch)`. `kwargs` go to `build` (e.g. `drop_rate`).
         """
         model = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta", **kwargs)
-        model.load_state_dict({k: v.detach().clone() for k, v in self.path_tensors(arch).items()}, assign=True)
+        model.load_state_dict({k: v.detach().clone() for k, v in self.path_tensors(arch, model).items()}, assign=True)
         return model
+
+
+def _sources(arch: Arch, model: ShuffleNet) -> dict[str, tuple[str, torch.Size]]:
+    """For each tensor of `model` (a `build(arch)`), the name of the supernet tensor it is a slice of and
+    its shape."""
+    units = arch.units()
+    sources = {}
+    for name, tensor in model.state_dict().items():
+        source = name
+        if name.startswith("stages."):
+            _, i, j, rest = name.split(".", 3)
+            i, j = int(i), int(j)
+            source = f"stages.{i}.{j}.{block_key(units[i][j], arch.stages[i].bottleneck_ratio)}.{rest}"
+        sources[name] = (source, tensor.shape)
+    return sources
