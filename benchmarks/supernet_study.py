@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -111,6 +112,13 @@ def fidelity(space: SearchSpace, run_dir: Path, ranking: dict, bootstrap: int) -
     return {"stats": stats, "supernet_scores": scores, "reference": ref, "proxy": proxy}
 
 
+def fresh(runs: Path) -> None:
+    """Remove a previous study's `runs`: the times are of fresh runs (a resumed one times only what was missing)."""
+    if runs.exists():
+        print(f"removing the previous study's runs: {runs}", flush=True)
+        shutil.rmtree(runs)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--candidates", type=int, default=1000)
@@ -139,12 +147,14 @@ def main() -> None:
 
     if args.fidelity_only:  # a longer-trained supernet's ranking, without the searches
         run_dir = runs.with_name(f"{runs.name}_e{args.supernet_epochs}")
+        fresh(run_dir)
         t0 = time.monotonic()
         results["state"] = train_supernet(space, run_dir, seed=space.search.seed)
         results["supernet_train_s"] = time.monotonic() - t0
         results["fidelity"] = fidelity(space, run_dir, ranking, args.bootstrap)
         write_json_atomic(out / f"supernet_study_fidelity_e{args.supernet_epochs}.json", results)
         return
+    fresh(runs)
     t0 = time.monotonic()
     state = train_supernet(space, runs / "supernet", seed=space.search.seed)
     train_s = time.monotonic() - t0
