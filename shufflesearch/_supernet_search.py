@@ -44,20 +44,23 @@ class _Scorer:
         run_dir: The run folder (its supernet checkpoint).
         cfg: The `supernet:` settings (BatchNorm batches).
         seed: The run's seed.
-        data: The proxy data.
+        data: The proxy data's object ref, inside a list: Ray passes a nested ref as it is, so no argument
+            of the actor's creation lives in the object store (Ray cannot restart an actor whose creation
+            arguments do, ray#53727, and says so on the console); the actor fetches it.
         train_cfg: The trials' train config: threads, channels_last, where latency is measured.
         latency_size: The input size latency is measured at, None when no objective needs it.
     """
 
-    def __init__(self, space: SearchSpace, run_dir: str, cfg: SupernetConfig, seed: int, data: ProxyData,
+    def __init__(self, space: SearchSpace, run_dir: str, cfg: SupernetConfig, seed: int, data: list[Any],
                  train_cfg: TrainConfig, latency_size: int | None):
+        import ray
         import torch
 
         from .supernet_score import run_scorer
 
         torch.set_num_threads(train_cfg.threads)  # an actor's process is ours
         self.train_cfg, self.latency_size = train_cfg, latency_size
-        self.scorer = run_scorer(space, run_dir, cfg, seed, data, train_cfg.channels_last)
+        self.scorer = run_scorer(space, run_dir, cfg, seed, ray.get(data[0]), train_cfg.channels_last)
 
     def score(self, archs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each architecture's last "report" as a proxy trial's: one epoch, its search-split score."""
@@ -111,7 +114,7 @@ def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna
     from .objectives import OBJECTIVES
     from .supernet_train import train_supernet
 
-    train_supernet(space, run_dir, cfg, seed=settings.seed, address=address, progress=progress)
+    train_supernet(space, run_dir, cfg, seed=settings.seed, address=address, data=data, progress=progress)
     log = run_dir / "ray.log"
 
     def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
@@ -128,7 +131,7 @@ def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna
         actor = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_restarts=settings.max_retries,
                            max_task_retries=settings.max_retries)(_Scorer)
         slots = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
-        shared = (ray.put(space), str(run_dir.resolve()), cfg, settings.seed, ray.put(data), train_cfg,
+        shared = (space, str(run_dir.resolve()), cfg, settings.seed, [ray.put(data)], train_cfg,
                   space.budget.input_size if needs_latency else None)
         actors = [actor.remote(*shared) for _ in range(slots)]
         progress(f"{run_dir}: {remaining} candidate(s) to score on the supernet, {slots} actor(s) of "

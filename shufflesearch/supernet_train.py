@@ -40,6 +40,7 @@ from .arch import Arch
 from .errors import ShuffleSearchError
 
 if TYPE_CHECKING:
+    from .data import ProxyData
     from .space import SearchSpace
 
 CHECKPOINT = "supernet.safetensors"
@@ -289,21 +290,22 @@ def _train_loop(config: dict[str, Any]) -> None:
 
 
 def train_supernet(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig | None = None, *,
-                   seed: int = 0, address: str | None = None,
+                   seed: int = 0, address: str | None = None, data: ProxyData | None = None,
                    progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Train the supernet of `space` into `run_dir/supernet/`, resuming a checkpoint there; its state.
 
     Returns `state.json`'s contents (step, total_steps, train_loss, done, ...). A finished training is
-    not repeated. `cfg` defaults to the space's `supernet:` section.
+    not repeated. `cfg` defaults to the space's `supernet:` section; `data` to the space's proxy data
+    (`space.proxy.data.load("search")`: pass it when already loaded).
     """
     from .proxy import _Threads
 
     cfg = cfg or space.supernet
     state = read_state(run_dir)
-    data = space.proxy.data.load("search")
-    config = {"space": space, "cfg": cfg, "seed": seed, "data": data, "run_dir": str(Path(run_dir).resolve())}
     if state is not None and state.get("done") and state.get("training") == _training(cfg, seed):
         return state
+    data = data or space.proxy.data.load("search")
+    config = {"space": space, "cfg": cfg, "seed": seed, "data": data, "run_dir": str(Path(run_dir).resolve())}
     t0 = time.monotonic()
     if cfg.workers == 1:
         with _Threads(cfg.threads):

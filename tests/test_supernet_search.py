@@ -9,6 +9,7 @@ import json
 import shutil
 
 import pytest
+import ray
 import timm
 import torch
 import yaml
@@ -21,6 +22,7 @@ from optuna.trial import TrialState
 from torch.optim.swa_utils import update_bn
 
 import shufflesearch
+from shufflesearch._ray import ray_session
 from shufflesearch._supernet_search import CHUNK, _Scorer
 from shufflesearch.evaluation import final_evaluation
 from shufflesearch.proxy import TrainConfig
@@ -102,7 +104,9 @@ def test_a_scorer_measures_latency_when_an_objective_needs_it(searched, one_thre
     run_dir, _, _ = searched
     space = SearchSpace.from_yaml(run_dir / "space.yaml")
     row = read_rows(run_dir / "trials.jsonl")[0]
-    scorer = _Scorer(space, str(run_dir), space.supernet, 0, space.proxy.data.load("search"), TrainConfig(), 32)
+    with ray_session():  # the actor's data comes as a nested object ref
+        scorer = _Scorer(space, str(run_dir), space.supernet, 0, [ray.put(space.proxy.data.load("search"))],
+                         TrainConfig(), 32)
     (result,) = scorer.score([row["arch"]])
     assert result["status"] == "complete" and result["search_acc"] == row["search_acc"]
     assert result["latency_ms"] > 0
