@@ -11,6 +11,9 @@ so neither gains from the sampler, and run on this machine's local Ray (2 CPUs h
    `search(evaluator="supernet")` scoring `--candidates` candidates (BN re-estimation on 8 batches of
    64 training images, then the 3,000 search-validation images). Timed apart and together.
 2. Proxy: `search(evaluator="proxy")` for `--proxy-trials` trials (the shipped 6-epoch proxy). Timed.
+   Steps 1 and 2 run `--pairs` times, interleaved in ABBA order (supernet then proxy, then proxy then
+   supernet, ...), each from empty run folders, so a drift in this machine's speed (runs of the same work
+   differ by up to 30% here) weighs on both; the ratio is of the summed wall times, each pair's beside it.
 3. Fidelity: the proxy ranking study's 30 sampled demo-space architectures (its landmarks; the 5 zoo
    models there are not paths of this space) are scored on the trained supernet; Kendall tau against
    their reference accuracy (8 epochs x 1,200/class, t10k, mean of 2 seeds, from
@@ -21,10 +24,11 @@ so neither gains from the sampler, and run on this machine's local Ray (2 CPUs h
    training images per class, scored on t10k) of each search's best, and of the zoo model of best
    reference accuracy in the ranking study.
 
-Writes benchmarks/results/supernet_study.json (or --out) and prints a Markdown table. `--fidelity-only`
+Writes benchmarks/results/supernet_study.json (or --out; supernet_study_e<E>.json for a supernet of other than
+10 epochs) and prints a Markdown table. `--fidelity-only`
 does step 3 alone for a supernet of `--supernet-epochs` (supernet_study_fidelity_e<E>.json).
 
-    nice -n 19 python benchmarks/supernet_study.py           # ~25 min on 2 cores
+    python benchmarks/supernet_study.py                      # ~12 min on an idle 2-core machine
     python benchmarks/supernet_study.py --quick              # smoke run to runs/, ~2 min
     nice -n 19 python benchmarks/supernet_study.py --fidelity-only --supernet-epochs 40
 """
@@ -113,16 +117,40 @@ def fidelity(space: SearchSpace, run_dir: Path, ranking: dict, bootstrap: int) -
 
 
 def fresh(runs: Path) -> None:
-    """Remove a previous study's `runs`: the times are of fresh runs (a resumed one times only what was missing)."""
+    """Remove a previous run's folder `runs`: the times are of fresh runs (a resumed one times only what was missing)."""
     if runs.exists():
-        print(f"removing the previous study's runs: {runs}", flush=True)
+        print(f"removing the previous run: {runs}", flush=True)
         shutil.rmtree(runs)
+
+
+def timed_supernet(space: SearchSpace, runs: Path, candidates: int) -> tuple[shufflesearch.SearchResult, dict]:
+    """Train the supernet and score `candidates` on it, from an empty run folder; the result and the times."""
+    fresh(runs / "supernet")
+    t0 = time.monotonic()
+    state = train_supernet(space, runs / "supernet", seed=space.search.seed)
+    train_s = time.monotonic() - t0
+    t1 = time.monotonic()
+    sn = shufflesearch.search(space, name="supernet", trials=candidates, evaluator="supernet", runs_dir=runs,
+                              scheduler="none", progress=every(100))
+    score_s = time.monotonic() - t1
+    return sn, {"supernet_train_s": train_s, "supernet_scoring_s": score_s, "supernet_total_s": train_s + score_s,
+                "candidates": len(sn.rows), "supernet_steps": state["step"]}
+
+
+def timed_proxy(space: SearchSpace, runs: Path, trials: int) -> tuple[shufflesearch.SearchResult, dict]:
+    """A proxy search of `trials` from an empty run folder, every trial trained in full; the result and its time."""
+    fresh(runs / "proxy")
+    t0 = time.monotonic()
+    px = shufflesearch.search(space, name="proxy", trials=trials, evaluator="proxy", runs_dir=runs,
+                              scheduler="none", progress=every(1))
+    return px, {"proxy_s": time.monotonic() - t0, "proxy_trials": len(px.rows)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--candidates", type=int, default=1000)
     p.add_argument("--proxy-trials", type=int, default=24)
+    p.add_argument("--pairs", type=int, default=2, help="interleaved (supernet, proxy) timings, in ABBA order")
     p.add_argument("--supernet-epochs", type=int, default=10)
     p.add_argument("--supernet-threads", type=int, default=os.cpu_count(),
                    help="torch threads of the supernet's training: the machine's cores, as the proxy search's "
@@ -156,20 +184,22 @@ def main() -> None:
         return
     fresh(runs)
     t0 = time.monotonic()
-    state = train_supernet(space, runs / "supernet", seed=space.search.seed)
-    train_s = time.monotonic() - t0
-    t1 = time.monotonic()
-    sn = shufflesearch.search(space, name="supernet", trials=args.candidates, evaluator="supernet", runs_dir=runs,
-                              scheduler="none", progress=every(100))
-    score_s = time.monotonic() - t1
-    t2 = time.monotonic()
-    px = shufflesearch.search(space, name="proxy", trials=args.proxy_trials, evaluator="proxy", runs_dir=runs,
-                              scheduler="none", progress=every(1))  # as measured: every trial trained in full
-    proxy_s = time.monotonic() - t2
-    results["wall"] = {"supernet_train_s": train_s, "supernet_scoring_s": score_s,
-                       "supernet_total_s": train_s + score_s, "candidates": len(sn.rows),
-                       "proxy_s": proxy_s, "proxy_trials": len(px.rows), "supernet_steps": state["step"],
-                       "ratio_supernet_over_proxy": (train_s + score_s) / proxy_s}
+    pairs, found = [], {}
+    for i in range(args.pairs):
+        pair: dict = {"order": ["supernet", "proxy"] if i % 2 == 0 else ["proxy", "supernet"]}
+        for which in pair["order"]:
+            found[which], times = (timed_supernet(space, runs, args.candidates) if which == "supernet"
+                                   else timed_proxy(space, runs, args.proxy_trials))
+            pair.update(times)
+        pair["ratio_supernet_over_proxy"] = pair["supernet_total_s"] / pair["proxy_s"]
+        pairs.append(pair)
+    sn, px = found["supernet"], found["proxy"]
+    sums = {k: float(np.sum([pair[k] for pair in pairs]))
+            for k in ("supernet_train_s", "supernet_scoring_s", "supernet_total_s", "proxy_s")}
+    results["wall"] = {**{f"{k[:-2]}_mean_s": v / len(pairs) for k, v in sums.items()},
+                       "candidates": pairs[-1]["candidates"], "proxy_trials": pairs[-1]["proxy_trials"],
+                       "supernet_steps": pairs[-1]["supernet_steps"], "pairs": pairs,
+                       "ratio_supernet_over_proxy": sums["supernet_total_s"] / sums["proxy_s"]}
     print(json.dumps(results["wall"], indent=1), flush=True)
 
     results["fidelity"] = fidelity(space, sn.run_dir, ranking, args.bootstrap)
@@ -185,16 +215,21 @@ def main() -> None:
                 "search_acc": s.get("search_acc")}
     results["final"] = final
     results["wall_total_s"] = time.monotonic() - t0
-    write_json_atomic(out / "supernet_study.json", results)
+    default_epochs = args.supernet_epochs == p.get_default("supernet_epochs")
+    name = "supernet_study" if default_epochs else f"supernet_study_e{args.supernet_epochs}"
+    write_json_atomic(out / f"{name}.json", results)
 
     w = results["wall"]
     print(f"\n| | wall | result |\n|---|---|---|\n"
           f"| supernet: train ({w['supernet_steps']} steps) + score {w['candidates']} candidates | "
-          f"{w['supernet_train_s']:.0f} s + {w['supernet_scoring_s']:.0f} s | "
+          f"{w['supernet_train_mean_s']:.0f} s + {w['supernet_scoring_mean_s']:.0f} s | "
           f"top-1 test acc {final['supernet']['test_acc']:.4f} |\n"
-          f"| proxy: {w['proxy_trials']} trials | {w['proxy_s']:.0f} s | top-1 test acc {final['proxy']['test_acc']:.4f} |\n"
+          f"| proxy: {w['proxy_trials']} trials | {w['proxy_mean_s']:.0f} s | "
+          f"top-1 test acc {final['proxy']['test_acc']:.4f} |\n"
           f"| zoo: {zoo} | | test acc {final[zoo]['test_acc']:.4f} |")
-    print(f"supernet / proxy wall: {w['ratio_supernet_over_proxy']:.2f}")
+    each = ", ".join(f"{pair['ratio_supernet_over_proxy']:.2f}" for pair in w["pairs"])
+    print(f"supernet / proxy wall, summed over {len(w['pairs'])} interleaved pairs: "
+          f"{w['ratio_supernet_over_proxy']:.2f} (each pair: {each})")
 
 
 if __name__ == "__main__":
