@@ -11,8 +11,12 @@ sampling propose while others are pending), and as each chunk comes back records
 progress lines are a proxy search's. Latency is measured only when an objective needs it; no weight
 files are written (`supernet_score.path_weights` gives them to export).
 
-An actor whose process dies is restarted by Ray and its chunk scored again, up to `max_retries`
-times; after that its candidates are recorded failed and the others go on.
+An actor whose process dies is replaced by a new one and its chunks are scored again, each chunk up to
+`max_retries` times (its rows then record the attempts and what ended them) and each actor slot
+replaced up to `max_retries` times; after that the chunk's candidates are recorded failed and the
+other actors go on. The driver replaces actors itself rather than through Ray's `max_restarts`: Ray
+cannot restart an actor whose creation arguments live in the object store (ray#53727, which it
+prints on the console), and the data does.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._retries import failure_reason, lost_error
+from ._retries import failure_reason, lost_error, retry_line
 from .arch import Arch
 from .records import append_rows, make_row
 
@@ -44,23 +48,20 @@ class _Scorer:
         run_dir: The run folder (its supernet checkpoint).
         cfg: The `supernet:` settings (BatchNorm batches).
         seed: The run's seed.
-        data: The proxy data's object ref, inside a list: Ray passes a nested ref as it is, so no argument
-            of the actor's creation lives in the object store (Ray cannot restart an actor whose creation
-            arguments do, ray#53727, and says so on the console); the actor fetches it.
+        data: The proxy data.
         train_cfg: The trials' train config: threads, channels_last, where latency is measured.
         latency_size: The input size latency is measured at, None when no objective needs it.
     """
 
-    def __init__(self, space: SearchSpace, run_dir: str, cfg: SupernetConfig, seed: int, data: list[Any],
+    def __init__(self, space: SearchSpace, run_dir: str, cfg: SupernetConfig, seed: int, data: ProxyData,
                  train_cfg: TrainConfig, latency_size: int | None):
-        import ray
         import torch
 
         from .supernet_score import run_scorer
 
         torch.set_num_threads(train_cfg.threads)  # an actor's process is ours
         self.train_cfg, self.latency_size = train_cfg, latency_size
-        self.scorer = run_scorer(space, run_dir, cfg, seed, ray.get(data[0]), train_cfg.channels_last)
+        self.scorer = run_scorer(space, run_dir, cfg, seed, data, train_cfg.channels_last)
 
     def score(self, archs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each architecture's last "report" as a proxy trial's: one epoch, its search-split score."""
@@ -128,47 +129,63 @@ def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna
     needs_latency = any(OBJECTIVES[o].field == "latency_ms" for o in settings.objectives)
     with ray_session(address, log):
         resources = ray_resources(settings.cpus_per_trial, settings.gpus_per_trial)
-        actor = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_restarts=settings.max_retries,
-                           max_task_retries=settings.max_retries)(_Scorer)
+        actor = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_restarts=0)(_Scorer)
         slots = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
-        shared = (space, str(run_dir.resolve()), cfg, settings.seed, [ray.put(data)], train_cfg,
+        shared = (space, str(run_dir.resolve()), cfg, settings.seed, ray.put(data), train_cfg,
                   space.budget.input_size if needs_latency else None)
-        actors = [actor.remote(*shared) for _ in range(slots)]
+        actors: list[Any] = [actor.remote(*shared) for _ in range(slots)]  # None: its replacements are spent
+        replaced = [0] * slots
         progress(f"{run_dir}: {remaining} candidate(s) to score on the supernet, {slots} actor(s) of "
                  f"{settings.cpus_per_trial} CPU, {CHUNK} a call; budget {space.budget.mflops:g} MFLOPs "
                  f"(multiply-adds) at {space.budget.input_size}px")
-        pending: dict[Any, tuple[Any, list[str]]] = {}  # call -> (actor, trial ids)
-        asked, written = 0, len(rows)
+        pending: dict[Any, tuple[int, Any, list[str], list[dict[str, Any]], list[str]]] = {}
+        asked, written = 0, len(rows)  # pending: call -> (slot, its actor, trial ids, configs, faults so far)
 
         def flush(new_rows: list[dict[str, Any]]) -> None:  # a chunk's rows, appended before the study hears
             nonlocal written
             append_rows(run_dir / "trials.jsonl", new_rows)
             written += len(new_rows)
 
-        def submit(to: Any) -> None:
+        def send(slot: int, ids: list[str], configs: list[dict[str, Any]], faults: list[str]) -> None:
+            call = actors[slot].score.remote([c["arch"] for c in configs])
+            pending[call] = (slot, actors[slot], ids, configs, faults)
+
+        def submit(slot: int) -> None:
             nonlocal asked
             ids = [f"c{asked + i}" for i in range(min(CHUNK, remaining - asked))]
             asked += len(ids)
-            configs = [searcher.suggest(i) for i in ids]
-            pending[to.score.remote([c["arch"] for c in configs])] = (to, ids)
+            send(slot, ids, [searcher.suggest(i) for i in ids], [])
 
-        for to in actors * 2:
+        def alive(preferred: int) -> int | None:
+            return preferred if actors[preferred] is not None else \
+                next((k for k, a in enumerate(actors) if a is not None), None)
+
+        for slot in list(range(slots)) * 2:
             if asked < remaining:
-                submit(to)
+                submit(slot)
         try:
             while pending:
                 (done,), _ = ray.wait(list(pending), num_returns=1)
-                to, ids = pending.pop(done)
+                slot, by, ids, configs, faults = pending.pop(done)
                 try:
-                    results = [(i, r, False) for i, r in zip(ids, ray.get(done))]
-                except RayActorError as e:  # its restarts are spent: these candidates are lost
-                    faults = [failure_reason(str(e))] * (settings.max_retries + 1)
-                    lost = {"status": "failed", "epoch": 0, "attempts": len(faults), "faults": faults,
-                            "error": lost_error(faults, log)}
-                    results = [(i, lost, False) for i in ids]
-                    actors.remove(to)
+                    scored, attempts = ray.get(done), len(faults) + 1
+                except RayActorError as e:  # the actor died: replace it, score the chunk again
+                    faults = [*faults, failure_reason(str(e))]
+                    if actors[slot] is by:  # the first of its calls to fail
+                        replaced[slot] += 1
+                        actors[slot] = actor.remote(*shared) if replaced[slot] <= settings.max_retries else None
+                    to = alive(slot)
+                    if len(faults) <= settings.max_retries and to is not None:
+                        numbers = ", ".join(str(c["number"]) for c in configs)
+                        progress(retry_line(f"trials {numbers}", len(faults), settings.max_retries, faults[-1], log))
+                        send(to, ids, configs, faults)
+                        continue
+                    scored = [{"status": "failed", "epoch": 0, "error": lost_error(faults, log)}] * len(ids)
+                    attempts = len(faults)
+                results = [(i, {**r, "attempts": attempts, "faults": faults}, False) for i, r in zip(ids, scored)]
                 searcher.complete(results, flush=lambda: flush(rows[written:]))
-                if asked < remaining and actors:  # with every actor lost the run stops short
-                    submit(to if to in actors else actors[0])
+                to = alive(slot)
+                if asked < remaining and to is not None:  # with every actor lost the run stops short
+                    submit(to)
         except KeyboardInterrupt:  # the candidates in flight stay RUNNING in the study: FAIL on resume
             pass

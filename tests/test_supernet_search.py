@@ -6,10 +6,14 @@ missing candidates, and `final` retrains the best stand-alone."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import threading
+import time
+from pathlib import Path
 
 import pytest
-import ray
 import timm
 import torch
 import yaml
@@ -22,7 +26,6 @@ from optuna.trial import TrialState
 from torch.optim.swa_utils import update_bn
 
 import shufflesearch
-from shufflesearch._ray import ray_session
 from shufflesearch._supernet_search import CHUNK, _Scorer
 from shufflesearch.evaluation import final_evaluation
 from shufflesearch.proxy import TrainConfig
@@ -104,14 +107,54 @@ def test_a_scorer_measures_latency_when_an_objective_needs_it(searched, one_thre
     run_dir, _, _ = searched
     space = SearchSpace.from_yaml(run_dir / "space.yaml")
     row = read_rows(run_dir / "trials.jsonl")[0]
-    with ray_session():  # the actor's data comes as a nested object ref
-        scorer = _Scorer(space, str(run_dir), space.supernet, 0, [ray.put(space.proxy.data.load("search"))],
-                         TrainConfig(), 32)
+    scorer = _Scorer(space, str(run_dir), space.supernet, 0, space.proxy.data.load("search"), TrainConfig(), 32)
     (result,) = scorer.score([row["arch"]])
     assert result["status"] == "complete" and result["search_acc"] == row["search_acc"]
     assert result["latency_ms"] > 0
     (broken,) = scorer.score([{**row["arch"], "stages": []}])
     assert broken["status"] == "failed" and broken["error"]
+
+
+def _kill_a_scoring_actor() -> int:
+    """kill -9 the first process found scoring a chunk (Ray titles an actor's process by its call); its pid."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            try:
+                scoring = proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ray::_Scorer.score")
+            except OSError:  # gone meanwhile
+                continue
+            if scoring:
+                os.kill(int(proc.name), signal.SIGKILL)
+                return int(proc.name)
+        time.sleep(0.01)
+    raise AssertionError("no scoring actor found to kill")
+
+
+def test_a_scoring_actor_killed_mid_chunk_is_replaced_and_ray_stays_off_the_console(searched, tmp_path, capfd):
+    run_dir, _, space = searched
+    shutil.copytree(run_dir, tmp_path / "sn")
+    before = read_rows(tmp_path / "sn" / "trials.jsonl")
+    killed = []
+    killer = threading.Thread(target=lambda: killed.append(_kill_a_scoring_actor()), daemon=True)
+    killer.start()
+    result = shufflesearch.search(space, name="sn", trials=len(before) + 6 * CHUNK, runs_dir=tmp_path)
+    killer.join(timeout=1)
+    assert killed
+    new = result.rows[len(before):]
+    assert len(new) == 6 * CHUNK and all(r["status"] == "complete" for r in new)
+    retried = [r for r in new if r["attempts"] > 1]  # the killed actor's chunks in flight (one or two)
+    assert 1 <= len(retried) <= 2 * CHUNK
+    assert all(r["attempts"] == 2 and r["faults"] == ["worker died"] for r in retried)
+    assert all(r["attempts"] == 1 and r["faults"] == [] for r in new if r not in retried)
+    study = optuna.load_study(study_name="sn", storage=JournalStorage(JournalFileBackend(
+        str(result.run_dir / "optuna.journal"))))
+    scored = [t for t in study.trials if "repeat_of" not in t.user_attrs and t.state != TrialState.PRUNED]
+    assert [t.state for t in scored] == [TrialState.COMPLETE] * len(result.rows)  # each told once
+    out, err = capfd.readouterr()
+    assert err == ""  # no Ray message on the console, e.g. its warning on restarts (ray#53727)
+    assert f"retry 1/2 (worker died); Ray's messages: {result.run_dir / 'ray.log'}" in out
+    assert "A worker died" in (result.run_dir / "ray.log").read_text()
 
 
 def test_a_resumed_supernet_search_scores_only_the_missing_candidates(searched, tmp_path):
