@@ -24,9 +24,9 @@ so neither gains from the sampler, and run on this machine's local Ray (2 CPUs h
    training images per class, scored on t10k) of each search's best, and of the zoo model of best
    reference accuracy in the ranking study.
 
-Writes benchmarks/results/supernet_study.json (or --out; supernet_study_e<E>.json for a supernet of other than
-10 epochs) and prints a Markdown table. `--fidelity-only`
-does step 3 alone for a supernet of `--supernet-epochs` (supernet_study_fidelity_e<E>.json).
+Writes benchmarks/results/supernet_study.json (or --out; supernet_study_e<E>.json for a supernet of
+other than 10 epochs) and prints a Markdown table. `--fidelity-only` does step 3 alone for a supernet of
+`--supernet-epochs` (supernet_study_fidelity_e<E>.json).
 
     python benchmarks/supernet_study.py                      # ~12 min on an idle 2-core machine
     python benchmarks/supernet_study.py --quick              # smoke run to runs/, ~2 min
@@ -117,7 +117,7 @@ def fidelity(space: SearchSpace, run_dir: Path, ranking: dict, bootstrap: int) -
 
 
 def fresh(runs: Path) -> None:
-    """Remove a previous run's folder `runs`: the times are of fresh runs (a resumed one times only what was missing)."""
+    """Remove a previous run's folder `runs`: times are of fresh runs (a resumed one times only what was missing)."""
     if runs.exists():
         print(f"removing the previous run: {runs}", flush=True)
         shutil.rmtree(runs)
@@ -194,7 +194,7 @@ def main() -> None:
         pair["ratio_supernet_over_proxy"] = pair["supernet_total_s"] / pair["proxy_s"]
         pairs.append(pair)
     sn, px = found["supernet"], found["proxy"]
-    sums = {k: float(np.sum([pair[k] for pair in pairs]))
+    sums = {k: sum(pair[k] for pair in pairs)
             for k in ("supernet_train_s", "supernet_scoring_s", "supernet_total_s", "proxy_s")}
     results["wall"] = {**{f"{k[:-2]}_mean_s": v / len(pairs) for k, v in sums.items()},
                        "candidates": pairs[-1]["candidates"], "proxy_trials": pairs[-1]["proxy_trials"],

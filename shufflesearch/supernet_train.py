@@ -304,7 +304,8 @@ def train_supernet(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig 
     state = read_state(run_dir)
     if state is not None and state.get("done") and state.get("training") == _training(cfg, seed):
         return state
-    data = data or space.proxy.data.load("search")
+    if data is None:
+        data = space.proxy.data.load("search")
     config = {"space": space, "cfg": cfg, "seed": seed, "data": data, "run_dir": str(Path(run_dir).resolve())}
     t0 = time.monotonic()
     if cfg.workers == 1:
