@@ -6,10 +6,11 @@ proxy ranking study ran it (500 training images per class, 300 search-validation
 32 px): one configuration for both evaluators. Both searches use Optuna's RandomSampler (the same seed),
 so neither gains from the sampler, and run on this machine's local Ray (2 CPUs here).
 
-1. Supernet: `train_supernet` (`--supernet-epochs`, `--supernet-threads`: by default every core, as the
-   proxy search's parallel trials use them; the space's other `supernet:` defaults), then
-   `search(evaluator="supernet")` scoring `--candidates` candidates (BN re-estimation on 8 batches of
-   64 training images, then the 3,000 search-validation images). Timed apart and together.
+1. Supernet: `search(evaluator="supernet")`, which trains the supernet (`--supernet-epochs`,
+   `--supernet-threads`, by default the space's 1: 2 threads step no faster here, and the search starts
+   its scoring actors on the other core meanwhile; the space's other `supernet:` defaults), then scores
+   `--candidates` candidates (BN re-estimation on 8 batches of 64 training images, then the 3,000
+   search-validation images). Timed as a whole; the training's share from its state.json.
 2. Proxy: `search(evaluator="proxy")` for `--proxy-trials` trials (the shipped 6-epoch proxy). Timed.
    Steps 1 and 2 run `--pairs` times, interleaved in ABBA order (supernet then proxy, then proxy then
    supernet, ...), each from empty run folders, so a drift in this machine's speed (runs of the same work
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -52,7 +52,7 @@ from shufflesearch.evaluation import final_evaluation
 from shufflesearch.records import package_versions
 from shufflesearch.space import SearchSpace
 from shufflesearch.supernet_score import run_scorer
-from shufflesearch.supernet_train import train_supernet
+from shufflesearch.supernet_train import SupernetConfig, read_state, train_supernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy_ranking_study import rank_table  # noqa: E402  (the ranking study's statistics, reused)
@@ -124,17 +124,16 @@ def fresh(runs: Path) -> None:
 
 
 def timed_supernet(space: SearchSpace, runs: Path, candidates: int) -> tuple[shufflesearch.SearchResult, dict]:
-    """Train the supernet and score `candidates` on it, from an empty run folder; the result and the times."""
+    """A supernet search (it trains the supernet, then scores `candidates` on it) from an empty run folder; the
+    result and the times: the whole call, the training's (its state.json), the rest (Ray, scoring)."""
     fresh(runs / "supernet")
     t0 = time.monotonic()
-    state = train_supernet(space, runs / "supernet", seed=space.search.seed)
-    train_s = time.monotonic() - t0
-    t1 = time.monotonic()
     sn = shufflesearch.search(space, name="supernet", trials=candidates, evaluator="supernet", runs_dir=runs,
                               scheduler="none", progress=every(100))
-    score_s = time.monotonic() - t1
-    return sn, {"supernet_train_s": train_s, "supernet_scoring_s": score_s, "supernet_total_s": train_s + score_s,
-                "candidates": len(sn.rows), "supernet_steps": state["step"]}
+    total_s = time.monotonic() - t0
+    state = read_state(sn.run_dir)
+    return sn, {"supernet_train_s": state["seconds"], "supernet_scoring_s": total_s - state["seconds"],
+                "supernet_total_s": total_s, "candidates": len(sn.rows), "supernet_steps": state["step"]}
 
 
 def timed_proxy(space: SearchSpace, runs: Path, trials: int) -> tuple[shufflesearch.SearchResult, dict]:
@@ -152,9 +151,8 @@ def main() -> None:
     p.add_argument("--proxy-trials", type=int, default=24)
     p.add_argument("--pairs", type=int, default=2, help="interleaved (supernet, proxy) timings, in ABBA order")
     p.add_argument("--supernet-epochs", type=int, default=10)
-    p.add_argument("--supernet-threads", type=int, default=os.cpu_count(),
-                   help="torch threads of the supernet's training: the machine's cores, as the proxy search's "
-                        "trials use them all (default: os.cpu_count())")
+    p.add_argument("--supernet-threads", type=int, default=SupernetConfig().threads,
+                   help="torch threads of the supernet's training (default: the space's, 1)")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--out", help="results folder (default benchmarks/results; --quick: runs/supernet_study_quick)")
     p.add_argument("--final-epochs", type=int, default=8, help="final training epochs (the ranking study's reference)")

@@ -3,12 +3,14 @@
 A proxy search runs one Tune trial per candidate, which costs about a second of Tune's and the trial's
 own overhead; a supernet score costs a tenth of that, so here there is no Tune: one actor per trial
 slot (`cpus_per_trial` CPUs each) loads the run's supernet checkpoint and the data once and keeps a
-`supernet_score.PathScorer`. The driver asks the study for candidates through the proxy search's
-`StudySearcher` (the same over-budget rejection, repeats and tells), sends them to the actors
-`CHUNK` at a time with two chunks in flight per actor (TPE's constant liar, NSGA-II and random
-sampling propose while others are pending), and as each chunk comes back records its rows in
-`trials.jsonl` at once, then tells the study: the records, the Optuna journal, resume and the
-progress lines are a proxy search's. Latency is measured only when an objective needs it; no weight
+`supernet_score.PathScorer`. The actors start before the supernet trains (in this process, on one
+thread by default), so their start-up (Ray workers, the imports of torch and timm) overlaps the training
+on the other cores; they load the checkpoint at their first chunk. The driver asks the study for
+candidates through the proxy search's `StudySearcher` (the same over-budget rejection, repeats and
+tells), sends them to the actors `CHUNK` at a time with two chunks in flight per actor (TPE's constant
+liar, NSGA-II and random sampling propose while others are pending), and as each chunk comes back
+records its rows in `trials.jsonl` at once, then tells the study: the records, the Optuna journal,
+resume and the progress lines are a proxy search's. Latency is measured only when an objective needs it; no weight
 files are written (`supernet_score.path_weights` gives them to export).
 
 An actor whose process dies is replaced by a new one and its chunks are scored again, each chunk up to
@@ -41,7 +43,8 @@ CHUNK = 8  # candidates per actor call: ~1 s of scoring, so few round trips and 
 
 
 class _Scorer:
-    """A Ray actor: the run's supernet and data, loaded once; scores chunks of architectures.
+    """A Ray actor: the run's supernet and data, loaded once, at its first chunk (it may start while the
+    supernet still trains); scores chunks of architectures.
 
     Args:
         space: The run's search space.
@@ -57,16 +60,19 @@ class _Scorer:
                  train_cfg: TrainConfig, latency_size: int | None):
         import torch
 
-        from .supernet_score import run_scorer
+        from . import supernet_score  # the imports (torch, timm) are most of an actor's start
 
         torch.set_num_threads(train_cfg.threads)  # an actor's process is ours
         self.train_cfg, self.latency_size = train_cfg, latency_size
-        self.scorer = run_scorer(space, run_dir, cfg, seed, data, train_cfg.channels_last)
+        self._load = lambda: supernet_score.run_scorer(space, run_dir, cfg, seed, data, train_cfg.channels_last)
+        self.scorer: supernet_score.PathScorer | None = None
 
     def score(self, archs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each architecture's last "report" as a proxy trial's: one epoch, its search-split score."""
         from .proxy import trial_latency_ms
 
+        if self.scorer is None:
+            self.scorer = self._load()
         results = []
         for genome in archs:
             started, cpu_started = time.perf_counter(), time.process_time()
@@ -115,7 +121,14 @@ def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna
     from .objectives import OBJECTIVES
     from .supernet_train import train_supernet
 
-    train_supernet(space, run_dir, cfg, seed=settings.seed, address=address, data=data, progress=progress)
+    def train() -> None:
+        train_supernet(space, run_dir, cfg, seed=settings.seed, address=address, data=data, progress=progress)
+
+    # a training in this process leaves the other cores to the actors' start (workers, imports) meanwhile;
+    # a data-parallel one needs the CPUs the actors would hold
+    overlap = cfg.workers == 1
+    if not overlap:
+        train()
     log = run_dir / "ray.log"
 
     def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
@@ -135,6 +148,8 @@ def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna
                   space.budget.input_size if needs_latency else None)
         actors: list[Any] = [actor.remote(*shared) for _ in range(slots)]  # None: its replacements are spent
         replaced = [0] * slots
+        if overlap:
+            train()
         progress(f"{run_dir}: {remaining} candidate(s) to score on the supernet, {slots} actor(s) of "
                  f"{settings.cpus_per_trial} CPU, {CHUNK} a call; budget {space.budget.mflops:g} MFLOPs "
                  f"(multiply-adds) at {space.budget.input_size}px")

@@ -196,7 +196,8 @@ def _restore(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, expec
     params = dict(net.named_parameters())
     for k, v in tensors.items():
         if k.startswith("momentum."):
-            optimizer.state[params[k[len("momentum."):]]]["momentum_buffer"] = v
+            p = params[k[len("momentum."):]]
+            optimizer.state[p]["momentum_buffer"] = torch.empty_like(p).copy_(v)  # in the parameter's layout
     return int(json.loads(metadata["step"]))
 
 
@@ -221,6 +222,8 @@ def _train_loop(config: dict[str, Any]) -> None:
         torch.set_num_threads(cfg.threads)  # a Ray Train worker's process is ours
     torch.manual_seed(seed)
     net = Supernet(space, num_classes=data.num_classes, in_chans=data.in_chans)
+    if space.proxy.train.channels_last:  # as the proxy trains: ~1.35x the steps/s of NCHW here
+        net = net.to(memory_format=torch.channels_last)
     optimizer = create_optimizer_v2(net, opt="sgd", lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=0.9)
     n = len(data.train_y)
     batch = cfg.batch_size // world
@@ -233,9 +236,10 @@ def _train_loop(config: dict[str, Any]) -> None:
                                        warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.lr / 100,
                                        step_on_epochs=False, updates_per_epoch=steps_per_epoch)
     settings = {**_training(cfg, seed), "space": space.to_yaml(), "data": data.info()}
-    step = 0
+    step, spent = 0, 0.0  # spent: the training's seconds in earlier calls
     if (folder / CHECKPOINT).exists():
         step = _restore(folder / CHECKPOINT, net, optimizer, settings)
+        spent = (read_state(config["run_dir"]) or {}).get("seconds", 0.0)
         scheduler.step_update(step)  # the lr of the step after the checkpoint's
     model = net
     if cfg.workers > 1:
@@ -252,7 +256,7 @@ def _train_loop(config: dict[str, Any]) -> None:
             _save(folder / CHECKPOINT, net, optimizer, {"step": done_step, "settings": settings})
             state = {"step": done_step, "total_steps": total, "epoch": done_step / steps_per_epoch,
                      "train_loss": loss, "done": done_step >= total, "training": _training(cfg, seed),
-                     "workers": world}
+                     "workers": world, "seconds": spent + time.monotonic() - started}
             write_json_atomic(folder / STATE, state)
 
     net.train()
@@ -294,7 +298,8 @@ def train_supernet(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig 
                    progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Train the supernet of `space` into `run_dir/supernet/`, resuming a checkpoint there; its state.
 
-    Returns `state.json`'s contents (step, total_steps, train_loss, done, ...). A finished training is
+    Returns `state.json`'s contents (step, total_steps, train_loss, done, seconds: the wall time of the
+    training so far, over every call that resumed it, ...). A finished training is
     not repeated. `cfg` defaults to the space's `supernet:` section; `data` to the space's proxy data
     (`space.proxy.data.load("search")`: pass it when already loaded).
     """
