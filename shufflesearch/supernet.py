@@ -12,8 +12,7 @@ are shared the same way.
 
 Every tensor of the stand-alone `build(arch)` model is exactly one such slice, so the path forward
 is the stand-alone network's own forward (`torch.func.functional_call` on a parameter-free
-``meta``-device `build(arch)`, assembled from the units and heads earlier paths built) on views of the
-supernet's tensors: gradients flow into the
+``meta``-device copy of `build(arch)`) on views of the supernet's tensors: gradients flow into the
 shared tensors, and `Supernet.extract(arch)` copies the same views into a real `build(arch)` model,
 whose outputs equal the path's in train and eval mode. BatchNorm statistics are per choice block
 and sliced like the weights; they mean little for any one path after weight-sharing training, so
@@ -31,7 +30,6 @@ rounded up to the lcm of every divisor the space uses, so each grouped conv can 
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -52,7 +50,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Supernet", "SupernetBounds", "supernet_bounds"]
 
-_SKELETONS = 256  # meta-device models kept per supernet (one per recently used path)
+# meta-device models kept per supernet: the last path's (a training step reads its path twice). Only
+# one: a kept model outlives Python's young GC generations, dies in the old one and so brings on full
+# collections, each a walk of the whole heap (keeping 256 cost a tenth of a training step; 4, 8%)
+_SKELETONS = 1
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,6 @@ class Supernet(nn.Module):
         self.head = ClassifierHead(self.num_features, num_classes)
         ShuffleNet._init_weights(self)
         self._layouts: OrderedDict[Arch, tuple[ShuffleNet, dict[str, tuple[str, torch.Size]]]] = OrderedDict()
-        self._units: dict[tuple[int, int, Unit], nn.Module] = {}  # meta units the skeletons share (finitely many)
-        self._shells: dict[tuple, ShuffleNet] = {}  # meta models whose stem and head later skeletons share
         self._owners: dict[str, tuple[nn.Module, str]] | None = None  # tensor name -> (module, attribute)
 
     def _layout(self, arch: Arch) -> tuple[ShuffleNet, dict[str, tuple[str, torch.Size]]]:
@@ -179,35 +178,11 @@ class Supernet(nn.Module):
         if arch in self._layouts:
             self._layouts.move_to_end(arch)
             return self._layouts[arch]
-        skeleton = self._skeleton(arch)
+        skeleton = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta")
         self._layouts[arch] = skeleton, _sources(arch, skeleton)
         if len(self._layouts) > _SKELETONS:
             self._layouts.popitem(last=False)
         return self._layouts[arch]
-
-    def _skeleton(self, arch: Arch) -> ShuffleNet:
-        """`build(arch)` on meta for its forward, assembled from parts earlier paths built: its stages of
-        `make_unit` of each `Unit`, kept per unit position, and the stem and head of the first path built whole
-        with the same stem, head and last width (a shallow copy of it with these stages; `feature_info`
-        stays the first's). A training step's new path then builds only its new units: building it
-        whole was a fifth of the step."""
-        key = (arch.stem, arch.head, arch.stages[-1].out_channels)
-        if key not in self._shells:
-            self._shells[key] = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta")
-        shell = self._shells[key]
-        stages = nn.Sequential(*[nn.Sequential(*[self._unit(i, j, u) for j, u in enumerate(units)])
-                                 for i, units in enumerate(arch.units())])
-        skeleton = copy.copy(shell)
-        skeleton._modules = {**shell._modules, "stages": stages}  # its own dict: the shell's stays
-        skeleton.arch = arch
-        return skeleton
-
-    def _unit(self, i: int, j: int, u: Unit) -> nn.Module:
-        """The meta `make_unit(u)` at unit position (i, j): one per position, as a stage's repeats may be
-        the same `Unit` and each holds its own tensors."""
-        if (i, j, u) not in self._units:
-            self._units[i, j, u] = make_unit(u, device="meta")
-        return self._units[i, j, u]
 
     def path_tensors(self, arch: Arch, model: ShuffleNet | None = None) -> dict[str, torch.Tensor]:
         """Views of this supernet's tensors named and shaped as `build(arch)`'s state_dict (`model`: such
