@@ -97,7 +97,8 @@ def test_resumes_after_kill_9_to_the_same_weights(tmp_path, one_thread):
     state = read_state(killed)
     assert proc.returncode == -signal.SIGKILL and 6 <= state["step"] < state["total_steps"]
     lines = []
-    assert train_supernet(space, killed, cfg, progress=lines.append)["done"]
+    final = train_supernet(space, killed, cfg, progress=lines.append)
+    assert final["done"] and final["seconds"] > state["seconds"] > 0  # the training's time, over both calls
     assert int(lines[0].split()[2].split("/")[0]) > state["step"]  # continued, not restarted
     whole, resumed = _weights(tmp_path / "whole"), _weights(killed)
     assert whole.keys() == resumed.keys()
