@@ -10,8 +10,8 @@ candidates through the proxy search's `StudySearcher` (the same over-budget reje
 tells), sends them to the actors `CHUNK` at a time with two chunks in flight per actor (TPE's constant
 liar, NSGA-II and random sampling propose while others are pending), and as each chunk comes back
 records its rows in `trials.jsonl` at once, then tells the study: the records, the Optuna journal,
-resume and the progress lines are a proxy search's. Latency is measured only when an objective needs it; no weight
-files are written (`supernet_score.path_weights` gives them to export).
+resume and the progress lines are a proxy search's. Latency is measured only when an objective needs
+it; no weight files are written (`supernet_score.path_weights` gives them to export).
 
 An actor whose process dies is replaced by a new one and its chunks are scored again, each chunk up to
 `max_retries` times (its rows then record the attempts and what ended them) and each actor slot

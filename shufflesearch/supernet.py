@@ -31,7 +31,6 @@ rounded up to the lcm of every divisor the space uses, so each grouped conv can 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,11 +48,6 @@ if TYPE_CHECKING:
     from .space import SearchSpace
 
 __all__ = ["Supernet", "SupernetBounds", "supernet_bounds"]
-
-# meta-device models kept per supernet: the last path's (a training step reads its path twice). Only
-# one: a kept model outlives Python's young GC generations, dies in the old one and so brings on full
-# collections, each a walk of the whole heap (keeping 256 cost a tenth of a training step; 4, 8%)
-_SKELETONS = 1
 
 
 @dataclass(frozen=True)
@@ -169,20 +163,21 @@ class Supernet(nn.Module):
         self.num_features = max(b.head, b.stages[-1])
         self.head = ClassifierHead(self.num_features, num_classes)
         ShuffleNet._init_weights(self)
-        self._layouts: OrderedDict[Arch, tuple[ShuffleNet, dict[str, tuple[str, torch.Size]]]] = OrderedDict()
+        self._last: tuple[Arch, ShuffleNet, dict[str, tuple[str, torch.Size]]] | None = None  # see _layout
         self._owners: dict[str, tuple[nn.Module, str]] | None = None  # tensor name -> (module, attribute)
 
     def _layout(self, arch: Arch) -> tuple[ShuffleNet, dict[str, tuple[str, torch.Size]]]:
         """A parameter-free (meta) `build(arch)`, and for each of its tensors the supernet tensor it is
-        a slice of and its shape; the last `_SKELETONS` paths' are kept."""
-        if arch in self._layouts:
-            self._layouts.move_to_end(arch)
-            return self._layouts[arch]
-        skeleton = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta")
-        self._layouts[arch] = skeleton, _sources(arch, skeleton)
-        if len(self._layouts) > _SKELETONS:
-            self._layouts.popitem(last=False)
-        return self._layouts[arch]
+        a slice of and its shape.
+
+        Only the last path's is kept (a training step reads its path twice): a kept model outlives
+        Python's young GC generations, dies in the old one and so brings on full collections, each a
+        walk of the whole heap (keeping 256 cost a tenth of a training step; 4, 8%).
+        """
+        if self._last is None or self._last[0] != arch:
+            skeleton = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta")
+            self._last = arch, skeleton, _sources(arch, skeleton)
+        return self._last[1:]
 
     def path_tensors(self, arch: Arch, model: ShuffleNet | None = None) -> dict[str, torch.Tensor]:
         """Views of this supernet's tensors named and shaped as `build(arch)`'s state_dict (`model`: such
