@@ -44,12 +44,17 @@ class StudySearcher(Searcher):
     study the row's objective values. `rows` are the run's records so far: an architecture the sampler
     proposes again is told its recorded outcome instead of being trained again (up to
     `MAX_REPEATS` proposals in a row, after which a space the sampler has exhausted trains repeats).
+    `sync()` makes what the study was told durable: it is called before trials are recorded, so that a
+    record's trial is always in the study's storage (a `RunJournal`'s `flush`; storages that write at once
+    need none).
     """
 
     def __init__(self, study: optuna.Study, sample: Callable[[optuna.Trial], Arch | None],
-                 objectives: list[str], finish: Callable[..., dict[str, Any]], rows: list[dict[str, Any]]):
+                 objectives: list[str], finish: Callable[..., dict[str, Any]], rows: list[dict[str, Any]],
+                 sync: Callable[[], None] = lambda: None):
         super().__init__(metric="search_acc", mode="max")
         self.study = study
+        self.sync = sync
         self.sample = sample
         self.objectives = objectives
         self.finish = finish
@@ -62,7 +67,7 @@ class StudySearcher(Searcher):
         live study or its running trials, whose sampler need not pickle (Optuna 5.1's NSGA-II holds a
         `threading.Lock`), nor the driver's callbacks. A search resumes from its own journal and records (`search(resume=)`),
         never through `Tuner.restore`, so an unpickled searcher is never asked for a trial."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("study", "sample", "finish", "_live")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("study", "sample", "finish", "sync", "_live")}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         repeats = 0
@@ -100,6 +105,7 @@ class StudySearcher(Searcher):
         """Record each (trial_id, last result, error) with `finish`, call `flush` (which writes the
         records when `finish` does not), then tell the study: a record is never behind the study."""
         told = []
+        self.sync()
         for trial_id, result, error in finished:
             trial, arch = self._live.pop(trial_id)
             self._reported.pop(trial_id, None)

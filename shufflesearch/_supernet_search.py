@@ -32,8 +32,7 @@ from .arch import Arch
 from .records import append_rows, make_row
 
 if TYPE_CHECKING:
-    import optuna
-
+    from ._study_searcher import StudySearcher
     from .data import ProxyData
     from .proxy import TrainConfig
     from .space import SearchSettings, SearchSpace
@@ -90,7 +89,8 @@ class _Scorer:
         return results
 
 
-def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna.Study, data: ProxyData,
+def score_candidates(space: SearchSpace, settings: SearchSettings, new_searcher: Callable[..., StudySearcher],
+                     data: ProxyData,
                      train_cfg: TrainConfig, run_dir: Path, address: str | None, remaining: int,
                      rows: list[dict[str, Any]], cfg: SupernetConfig, budget: dict[str, Any],
                      printer: Callable[[dict[str, Any], list[dict[str, Any]]], None],
@@ -100,7 +100,7 @@ def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna
     Args:
         space: The run's search space.
         settings: The run's search settings (objectives, cpus_per_trial, seed, max_retries).
-        study: The run's Optuna study.
+        new_searcher: The run's `StudySearcher` (over its Optuna study), given its `finish`.
         data: The proxy data.
         train_cfg: The trials' train config.
         run_dir: The run folder.
@@ -117,7 +117,6 @@ def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna
 
     from ._devices import ray_resources
     from ._ray import concurrency, ray_session
-    from ._study_searcher import StudySearcher
     from .objectives import OBJECTIVES
     from .supernet_train import train_supernet
 
@@ -138,7 +137,7 @@ def score_candidates(space: SearchSpace, settings: SearchSettings, study: optuna
         printer(row, rows)
         return row
 
-    searcher = StudySearcher(study, space.sample, list(settings.objectives), finish, list(rows))
+    searcher = new_searcher(finish)
     needs_latency = any(OBJECTIVES[o].field == "latency_ms" for o in settings.objectives)
     with ray_session(address, log):
         resources = ray_resources(settings.cpus_per_trial, settings.gpus_per_trial)

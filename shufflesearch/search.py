@@ -18,12 +18,14 @@ import math
 import shlex
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import optuna
 
 from ._devices import check_cluster_gpus, for_trials, ray_resources
+from ._journal import RunJournal
 from ._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from ._optuna import quiet_optuna
 from ._retries import attempts_note, lost_error
@@ -33,6 +35,9 @@ from .objectives import OBJECTIVES
 from .pareto import best_row, pareto_front
 from .records import STATUSES, append_rows, make_row, package_versions, read_rows, write_rows
 from .space import SearchSettings, SearchSpace
+
+if TYPE_CHECKING:
+    from ._study_searcher import StudySearcher
 
 
 @dataclass(frozen=True)
@@ -149,17 +154,28 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     rows = read_rows(run_dir / "trials.jsonl")
     if rows:  # a resumed run: both record files whole again (an append cut off by kill -9 dropped)
         write_rows(run_dir / "trials.jsonl", rows)
-    with quiet_optuna():
-        study = _open_study(run_dir, settings, n_done=len(rows))
-        _reconcile(study, rows, list(settings.objectives))
-        remaining = settings.trials - len(rows)
-        if remaining > 0:
-            emit = progress or (lambda line: None)
-            if supernet_cfg and train_fn is None:
-                score_candidates(space, settings, study, data, train_cfg, run_dir, address, remaining, rows,
-                                 supernet_cfg, _budget_record(space), _Progress(settings.trials, len(rows), emit), emit)
-            else:
-                _run_tune(space, settings, study, data, train_cfg, run_dir, address, remaining, rows, train_fn, emit)
+    from ._study_searcher import StudySearcher
+
+    journal = RunJournal(str(run_dir / "optuna.journal"))
+    try:
+        with quiet_optuna():
+            study = _open_study(journal, run_dir.name, settings, n_done=len(rows))
+            _reconcile(study, rows, list(settings.objectives))
+            remaining = settings.trials - len(rows)
+            if remaining > 0:
+                emit = progress or (lambda line: None)
+                # the one searcher either loop asks and tells through, given its `finish`
+                new_searcher = partial(StudySearcher, study, space.sample, list(settings.objectives),
+                                       rows=list(rows), sync=journal.flush)
+                if supernet_cfg and train_fn is None:
+                    score_candidates(space, settings, new_searcher, data, train_cfg, run_dir, address, remaining, rows,
+                                     supernet_cfg, _budget_record(space), _Progress(settings.trials, len(rows), emit),
+                                     emit)
+                else:
+                    _run_tune(space, settings, new_searcher, data, train_cfg, run_dir, address, remaining, rows,
+                              train_fn, emit)
+    finally:
+        journal.flush()
     rows = read_rows(run_dir / "trials.jsonl")
     wall = (previous or {}).get("wall_seconds", 0.0) + time.monotonic() - started
     write_json_atomic(config_path, {**config, "wall_seconds": wall})
@@ -245,9 +261,8 @@ def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, dat
     }
 
 
-def _open_study(run_dir: Path, settings: SearchSettings, n_done: int) -> optuna.Study:
+def _open_study(journal: RunJournal, name: str, settings: SearchSettings, n_done: int) -> optuna.Study:
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     seed = settings.seed + n_done  # a resumed sampler must not replay the first part's proposals
     sampler = {
@@ -257,8 +272,7 @@ def _open_study(run_dir: Path, settings: SearchSettings, n_done: int) -> optuna.
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }[settings.sampler]()
-    storage = JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))
-    return optuna.create_study(study_name=run_dir.name, storage=storage, sampler=sampler, load_if_exists=True,
+    return optuna.create_study(study_name=name, storage=JournalStorage(journal), sampler=sampler, load_if_exists=True,
                                directions=[OBJECTIVES[o].direction for o in settings.objectives])
 
 
@@ -274,13 +288,14 @@ def _reconcile(study: optuna.Study, rows: list[dict[str, Any]], objectives: list
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
 
-def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study, data: Any, train_cfg: Any,
+def _run_tune(space: SearchSpace, settings: SearchSettings, new_searcher: Callable[..., StudySearcher], data: Any,
+              train_cfg: Any,
               run_dir: Path, address: str | None, remaining: int, rows: list[dict[str, Any]],
               train_fn: Callable | None, progress: Callable[[str], None]) -> None:
     from ray import tune
 
     from ._ray import concurrency, ray_session
-    from ._study_searcher import StudySearcher, TrialRetries
+    from ._study_searcher import TrialRetries
 
     log = run_dir / "ray.log"
     with ray_session(address, log):
@@ -303,7 +318,7 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, study: optuna.Study,
             printer(row, rows)
             return row
 
-        searcher = StudySearcher(study, space.sample, list(settings.objectives), finish, list(rows))
+        searcher = new_searcher(finish)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=data, train_cfg=train_cfg, run_dir=str(run_dir.resolve()),
                                  input_size=space.budget.input_size, train_fn=train_fn),

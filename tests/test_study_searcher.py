@@ -61,11 +61,12 @@ def test_an_exhausted_space_trains_repeats_after_a_bound():
 
 
 def test_the_space_files_tpe_settings_reach_optunas_sampler(tmp_path):
+    from shufflesearch._journal import RunJournal
     from shufflesearch.search import _open_study
     from shufflesearch.space import SearchSettings
 
     settings = SearchSettings(tpe_startup_trials=4, tpe_multivariate=True, tpe_constant_liar=False)
-    sampler = _open_study(tmp_path, settings, n_done=0).sampler
+    sampler = _open_study(RunJournal(str(tmp_path / "optuna.journal")), "run", settings, n_done=0).sampler
     assert isinstance(sampler, optuna.samplers.TPESampler)
     assert (sampler._n_startup_trials, sampler._multivariate, sampler._constant_liar) == (4, True, False)
 
