@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+from torch import nn
 from torch.optim.swa_utils import update_bn
 
 from helpers import ROOT
@@ -28,13 +31,17 @@ def supernets():
     return {name: Supernet(_space(name), num_classes=10, in_chans=1) for name in SPACES}
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])  # channels_last: 1x1 convs as matmuls in the path
 @pytest.mark.parametrize("name", SPACES)
-def test_extracted_model_equals_the_path(supernets, name, one_thread):
+def test_extracted_model_equals_the_path(supernets, name, layout, one_thread):
     net = supernets[name]
+    fmt = torch.contiguous_format
+    if layout == "channels_last":
+        net, fmt = copy.deepcopy(net).to(memory_format=torch.channels_last), torch.channels_last
     units = set()
     for arch in net.space.random_sample(6, seed=1):
         units.update(s.unit for s in arch.stages)
-        x = torch.randn(8, 1, 32, 32)
+        x = torch.randn(8, 1, 32, 32).contiguous(memory_format=fmt)
         net.train()
         with torch.no_grad():
             train_out = net(x, arch)  # batch statistics; also moves the path's running statistics
@@ -49,6 +56,25 @@ def test_extracted_model_equals_the_path(supernets, name, one_thread):
     assert units  # which unit types the space gave: v1 for the paper space, v2 for v2, both for mixed
     if name == "mixed":
         assert units == {"v1", "v2"}
+
+
+def test_a_channels_last_path_has_the_stand_alone_models_gradients(supernets, one_thread):
+    """The path's 1x1 convs run as matrix products (`supernet._PointwiseMatmul`), the model's as convs:
+    the gradients agree, in v1 units with grouped 1x1 convs and in v2 units."""
+    net = copy.deepcopy(supernets["mixed"]).to(memory_format=torch.channels_last).train()
+    for arch in net.space.random_sample(4, seed=7):
+        x = torch.randn(8, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+        model = net.extract(arch).to(memory_format=torch.channels_last).train()
+        net.zero_grad(set_to_none=True)
+        y = torch.randint(0, 10, (8,))
+        nn.functional.cross_entropy(net(x, arch), y).backward()
+        nn.functional.cross_entropy(model(x), y).backward()
+        params = dict(net.named_parameters())
+        for name, p in model.named_parameters():
+            source = params[net._layout(arch)[1][name][0]]  # the supernet tensor the path slices
+            expected = source.grad[tuple(slice(0, n) for n in p.shape)]
+            # float rounding, summed over the net (and some gradients, a BatchNorm's bias before another, are 0 but for it)
+            assert (p.grad - expected).norm() <= 1e-4 * expected.norm() + 1e-5, name
 
 
 def test_paths_share_weights_and_gradients_reach_only_the_path(supernets, one_thread):
