@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import optuna
 
 from ._devices import check_cluster_gpus, for_trials, ray_resources
-from ._journal import RunJournal
 from ._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from ._journal import RunJournal
 from ._optuna import quiet_optuna
 from ._retries import attempts_note, lost_error
 from .arch import Arch
@@ -154,8 +154,6 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     rows = read_rows(run_dir / "trials.jsonl")
     if rows:  # a resumed run: both record files whole again (an append cut off by kill -9 dropped)
         write_rows(run_dir / "trials.jsonl", rows)
-    from ._study_searcher import StudySearcher
-
     journal = RunJournal(str(run_dir / "optuna.journal"))
     try:
         with quiet_optuna():
@@ -163,6 +161,8 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
             _reconcile(study, rows, list(settings.objectives))
             remaining = settings.trials - len(rows)
             if remaining > 0:
+                from ._study_searcher import StudySearcher
+
                 emit = progress or (lambda line: None)
                 # the one searcher either loop asks and tells through, given its `finish`
                 new_searcher = partial(StudySearcher, study, space.sample, list(settings.objectives),
