@@ -17,7 +17,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from shufflesearch import Arch, build, cost
-from shufflesearch.zoo import ZOO
+from shufflesearch.genome._zoo import ZOO
 
 SIZE = 224
 

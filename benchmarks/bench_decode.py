@@ -60,7 +60,7 @@ def main() -> None:
         write_folder(root, args.classes, args.per_class)
         opts = dict(image_size=args.size, subset_per_class=args.subset, search_per_class=args.search)
         spec = f"folder:{root}"
-        from shufflesearch import data as data_mod
+        from shufflesearch.data import _data as data_mod
 
         chosen: list[str] = []
         decode = data_mod._decode_image

@@ -107,7 +107,7 @@ def throughput(args: argparse.Namespace, device: torch.device) -> list[dict]:
     import torchvision
 
     import shufflesearch
-    from shufflesearch.zoo import ZOO
+    from shufflesearch.genome._zoo import ZOO
 
     size, batch = (32, 8) if args.smoke else (224, args.batch)
     rows = []

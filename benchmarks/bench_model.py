@@ -26,9 +26,9 @@ import torchvision
 from torch import nn
 from torchvision.models.shufflenetv2 import channel_shuffle as tv_channel_shuffle
 
-import shufflesearch.layers
 from shufflesearch import build, get_arch
-from shufflesearch.arch import Arch
+from shufflesearch.genome._arch import Arch
+from shufflesearch.models import _layers
 
 
 class RefV1Unit(nn.Module):
@@ -69,12 +69,12 @@ class RefV1(nn.Module):
 @contextlib.contextmanager
 def torchvision_shuffle():
     """Our V2 units with torchvision's cat-then-shuffle instead of the fused `concat_shuffle`."""
-    fused = shufflesearch.layers.concat_shuffle
-    shufflesearch.layers.concat_shuffle = lambda a, b: tv_channel_shuffle(torch.cat((a, b), 1), 2)
+    fused = _layers.concat_shuffle
+    _layers.concat_shuffle = lambda a, b: tv_channel_shuffle(torch.cat((a, b), 1), 2)
     try:
         yield
     finally:
-        shufflesearch.layers.concat_shuffle = fused
+        _layers.concat_shuffle = fused
 
 
 def copy_weights(src: nn.Module, dst: nn.Module) -> None:

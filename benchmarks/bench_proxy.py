@@ -18,7 +18,7 @@ import time
 import torch
 
 from shufflesearch import TrainConfig, cost, load_data, train_proxy
-from shufflesearch.zoo import ZOO
+from shufflesearch.genome._zoo import ZOO
 
 MODELS = ("shufflenet_v1_g3_x0_5", "shufflenet_v2_x0_5")
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import optuna
 
 import shufflesearch
+from shufflesearch.data import load_data
 
 SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "demo.yaml"
 
@@ -47,7 +48,7 @@ def plain_loop(trials: int) -> tuple[float, float]:
     """(wall seconds, summed train seconds) of a sequential Optuna loop with every core per trial."""
     started = time.perf_counter()
     space = shufflesearch.SearchSpace.from_yaml(SPACE)
-    data = space.proxy.data.load()
+    data = load_data(space.proxy.data)
     cfg = replace(space.proxy.train, threads=os.cpu_count() or 1, seed=space.search.seed)
     study = optuna.create_study(directions=["maximize", "minimize"],
                                 sampler=optuna.samplers.RandomSampler(seed=space.search.seed))

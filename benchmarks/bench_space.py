@@ -14,8 +14,8 @@ from typing import Callable
 
 import optuna
 
-from shufflesearch._space_sampling import structure_arch, suggest_structure
-from shufflesearch.space import SearchSpace
+from shufflesearch.space._sampling import structure_arch, suggest_structure
+from shufflesearch.space._space import SearchSpace
 
 ROOT = Path(__file__).parents[1]
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import optuna
 from optuna.storages.journal import JournalFileBackend
 
-from shufflesearch._journal import RunJournal
-from shufflesearch._optuna import quiet_optuna
-from shufflesearch._supernet_search import CHUNK
-from shufflesearch.pareto import best_row
-from shufflesearch.records import append_rows, make_row
-from shufflesearch.search import _budget_record
-from shufflesearch.space import SearchSpace
+from shufflesearch._exec._optuna import quiet_optuna
+from shufflesearch.driver._journal import RunJournal
+from shufflesearch.driver._search import _budget_record
+from shufflesearch.driver._supernet import CHUNK
+from shufflesearch.runs._pareto import best_row
+from shufflesearch.runs._records import append_rows, make_row
+from shufflesearch.space._space import SearchSpace
 
 SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "demo.yaml"
 

@@ -33,7 +33,8 @@ import torch
 from scipy.stats import kendalltau
 
 import shufflesearch
-from shufflesearch.records import package_versions
+from shufflesearch.data import load_data
+from shufflesearch.runs._records import package_versions
 
 SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "demo.yaml"
 LEVERS = {
@@ -83,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     space = shufflesearch.SearchSpace.from_yaml(SPACE)
     data_cfg = replace(space.proxy.data, spec=args.data) if args.data else space.proxy.data
-    data = data_cfg.load()
+    data = load_data(data_cfg)
     archs = space.random_sample(args.archs)
     runs = {lever: [] for lever in LEVERS}
     for i, arch in enumerate(archs):

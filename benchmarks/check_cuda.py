@@ -7,8 +7,8 @@ import torch
 import torchvision
 
 import shufflesearch
-from shufflesearch.registry import convert_torchvision_shufflenet_v2
-from shufflesearch.zoo import ZOO
+from shufflesearch.genome._zoo import ZOO
+from shufflesearch.models._registry import convert_torchvision_shufflenet_v2
 
 
 def latencies() -> None:

@@ -38,9 +38,9 @@ from matplotlib.figure import Figure
 
 import shufflesearch
 from shufflesearch._io import write_bytes_atomic, write_json_atomic, write_text_atomic
-from shufflesearch.objectives import COSTS
-from shufflesearch.pareto import front_hypervolume, pareto_front
-from shufflesearch.records import package_versions, read_rows
+from shufflesearch.runs._pareto import front_hypervolume, pareto_front
+from shufflesearch.runs._records import package_versions, read_rows
+from shufflesearch.space._objectives import COSTS
 
 RESULT = "moasha_study"
 SCHEDULERS = ("none", "asha", "moasha")

@@ -5,12 +5,12 @@ Architectures: `--archs` sampled from a shipped space (default search_spaces/dem
 each of `--archs` targets spread evenly in log-MACs across the budget band [min_fraction, 1] x budget
 the nearest unused sample), plus every zoo model whose cost lies in that band.
 
-Reference (the final protocol, `DataConfig.load("test")`): Fashion-MNIST, `--ref-per-class` training
+Reference (the final protocol, `load_data(config, "test")`): Fashion-MNIST, `--ref-per-class` training
 images per class (the whole training split is the pool, search-validation included), `--ref-epochs`
 epochs, scored on the whole t10k test split; `--seeds` seeds each (1, 2, ...). Kendall tau between two
 reference seeds is the noise ceiling: how well one reference training ranks like another.
 
-Proxies (`DataConfig.load()`: train on the training split minus the search-validation split, scored on
+Proxies (`load_data(config)`: train on the training split minus the search-validation split, scored on
 300 search-validation images per class; seed 0, one training each, as a search trains a trial):
 five settings at about equal CPU cost (the "CPU s / arch" column measures it: the worker's CPU time;
 on the noise-ceiling row it is one reference training), plus FLOPs alone and parameters alone (at the
@@ -61,8 +61,10 @@ from scipy.stats import ConstantInputWarning, kendalltau, spearmanr
 
 from shufflesearch import Arch, SearchSpace, TrainConfig, cost, train_proxy
 from shufflesearch._io import write_bytes_atomic, write_json_atomic
-from shufflesearch.data import DataConfig, ProxyData
-from shufflesearch.zoo import ZOO
+from shufflesearch.data import load_data
+from shufflesearch.data._data import ProxyData
+from shufflesearch.genome._zoo import ZOO
+from shufflesearch.space._configs import DataConfig
 
 RESULT = "proxy_ranking_study"
 PROXY_SEED = 0  # the reference seeds are 1..--seeds: no proxy shares an initialisation with a reference
@@ -98,7 +100,7 @@ _DATA: dict[tuple[DataConfig, str], ProxyData] = {}  # per worker: each dataset 
 def _run(job: tuple[str, Arch, str, Protocol, int, DataConfig]) -> tuple[str, dict]:
     arch_name, arch, setting, proto, seed, data_cfg = job
     if (data_cfg, proto.split) not in _DATA:
-        _DATA[data_cfg, proto.split] = data_cfg.load(proto.split)
+        _DATA[data_cfg, proto.split] = load_data(data_cfg, proto.split)
     data = _DATA[data_cfg, proto.split]
     cpu = time.process_time()
     result = train_proxy(arch, data, TrainConfig(epochs=proto.epochs, seed=seed, threads=1))

@@ -71,9 +71,9 @@ from matplotlib.figure import Figure
 
 import shufflesearch
 from shufflesearch._io import write_bytes_atomic, write_json_atomic, write_text_atomic
-from shufflesearch.evaluation import final_evaluation, zoo_within_budget
-from shufflesearch.pareto import best_row, cost_axis, front_hypervolume, pareto_front
-from shufflesearch.zoo import ZOO
+from shufflesearch.evaluation._final import final_evaluation, zoo_within_budget
+from shufflesearch.genome._zoo import ZOO
+from shufflesearch.runs._pareto import best_row, cost_axis, front_hypervolume, pareto_front
 
 RESULT = "search_quality"
 FINAL_SEEDS = 3

@@ -48,11 +48,13 @@ import yaml
 
 import shufflesearch
 from shufflesearch._io import write_json_atomic
-from shufflesearch.evaluation import final_evaluation
-from shufflesearch.records import package_versions
-from shufflesearch.space import SearchSpace
-from shufflesearch.supernet_score import run_scorer
-from shufflesearch.supernet_train import SupernetConfig, read_state, train_supernet
+from shufflesearch.data import load_data
+from shufflesearch.evaluation._final import final_evaluation
+from shufflesearch.runs._records import package_versions
+from shufflesearch.space._configs import SupernetConfig
+from shufflesearch.space._space import SearchSpace
+from shufflesearch.supernet._score import run_scorer
+from shufflesearch.supernet._train import read_state, train_supernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proxy_ranking_study import rank_table  # noqa: E402  (the ranking study's statistics, reused)
@@ -100,7 +102,7 @@ def fidelity(space: SearchSpace, run_dir: Path, ranking: dict, bootstrap: int) -
     import torch
 
     archs, ref, proxy = landmarks(ranking)
-    scorer = run_scorer(space, run_dir, space.supernet, space.search.seed, space.proxy.data.load("search"),
+    scorer = run_scorer(space, run_dir, space.supernet, space.search.seed, load_data(space.proxy.data, "search"),
                         space.proxy.train.channels_last)
     torch.set_num_threads(1)
     scores = {k: scorer.score(a)[2] for k, a in archs.items()}

@@ -1,64 +1,74 @@
 """shufflesearch: search ShuffleNet-family architectures under a FLOPs budget; use winners as timm models.
 
-Importing the package registers the paper's model zoo, the generic `shufflesearch_net` and every
-exported search winner under the registry roots in timm.
+The public names below load on first use (PEP 562), so `import shufflesearch` and the CLI's quick
+commands import no torch, timm or Ray. timm learns the paper's zoo, the generic `shufflesearch_net`
+and every exported search winner under the registry roots as soon as both are imported, in either
+order (`_timm_hook`): `import shufflesearch, timm; timm.create_model("ss_demo_best", pretrained=True)`.
 """
 
-from .arch import Arch, Head, Stage, Stem
-from .cost import Cost, cost
-from .data import ProxyData, load_data
-from .errors import ShuffleSearchError
-from .export import export_run
-from .final import train_final
-from .layers import channel_shuffle
-from .model import ShuffleNet, build
-from .pareto import best_row, hypervolume, pareto_front
-from .pipeline import PipelineResult, run_pipeline
-from .proxy import Latency, ProxyResult, TrainConfig, measure_latency, train_proxy
-from .registry import get_arch, list_archs, register_models, resolve_arch  # importing it registers models in timm
-from .report import write_report
-from .search import SearchResult, search
-from .space import SearchSettings, SearchSpace
-from .supernet import Supernet
-from .supernet_train import SupernetConfig, train_supernet
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from shufflesearch import _timm_hook
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Arch",
-    "Cost",
-    "Head",
-    "Latency",
-    "PipelineResult",
-    "ProxyData",
-    "ProxyResult",
-    "SearchResult",
-    "SearchSettings",
-    "SearchSpace",
-    "ShuffleNet",
-    "ShuffleSearchError",
-    "Stage",
-    "Stem",
-    "Supernet",
-    "SupernetConfig",
-    "TrainConfig",
-    "best_row",
-    "build",
-    "channel_shuffle",
-    "cost",
-    "export_run",
-    "get_arch",
-    "hypervolume",
-    "list_archs",
-    "load_data",
-    "measure_latency",
-    "pareto_front",
-    "register_models",
-    "resolve_arch",
-    "run_pipeline",
-    "search",
-    "train_final",
-    "train_proxy",
-    "train_supernet",
-    "write_report",
-]
+_EXPORTS = {  # public name -> the package that defines it
+    "ShuffleSearchError": "shufflesearch.errors",
+    **dict.fromkeys(["Arch", "Cost", "Head", "Stage", "Stem", "cost"], "shufflesearch.genome"),
+    **dict.fromkeys(["DataConfig", "ProxyConfig", "SearchSettings", "SearchSpace", "SupernetConfig", "TrainConfig"],
+                    "shufflesearch.space"),
+    **dict.fromkeys(["ProxyData", "load_data"], "shufflesearch.data"),
+    **dict.fromkeys(["ShuffleNet", "build", "channel_shuffle", "get_arch", "list_archs", "register_models",
+                     "resolve_arch"], "shufflesearch.models"),
+    **dict.fromkeys(["Latency", "ProxyResult", "measure_latency", "train_final", "train_proxy"], "shufflesearch.train"),
+    **dict.fromkeys(["Run", "best_row", "hypervolume", "load_run", "pareto_front"], "shufflesearch.runs"),
+    **dict.fromkeys(["Supernet", "train_supernet"], "shufflesearch.supernet"),
+    **dict.fromkeys(["SearchResult", "search"], "shufflesearch.driver"),
+    **dict.fromkeys(["FinalResult", "final_evaluation", "run_baselines"], "shufflesearch.evaluation"),
+    "write_report": "shufflesearch.report",
+    "export_run": "shufflesearch.export",
+    **dict.fromkeys(["PipelineResult", "run_pipeline"], "shufflesearch.pipeline"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shufflesearch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from shufflesearch.data import ProxyData, load_data
+    from shufflesearch.driver import SearchResult, search
+    from shufflesearch.errors import ShuffleSearchError
+    from shufflesearch.evaluation import FinalResult, final_evaluation, run_baselines
+    from shufflesearch.export import export_run
+    from shufflesearch.genome import Arch, Cost, Head, Stage, Stem, cost
+    from shufflesearch.models import (
+        ShuffleNet,
+        build,
+        channel_shuffle,
+        get_arch,
+        list_archs,
+        register_models,
+        resolve_arch,
+    )
+    from shufflesearch.pipeline import PipelineResult, run_pipeline
+    from shufflesearch.report import write_report
+    from shufflesearch.runs import Run, best_row, hypervolume, load_run, pareto_front
+    from shufflesearch.space import DataConfig, ProxyConfig, SearchSettings, SearchSpace, SupernetConfig, TrainConfig
+    from shufflesearch.supernet import Supernet, train_supernet
+    from shufflesearch.train import Latency, ProxyResult, measure_latency, train_final, train_proxy
+
+_timm_hook.install()

@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar, Union
 
-from .errors import ShuffleSearchError, errors_from, reject_unknown_keys
+from shufflesearch.errors import ShuffleSearchError, errors_from, reject_unknown_keys
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ShuffleSearchError
+from shufflesearch.errors import ShuffleSearchError
 
 _UMASK = os.umask(0)  # read the process umask (the only way) and put it back at once
 os.umask(_UMASK)

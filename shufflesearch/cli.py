@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import __version__
-from ._devices import DEVICES, local_device
-from .errors import ShuffleSearchError
-from .objectives import OBJECTIVE_CHOICES, cost_axis
-from ._space_file import EVALUATORS
-from .space import SearchSettings
+from shufflesearch import __version__
+from shufflesearch._exec._devices import DEVICES, local_device
+from shufflesearch.data import load_data
+from shufflesearch.errors import ShuffleSearchError
+from shufflesearch.space._file import EVALUATORS
+from shufflesearch.space._objectives import OBJECTIVE_CHOICES, cost_axis
+from shufflesearch.space._space import SearchSettings
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
 
@@ -38,8 +39,8 @@ def _add_models(p: argparse.ArgumentParser) -> None:
 
 @_command("models", "list the zoo and found models: MMACs, params, stages")
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .cost import cost
-    from .registry import list_archs
+    from shufflesearch.genome._cost import cost
+    from shufflesearch.models._registry import list_archs
 
     rows = [(name, cost(arch, args.input_size), arch) for name, arch in list_archs().items()]
     width = max(len(r[0]) for r in rows)
@@ -58,8 +59,8 @@ def _add_cost(p: argparse.ArgumentParser) -> None:
 
 @_command("cost", "exact MACs (the papers' FLOPs) and params of a model or genome file")
 def _cmd_cost(args: argparse.Namespace) -> int:
-    from .cost import cost
-    from .registry import resolve_arch
+    from shufflesearch.genome._cost import cost
+    from shufflesearch.models._registry import resolve_arch
 
     arch = resolve_arch(args.model)
     c = cost(arch, args.input_size, args.num_classes)
@@ -79,7 +80,7 @@ def _add_spaces(p: argparse.ArgumentParser) -> None:
 
 @_command("spaces", "list the search spaces that come with shufflesearch: name, budget, description")
 def _cmd_spaces(args: argparse.Namespace) -> int:
-    from .space import SearchSpace, shipped_spaces
+    from shufflesearch.space._space import SearchSpace, shipped_spaces
 
     spaces = [SearchSpace.from_yaml(path) for path in shipped_spaces().values()]
     width = max(len(s.name) for s in spaces)
@@ -101,8 +102,8 @@ def _add_space(p: argparse.ArgumentParser) -> None:
 def _cmd_space(args: argparse.Namespace) -> int:
     import optuna
 
-    from ._optuna import quiet_optuna
-    from .space import SearchSpace
+    from shufflesearch._exec._optuna import quiet_optuna
+    from shufflesearch.space._space import SearchSpace
 
     space = SearchSpace.from_yaml(args.file)
     b, (lo, hi) = space.budget, space.cost_range()
@@ -140,8 +141,8 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 
 @_command("report", "Pareto front, hypervolume, plots and an offline HTML page of runs; compare several")
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import compare_runs, write_report
-    from .runs import load_run
+    from shufflesearch.report._report import compare_runs, write_report
+    from shufflesearch.runs._run import load_run
 
     if args.objectives is not None:
         cost_axis(args.objectives)
@@ -177,7 +178,7 @@ def _add_baseline(p: argparse.ArgumentParser) -> None:
 
 @_command("baseline", "train hand-designed models under a run's exact proxy protocol, for its report")
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from .baselines import run_baselines
+    from shufflesearch.evaluation._baselines import run_baselines
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     rows = run_baselines(args.run, models, progress=print, gpus_per_trial=args.gpus_per_trial,
@@ -208,9 +209,10 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from .cost import cost
-    from .proxy import ProxyConfig, epoch_line, train_proxy
-    from .registry import resolve_arch
+    from shufflesearch.genome._cost import cost
+    from shufflesearch.models._registry import resolve_arch
+    from shufflesearch.space._configs import ProxyConfig
+    from shufflesearch.train._proxy import epoch_line, train_proxy
 
     arch = resolve_arch(args.model)
     defaults = ProxyConfig()
@@ -220,7 +222,7 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
                                if getattr(args, f.name, None) is not None})
     data_cfg, train_cfg = overrides(defaults.data), overrides(defaults.train)
     device = local_device(train_cfg.device)  # a missing GPU fails before the data are read
-    data = data_cfg.load()
+    data = load_data(data_cfg)
     c = cost(arch, data.image_size, data.num_classes, data.in_chans)
     print(f"{args.model}: {c.macs / 1e6:.2f} MMACs, {c.params:,d} params at {data.image_size}x{data.image_size}")
     print(f"data  {data.summary()}")
@@ -268,7 +270,7 @@ def _add_search(p: argparse.ArgumentParser) -> None:
 
 @_command("search", "search the space's architectures under its FLOPs budget with Ray Tune + Optuna")
 def _cmd_search(args: argparse.Namespace) -> int:
-    from .pipeline import run_pipeline
+    from shufflesearch.pipeline import run_pipeline
 
     done = run_pipeline(args.space, baselines=args.baselines, address=args.address, name=args.name,
                         evaluator=args.evaluator, workers=args.workers,
@@ -313,8 +315,8 @@ def _add_final(p: argparse.ArgumentParser) -> None:
 
 @_command("final", "retrain a run's best architectures and the zoo from scratch, several seeds; score on the test split")
 def _cmd_final(args: argparse.Namespace) -> int:
-    from .evaluation import final_evaluation
-    from .report import write_report
+    from shufflesearch.evaluation._final import final_evaluation
+    from shufflesearch.report._report import write_report
 
     zoo = None if args.zoo is None else [m.strip() for m in args.zoo.split(",") if m.strip() not in ("", "none")]
     result = final_evaluation(args.run, top=args.top, seeds=args.seeds, epochs=args.epochs,
@@ -342,7 +344,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
 
 @_command("export", "export a run's winners as timm models: runs/RUN/models/<name>/ (config.json, weights, card)")
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_run
+    from shufflesearch.export import export_run
 
     which = "pareto" if args.pareto else args.trial or "best"
     for folder in export_run(args.run, which, onnx=args.onnx):
@@ -365,8 +367,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 @_command("train", "final training: a found or zoo model from scratch with a longer schedule, saved as a new model")
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .final import train_final
-    from .proxy import epoch_line
+    from shufflesearch.train._final import train_final
+    from shufflesearch.train._proxy import epoch_line
 
     def report(epoch: int, m: dict[str, float]) -> None:
         print(epoch_line(m))
@@ -385,8 +387,8 @@ MODEL_COMMANDS = ("models", "train")  # they see the found models under --runs-d
 
 def _resolve_runs_dir(args: argparse.Namespace) -> None:
     """RUN names as folders under --runs-dir; the found models there registered (runs/ is, on import)."""
-    from .registry import DEFAULT_ROOT, register_models
-    from .runs import resolve_run
+    from shufflesearch.models._registry import DEFAULT_ROOT, register_models
+    from shufflesearch.runs._run import resolve_run
 
     if args.command in RUN_COMMANDS:
         if hasattr(args, "runs"):

@@ -21,42 +21,18 @@ A folder appears whole or not at all: it is written under a temporary name and r
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import torch
-
-from ._io import _UMASK, write_bytes_atomic, write_text_atomic
-from .arch import Arch
-from .cost import cost
-from .errors import ShuffleSearchError
-from .pareto import best_row, pareto_front
-from .registry import FOUND, WEIGHTS_NAME, _check_weights, final_side, get_arch, register_model_dir, \
-    unregister_model
-from .runs import Run, load_run
-from .supernet_score import path_weights
-
-PREFIX = "ss_"
-ONNX_NAME = "model.onnx"
-
-
-def sanitize(name: str) -> str:
-    """A run name as a timm-style identifier part: lowercase, [a-z0-9_], no leading/trailing '_'."""
-    clean = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-    if not clean:
-        raise ShuffleSearchError(f"run name {name!r}: has no letter or digit to name its models by")
-    return clean
-
-
-def model_name(run: str, which: str | int) -> str:
-    """`ss_<run>_best`, `ss_<run>_p<k>` for which='p<k>', `ss_<run>_t<N>` for a trial number N."""
-    suffix = f"t{which}" if isinstance(which, int) else which
-    return f"{PREFIX}{sanitize(run)}_{suffix}"
+from shufflesearch.errors import ShuffleSearchError
+from shufflesearch.genome._arch import Arch
+from shufflesearch.models._folder import model_name, write_model_dir
+from shufflesearch.models._registry import unregister_model
+from shufflesearch.runs._pareto import best_row, pareto_front
+from shufflesearch.runs._run import Run, load_run
+from shufflesearch.supernet._score import path_weights
 
 
 def select(run: Run, which: str | Sequence[int]) -> list[tuple[str, dict[str, Any]]]:
@@ -130,118 +106,3 @@ def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: b
                 shutil.rmtree(folder)
                 unregister_model(folder.name)
     return folders
-
-
-def write_model_dir(dest: Path, arch: Arch, weights: bytes, data: Mapping[str, Any], provenance: dict[str, Any],
-                    onnx: bool = False) -> Path:
-    """Write one model folder (see module docstring) whole, replacing `dest`; register it in timm here."""
-    import timm
-    from timm.models._hub import save_config_for_hf
-
-    dest = Path(dest)
-    provenance = {**provenance, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    try:
-        write_bytes_atomic(tmp / WEIGHTS_NAME, weights)
-        _check_weights(tmp / WEIGHTS_NAME, arch, data["num_classes"], data["in_chans"])
-        size = data["image_size"]
-        model = timm.create_model(
-            "shufflesearch_net", pretrained=True, arch=arch, num_classes=data["num_classes"],
-            in_chans=data["in_chans"], pretrained_cfg_overlay=dict(
-                file=str(tmp / WEIGHTS_NAME), num_classes=data["num_classes"],
-                input_size=(data["in_chans"], size, size), mean=tuple(data["mean"]), std=tuple(data["std"]),
-                crop_pct=1.0, interpolation="bilinear", pool_size=(final_side(arch, size),) * 2)).eval()
-        save_config_for_hf(model, str(tmp / "config.json"), model_args={"arch": arch.to_dict()}, model_config={
-            "label_names": list(data["label_names"]), "shufflesearch": provenance})
-        write_text_atomic(tmp / "arch.yaml", arch.to_yaml())
-        write_text_atomic(tmp / "README.md", model_card(dest.name, arch, data, provenance))
-        if onnx:
-            export_onnx(model, tmp / ONNX_NAME, (data["in_chans"], size, size))
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700
-        _swap_in(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    register_model_dir(dest)
-    return dest
-
-
-def _swap_in(tmp: Path, dest: Path) -> None:
-    """Rename `tmp` to `dest`; an existing `dest` is renamed away first and removed after."""
-    old = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old."))
-        os.replace(dest, old / dest.name)
-    os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old)
-
-
-def export_onnx(model: torch.nn.Module, path: Path, input_size: tuple[int, int, int]) -> None:
-    """Write `model` (eval mode) as ONNX with a dynamic batch axis: input 'input', output 'logits'."""
-    import io
-
-    buffer = io.BytesIO()
-    torch.onnx.export(model.eval(), (torch.randn(1, *input_size),), buffer, dynamo=False,
-                      input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def _pct(value: Any) -> str:
-    return f"{100 * value:.2f}%" if isinstance(value, (int, float)) else "-"
-
-
-def _test_accuracy(f: Mapping[str, Any]) -> str:
-    """A final training's test accuracy: mean ± sd over its seeds, and how it was trained."""
-    acc = _pct(f["test_acc_mean"])
-    if f.get("test_acc_sd") is not None:
-        acc += f" ± {100 * f['test_acc_sd']:.2f}"
-    seeds = f"{f['seeds']} seed(s)"
-    if f.get("seed") is not None and f["seeds"] > 1:
-        seeds += f"; these weights: seed {f['seed']}, {_pct(f['test_accs'][0])}"
-    return (f"{acc} top-1 on the test split of `{f['dataset']}` ({f['test_images']:,d} images; {seeds}), "
-            f"after {f['epochs']} epochs from scratch on {f['train_images']:,d} training images")
-
-
-def model_card(name: str, arch: Arch, data: Mapping[str, Any], p: Mapping[str, Any]) -> str:
-    """The model folder's README.md: genome, cost, accuracy (proxy and, if any, final), provenance."""
-    size = data["image_size"]
-    own = cost(arch, size, data["num_classes"], data["in_chans"])
-    budget = p.get("budget_input_size") or 224
-    final = p.get("final")
-    origin = (f"found by shufflesearch in run `{p['run']}`, trial {p['trial']} (seed {p.get('seed')})"
-              if p.get("run") is not None else f"`{p.get('source')}` trained by shufflesearch")
-    rows = [
-        ("genome", f"`{arch.summary()}` (hash {arch.hash})".replace("|", "\\|")),  # a table cell: escape the pipes
-        ("cost", f"{p['mflops']:.2f} MFLOPs (multiply-adds) at {budget}x{budget}, {p['params']:,d} params "
-                 f"({p.get('budget_num_classes', 1000)}-class head, the search's cost basis)"),
-        ("this model", f"{own.mflops:.2f} MFLOPs at {data['in_chans']}x{size}x{size}, {own.params:,d} params, "
-                       f"{data['num_classes']} classes"),
-    ]
-    if p.get("latency_ms") is not None:
-        rows.append(("latency", f"{p['latency_ms']:.2f} ms (median, batch 1, 1 CPU thread, {budget}x{budget})"))
-    if p.get("search_acc") is not None:
-        rows.append(("search accuracy", f"{_pct(p['search_acc'])} top-1 on the search-validation split of "
-                                        f"`{p['dataset']}` after {p['epochs']} proxy epochs (what the search chose by)"))
-    for key, what in (("final", "these weights"), ("final_eval", "final evaluation of this architecture")):
-        if p.get(key):
-            rows.append((f"test accuracy ({what})", _test_accuracy(p[key])))
-    rows += [("weights", f"`{WEIGHTS_NAME}`, from {'final' if final else 'proxy'} training"),
-             ("exported", p.get("exported", "-"))]
-    lines = [f"# {name}", "", f"A ShuffleNet-family network {origin}.", "", "```python",
-             "import shufflesearch, timm", f"model = timm.create_model({name!r}, pretrained=True)", "```", "",
-             "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
-    if p.get("search_command"):
-        lines += [f"Search: `{p['search_command']}`", ""]
-    return "\n".join(lines)
-
-
-def model_folder(name: str) -> Path:
-    """The folder of a registered found model."""
-    get_arch(name)  # unknown names: the registry's error with suggestions
-    if name not in FOUND:
-        raise ShuffleSearchError(f"model {name!r}: a zoo model, not an exported one (it has no folder)")
-    return FOUND[name]
-

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .baselines import run_baselines
-from .export import export_run
-from .report import write_report
-from .search import SearchResult, search
-from .space import SearchSpace
+from shufflesearch.driver._search import SearchResult, search
+from shufflesearch.evaluation._baselines import run_baselines
+from shufflesearch.export import export_run
+from shufflesearch.report._report import write_report
+from shufflesearch.space._space import SearchSpace
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 import torch
 
-from shufflesearch import registry
+from shufflesearch.models import _registry as registry
 
 
 @contextlib.contextmanager

@@ -15,7 +15,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from shufflesearch.proxy import _Threads, _evaluate, proxy_config_from_dict
+from shufflesearch._exec._devices import TorchThreads
+from shufflesearch.data import load_data
+from shufflesearch.space._configs import proxy_config_from_dict
+from shufflesearch.train._proxy import _evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +45,8 @@ def evaluate(model: torch.nn.Module, run_dir: Path, split: str = "search") -> fl
     """Top-1 on `split` of the run's data ("search": what its trials were scored on), evaluated exactly
     as the trainer does (proxy.py's eval)."""
     config = json.loads((run_dir / "config.json").read_text())
-    data = proxy_config_from_dict(config["proxy"], "config.json").data.load(split)
-    with _Threads(config["cpus_per_trial"]):
+    data = load_data(proxy_config_from_dict(config["proxy"], "config.json").data, split)
+    with TorchThreads(config["cpus_per_trial"]):
         model = model.to(memory_format=torch.channels_last)
         return _evaluate(model, data.eval_x.contiguous(memory_format=torch.channels_last), data.eval_y)[1]
 

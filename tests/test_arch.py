@@ -5,8 +5,8 @@ import json
 import pytest
 
 from shufflesearch import Arch, ShuffleSearchError
-from shufflesearch.arch import Head, Stage, Stem
-from shufflesearch.zoo import ZOO
+from shufflesearch.genome._arch import Head, Stage, Stem
+from shufflesearch.genome._zoo import ZOO
 
 GENOME = Arch(
     stem=Stem(channels=12, stride=1, max_pool=False),

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from shufflesearch import ShuffleSearchError, load_data
-from shufflesearch import data as data_mod
+from shufflesearch.data import _data as data_mod
 
 CLASSES, PER_CLASS = 10, 250  # 2,500 training images
 

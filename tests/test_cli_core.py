@@ -7,7 +7,7 @@ import pytest
 
 from shufflesearch import cost
 from shufflesearch.cli import main
-from shufflesearch.zoo import ZOO
+from shufflesearch.genome._zoo import ZOO
 
 
 def test_models_lists_every_zoo_model_with_its_cost(capsys):

@@ -12,9 +12,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from shufflesearch import Arch, build, cost
-from shufflesearch.arch import V1_SHUFFLES, V2_SHUFFLES, Head, Stage, Stem
 from shufflesearch.errors import ShuffleSearchError
-from shufflesearch.zoo import ZOO
+from shufflesearch.genome._arch import V1_SHUFFLES, V2_SHUFFLES, Head, Stage, Stem
+from shufflesearch.genome._zoo import ZOO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from shufflesearch import ShuffleSearchError, load_data
-from shufflesearch.data import augment_batch, read_idx
+from shufflesearch.data._data import augment_batch, read_idx
 
 
 def test_digits_loads_offline_with_deterministic_stratified_splits():
@@ -31,7 +31,7 @@ def test_digits_loads_offline_with_deterministic_stratified_splits():
 
 def _spy_on_digits(monkeypatch) -> list:
     """Record every set of digits indices the loader decodes."""
-    from shufflesearch import data as data_mod
+    from shufflesearch.data import _data as data_mod
 
     asked, source = [], data_mod._SOURCES["digits"]
 

@@ -14,11 +14,12 @@ import yaml
 from helpers import run_cli, tiny_space
 
 from shufflesearch import ShuffleSearchError, load_data, train_proxy
-from shufflesearch._devices import for_trials, local_device, ray_resources, trial_device
-from shufflesearch._ray import run_jobs
-from shufflesearch.proxy import TrainConfig, proxy_config_from_dict, trial_latency_ms
-from shufflesearch.space import SearchSettings
-from shufflesearch.zoo import ZOO
+from shufflesearch._exec._devices import for_trials, local_device, ray_resources, trial_device
+from shufflesearch._exec._ray import run_jobs
+from shufflesearch.genome._zoo import ZOO
+from shufflesearch.space._configs import TrainConfig, proxy_config_from_dict
+from shufflesearch.space._space import SearchSettings
+from shufflesearch.train._latency import trial_latency_ms
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the errors of a machine without CUDA")
 SMALL = ZOO["shufflenet_v1_g3_x0_25"]
@@ -115,8 +116,8 @@ def test_mixed_precision_trains_and_repeats(amp, one_thread):
 @pytest.mark.slow
 def test_final_and_baseline_refuse_a_gpu_share_without_cuda_before_writing(tmp_path):
     from shufflesearch import search
-    from shufflesearch.baselines import run_baselines
-    from shufflesearch.evaluation import final_evaluation
+    from shufflesearch.evaluation._baselines import run_baselines
+    from shufflesearch.evaluation._final import final_evaluation
 
     run = search(tiny_space(tmp_path, epochs=1), trials=1, runs_dir=tmp_path / "runs", progress=None).run_dir
     before = sorted(p.relative_to(run) for p in run.rglob("*"))
@@ -180,7 +181,7 @@ def test_augmentation_is_a_crop_of_each_padded_image_or_its_mirror():
     """augment_batch crops all images in one gather (no per-image loop, for the GPU); check it crops."""
     import torch.nn.functional as F
 
-    from shufflesearch.data import augment_batch
+    from shufflesearch.data._data import augment_batch
 
     x = torch.randn(16, 3, 16, 12)
     out = augment_batch(x, torch.Generator().manual_seed(0), hflip=True)
@@ -194,8 +195,8 @@ def test_train_retrains_with_the_models_recorded_device(tmp_path):
     import safetensors.torch
 
     from shufflesearch import build, cost
-    from shufflesearch.export import write_model_dir
-    from shufflesearch.final import train_final
+    from shufflesearch.models._folder import write_model_dir
+    from shufflesearch.train._final import train_final
 
     data = load_data("digits", subset_per_class=5)
     weights = safetensors.torch.save(build(SMALL, num_classes=10, in_chans=1).state_dict())
@@ -210,8 +211,8 @@ def test_train_retrains_with_the_models_recorded_device(tmp_path):
 
 def test_a_final_evaluation_recorded_before_devices_resumes_as_cpu(tmp_path):
     """Its config.json lacks device/amp/latency_device/cache: they count as what it ran with (CPU)."""
-    from shufflesearch.data import DataConfig
-    from shufflesearch.evaluation import _check_same_protocol
+    from shufflesearch.evaluation._final import _check_same_protocol
+    from shufflesearch.space._configs import DataConfig
 
     train, data = dataclasses.asdict(TrainConfig(device="cpu")), dataclasses.asdict(DataConfig())
     old = {"data": {k: v for k, v in data.items() if not k.startswith("cache")},

@@ -14,7 +14,7 @@ from helpers import ROOT
 import shufflesearch
 from shufflesearch import ShuffleSearchError
 from shufflesearch.cli import main
-from shufflesearch.zoo import ZOO
+from shufflesearch.genome._zoo import ZOO
 
 ARCH = ZOO["shufflenet_v1_g3_x0_25"]
 

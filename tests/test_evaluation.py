@@ -11,8 +11,8 @@ from helpers import evaluate, run_cli, tiny_space
 
 import shufflesearch
 from shufflesearch import ShuffleSearchError
-from shufflesearch.evaluation import Candidate, final_evaluation, select_candidates, zoo_within_budget
-from shufflesearch.records import read_rows
+from shufflesearch.evaluation._final import Candidate, final_evaluation, select_candidates, zoo_within_budget
+from shufflesearch.runs._records import read_rows
 
 pytestmark = pytest.mark.slow
 ZOO = ["shufflenet_v1_g3_x0_25"]
@@ -95,7 +95,7 @@ def test_selection_spreads_along_the_front_and_zoo_respects_the_budget():
 
 
 def test_summary_lists_test_accuracies_in_seed_order_whichever_job_finished_first():
-    from shufflesearch.evaluation import _summarise
+    from shufflesearch.evaluation._final import _summarise
     arch = shufflesearch.get_arch(ZOO[0])
     rows = [{"arch_hash": arch.hash, "status": "complete", "seed": s, "test_acc": a} for s, a in ((2, 0.3), (0, 0.1), (1, 0.2))]
     (entry,) = _summarise(rows, [Candidate("zoo", ZOO[0], arch)], {"input_size": 224})

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 import timm
+import timm_contract
 import torch
+from helpers import assert_self_contained, evaluate, run_cli, tiny_space
 
 import shufflesearch
-import timm_contract
-from helpers import assert_self_contained, evaluate, run_cli, tiny_space
 from shufflesearch import ShuffleSearchError, export_run, register_models, train_final
-from shufflesearch.export import model_name, sanitize
-from shufflesearch.records import read_rows
-from shufflesearch.runs import load_run
+from shufflesearch.models._folder import model_name, sanitize
+from shufflesearch.runs._records import read_rows
+from shufflesearch.runs._run import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -54,7 +54,7 @@ def test_a_run_name_without_letters_or_digits_is_refused():
 def test_missing_roots_named_by_the_user_are_errors_and_the_default_is_silent(tmp_path):
     with pytest.raises(ShuffleSearchError, match="nowhere: no such directory"):
         register_models(tmp_path / "nowhere")
-    done = python("import shufflesearch", tmp_path, SHUFFLESEARCH_MODELS=str(tmp_path / "nowhere"))
+    done = python("import shufflesearch, timm", tmp_path, SHUFFLESEARCH_MODELS=str(tmp_path / "nowhere"))
     assert done.returncode == 0
     # one warning for the named root; no runs/ here, and no word of that
     assert done.stderr.count("UserWarning") == 1 and "SHUFFLESEARCH_MODELS" in done.stderr and "nowhere" in done.stderr

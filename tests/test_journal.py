@@ -7,10 +7,9 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-
-from shufflesearch._journal import RunJournal
-
 from test_study_searcher import ARCH, OTHER, recorded
+
+from shufflesearch.driver._journal import RunJournal
 
 
 def _ask_and_tell(study: optuna.Study, n: int) -> None:
@@ -59,7 +58,7 @@ def test_a_last_line_a_kill_9_cut_short_is_dropped_so_the_journal_can_grow_again
 
 
 def test_a_searcher_syncs_the_study_before_it_records_a_trial():
-    from shufflesearch._study_searcher import StudySearcher
+    from shufflesearch.driver._study_searcher import StudySearcher
 
     events = []
 

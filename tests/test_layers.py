@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from shufflesearch.arch import Arch, Stage, Stem
-from shufflesearch.layers import ChannelShuffle, ShuffleV1Unit, ShuffleV2Unit, channel_shuffle, concat_shuffle
+from shufflesearch.genome._arch import Arch, Stage, Stem
+from shufflesearch.models._layers import ChannelShuffle, ShuffleV1Unit, ShuffleV2Unit, channel_shuffle, concat_shuffle
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,9 +12,9 @@ import pytest
 from helpers import tiny_space
 
 import shufflesearch
-from shufflesearch._moasha import crowding_distances, nondominated_fronts, promoted, rung_epochs
-from shufflesearch.proxy import ProxyResult
-from shufflesearch.records import read_rows
+from shufflesearch.driver._moasha import crowding_distances, nondominated_fronts, promoted, rung_epochs
+from shufflesearch.runs._records import read_rows
+from shufflesearch.train._proxy import ProxyResult
 
 
 def test_rungs_are_a_geometric_series_below_the_full_training():

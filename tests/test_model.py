@@ -10,14 +10,14 @@ import sys
 
 import pytest
 import timm
+import timm_contract
 import torch
+from timm_contract import MIXED, SIZE, create, expected_spatial
 
 import shufflesearch
-import timm_contract
 from shufflesearch import Arch, ShuffleSearchError, build
-from shufflesearch.arch import Stage, Stem
-from shufflesearch.zoo import ZOO
-from timm_contract import MIXED, SIZE, create, expected_spatial
+from shufflesearch.genome._arch import Stage, Stem
+from shufflesearch.genome._zoo import ZOO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,14 +11,14 @@ import re
 
 import pytest
 
+from shufflesearch.driver._search import _result, _write_summary
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.export import select
-from shufflesearch.objectives import COSTS, cost_axis
-from shufflesearch.pareto import REFERENCE, best_row, front_hypervolume, hypervolume, pareto_front
-from shufflesearch.report import write_report
-from shufflesearch.runs import load_run
-from shufflesearch.search import _result, _write_summary
-from shufflesearch.space import SearchSettings
+from shufflesearch.report._report import write_report
+from shufflesearch.runs._pareto import REFERENCE, best_row, front_hypervolume, hypervolume, pareto_front
+from shufflesearch.runs._run import load_run
+from shufflesearch.space._objectives import COSTS, cost_axis
+from shufflesearch.space._space import SearchSettings
 
 
 def row(number, mflops, acc, status="complete", epochs=3, max_epochs=3, **extra):

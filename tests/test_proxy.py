@@ -4,10 +4,9 @@ import pytest
 import torch
 
 from shufflesearch import ShuffleSearchError, TrainConfig, load_data, measure_latency, train_proxy
-from shufflesearch.data import DataConfig
-from shufflesearch.model import build
-from shufflesearch.proxy import proxy_config_from_dict
-from shufflesearch.zoo import ZOO
+from shufflesearch.genome._zoo import ZOO
+from shufflesearch.models._network import build
+from shufflesearch.space._configs import DataConfig, proxy_config_from_dict
 
 SMALL = ZOO["shufflenet_v1_g3_x0_25"]
 TIMING = {"train_seconds", "eval_seconds", "images_per_s"}

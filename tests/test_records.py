@@ -3,7 +3,7 @@ and an append cut off by `kill -9` (an unterminated last line) is no row."""
 
 from __future__ import annotations
 
-from shufflesearch.records import append_rows, read_rows, write_rows
+from shufflesearch.runs._records import append_rows, read_rows, write_rows
 
 
 def _rows(first: int, n: int) -> list[dict]:

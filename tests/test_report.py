@@ -13,17 +13,17 @@ import random
 
 import matplotlib.image
 import pytest
-
 from helpers import assert_self_contained
-from shufflesearch import cli
-from shufflesearch.cost import cost
-from shufflesearch.errors import ShuffleSearchError
-from shufflesearch.objectives import COSTS
-from shufflesearch.pareto import best_row, front_hypervolume, pareto_front, progress
-from shufflesearch.report import compare_runs, write_report
-from shufflesearch.runs import load_run
-from shufflesearch.zoo import ZOO, shufflenet_v1, shufflenet_v2
 
+from shufflesearch import cli
+from shufflesearch.data import load_data
+from shufflesearch.errors import ShuffleSearchError
+from shufflesearch.genome._cost import cost
+from shufflesearch.genome._zoo import ZOO, shufflenet_v1, shufflenet_v2
+from shufflesearch.report._report import compare_runs, write_report
+from shufflesearch.runs._pareto import best_row, front_hypervolume, pareto_front, progress
+from shufflesearch.runs._run import load_run
+from shufflesearch.space._objectives import COSTS
 
 # --- a run directory -----------------------------------------------------------------------------------
 BUDGET = 40.0
@@ -186,7 +186,7 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv, me
 
 # --- baselines: real proxy training on digits under the run's protocol -----------------------------------
 def proxy_run(tmp_path, name="base"):
-    from shufflesearch.proxy import ProxyConfig
+    from shufflesearch.space._configs import ProxyConfig
 
     run, _, _ = make_run(tmp_path / "runs", name, seed=11, n=8)
     config = json.loads((run / "config.json").read_text())
@@ -200,8 +200,9 @@ def proxy_run(tmp_path, name="base"):
 def test_baselines_train_under_the_runs_protocol(tmp_path):
     from dataclasses import replace
 
-    from shufflesearch.baselines import run_baselines
-    from shufflesearch.proxy import proxy_config_from_dict, train_proxy
+    from shufflesearch.evaluation._baselines import run_baselines
+    from shufflesearch.space._configs import proxy_config_from_dict
+    from shufflesearch.train._proxy import train_proxy
 
     run, config = proxy_run(tmp_path)
     rows = run_baselines(run, ["shufflenet_v1_g3_x0_25", "shufflenet_v2_x0_5"])
@@ -216,14 +217,14 @@ def test_baselines_train_under_the_runs_protocol(tmp_path):
     assert v1["seed"] == config["seed"]
     # the same protocol by hand (run seed, not the proxy section's) gives the same accuracy
     proxy = proxy_config_from_dict(config["proxy"], "config.json")
-    by_hand = train_proxy(ZOO["shufflenet_v1_g3_x0_25"], proxy.data.load(), replace(proxy.train, seed=config["seed"]))
+    by_hand = train_proxy(ZOO["shufflenet_v1_g3_x0_25"], load_data(proxy.data), replace(proxy.train, seed=config["seed"]))
     assert v1["search_acc"] == by_hand.final["search_acc"]
     write_report(run)
     assert "shufflenet_v1_g3_x0_25" in (run / "report" / "report.md").read_text()
 
 
 def test_default_baselines_are_the_zoo_near_the_budget():
-    from shufflesearch.baselines import default_baselines
+    from shufflesearch.evaluation._baselines import default_baselines
 
     names = default_baselines({"mflops": 40.0, "input_size": 224})
     assert "shufflenet_v2_x0_5" in names and "shufflenet_v1_g3_x0_5" in names

@@ -17,8 +17,8 @@ from helpers import tiny_space
 from ray.exceptions import ActorDiedError, NodeDiedError, OutOfMemoryError, WorkerCrashedError
 
 import shufflesearch
-from shufflesearch._retries import failure_reason
-from shufflesearch.records import read_rows
+from shufflesearch._exec._retries import failure_reason
+from shufflesearch.runs._records import read_rows
 
 
 def test_failure_reasons_from_rays_own_errors():
@@ -96,7 +96,7 @@ def test_a_trial_whose_worker_is_killed_is_retried_and_ray_stays_off_the_console
 
 def killed_job(arch, seed, marker, data, train_cfg):
     """`evaluation.train_job`, except that a call finding no `marker` waits there to be killed."""
-    from shufflesearch.evaluation import train_job
+    from shufflesearch.evaluation._final import train_job
 
     _first_caller_waits_to_be_killed(Path(marker))
     return train_job(arch, seed, data, train_cfg)
@@ -115,8 +115,8 @@ def _kill(marker: Path, times: int) -> None:
 def test_a_job_whose_worker_is_killed_is_retried_up_to_its_limit(tmp_path, capfd):
     from ray import cloudpickle
 
-    from shufflesearch._ray import run_jobs
-    from shufflesearch.proxy import TrainConfig
+    from shufflesearch._exec._ray import run_jobs
+    from shufflesearch.space._configs import TrainConfig
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     data = shufflesearch.load_data("digits", subset_per_class=5)

@@ -18,11 +18,11 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from helpers import run_cli, tiny_space
 
 import shufflesearch
-from helpers import run_cli, tiny_space
-from shufflesearch.records import read_rows
-from shufflesearch.pareto import pareto_front
+from shufflesearch.runs._pareto import pareto_front
+from shufflesearch.runs._records import read_rows
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import yaml
 from helpers import ROOT, run_cli
 
 import shufflesearch
-from shufflesearch.space import SearchSpace, shipped_spaces
+from shufflesearch.space._space import SearchSpace, shipped_spaces
 
 
 def test_the_shipped_spaces_are_the_repository_files():

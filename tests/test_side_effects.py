@@ -18,11 +18,11 @@ import sys
 import matplotlib
 import optuna
 import pytest
-import torch
-
 import ray._private.worker as ray_worker
-import shufflesearch
+import torch
 from helpers import tiny_space
+
+import shufflesearch
 
 LOGGERS = ("optuna", "ray", "ray.tune", "ray.train", "ray.air")
 # printed by a new process started with MPLBACKEND=pdf: ["pdf", false] if nothing touched matplotlib

@@ -8,10 +8,10 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from shufflesearch import Arch, SearchSpace, cost
-from shufflesearch._space_sampling import all_choices, structure_arch
 from shufflesearch.cli import main
-from shufflesearch.model import build
-from shufflesearch.zoo import ZOO
+from shufflesearch.genome._zoo import ZOO
+from shufflesearch.models._network import build
+from shufflesearch.space._sampling import all_choices, structure_arch
 
 SPACE_DIR = Path(__file__).parents[1] / "search_spaces"
 SPACES = sorted(SPACE_DIR.glob("*.yaml"))

@@ -14,7 +14,7 @@ from helpers import tiny_space
 
 import shufflesearch
 from shufflesearch import ShuffleSearchError
-from shufflesearch.evaluation import final_evaluation
+from shufflesearch.evaluation._final import final_evaluation
 
 
 def _write_idx(path, array) -> None:

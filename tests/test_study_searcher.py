@@ -5,9 +5,9 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from shufflesearch._study_searcher import MAX_REPEATS, StudySearcher
-from shufflesearch.records import make_row
-from shufflesearch.zoo import ZOO
+from shufflesearch.driver._study_searcher import MAX_REPEATS, StudySearcher
+from shufflesearch.genome._zoo import ZOO
+from shufflesearch.runs._records import make_row
 
 ARCH = ZOO["shufflenet_v2_x0_5"]
 OTHER = ZOO["shufflenet_v1_g3_x0_5"]
@@ -61,9 +61,9 @@ def test_an_exhausted_space_trains_repeats_after_a_bound():
 
 
 def test_the_space_files_tpe_settings_reach_optunas_sampler(tmp_path):
-    from shufflesearch._journal import RunJournal
-    from shufflesearch.search import _open_study
-    from shufflesearch.space import SearchSettings
+    from shufflesearch.driver._journal import RunJournal
+    from shufflesearch.driver._search import _open_study
+    from shufflesearch.space._space import SearchSettings
 
     settings = SearchSettings(tpe_startup_trials=4, tpe_multivariate=True, tpe_constant_liar=False)
     sampler = _open_study(RunJournal(str(tmp_path / "optuna.journal")), "run", settings, n_done=0).sampler

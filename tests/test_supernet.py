@@ -7,16 +7,17 @@ import copy
 
 import pytest
 import torch
+from helpers import ROOT
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-from helpers import ROOT
-from shufflesearch.arch import Arch, Stage
+from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError
-from shufflesearch.proxy import _evaluate
-from shufflesearch.space import SearchSpace
-from shufflesearch.supernet import Supernet, supernet_bounds
-from shufflesearch.supernet_score import PathScorer, bn_images
+from shufflesearch.genome._arch import Arch, Stage
+from shufflesearch.space._space import SearchSpace
+from shufflesearch.supernet._network import Supernet, supernet_bounds
+from shufflesearch.supernet._score import PathScorer, bn_images
+from shufflesearch.train._proxy import _evaluate
 
 SPACES = ["demo", "mixed", "shufflenet_v1_paper", "shufflenet_v2"]
 
@@ -138,7 +139,7 @@ def test_a_path_scorer_scores_as_extract_update_bn_and_evaluation_do(supernets, 
     """`PathScorer` keeps each stem width's features (several widths here); what it returns equals the
     plain procedure's, to the bit, with its stems kept or not (`cache_bytes=0`: each path runs whole)."""
     net = supernets["shufflenet_v1_paper"].eval()
-    data = _space("demo").proxy.data.load("search")
+    data = load_data(_space("demo").proxy.data, "search")
     images = bn_images(data, 3, 16, seed=0)
     cached, whole = PathScorer(net, data, images, 16), PathScorer(net, data, images, 16, cache_bytes=0)
     archs = net.space.random_sample(4, seed=5)

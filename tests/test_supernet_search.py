@@ -13,25 +13,25 @@ import threading
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 import timm
 import torch
 import yaml
 from helpers import evaluate, run_cli, tiny_space
-
-import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from torch.optim.swa_utils import update_bn
 
 import shufflesearch
-from shufflesearch._supernet_search import CHUNK, _Scorer
-from shufflesearch.evaluation import final_evaluation
-from shufflesearch.proxy import TrainConfig
-from shufflesearch.records import read_rows
-from shufflesearch.space import SearchSpace
-from shufflesearch.supernet_score import bn_images, load_supernet
+from shufflesearch.data import load_data
+from shufflesearch.driver._supernet import CHUNK, _Scorer
+from shufflesearch.evaluation._final import final_evaluation
+from shufflesearch.runs._records import read_rows
+from shufflesearch.space._configs import TrainConfig
+from shufflesearch.space._space import SearchSpace
+from shufflesearch.supernet._score import bn_images, load_supernet
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def test_the_exported_model_is_the_scored_path(searched, one_thread):
     assert evaluate(model, run_dir, "search") == best["search_acc"]
     # and the score is the supernet's path, extracted, re-estimated and evaluated again here the plain way
     space = SearchSpace.from_yaml(run_dir / "space.yaml")
-    data = space.proxy.data.load("search")
+    data = load_data(space.proxy.data, "search")
     net = load_supernet(space, run_dir, data.num_classes, data.in_chans)
     row = next(r for r in rows if r["number"] == best["number"])
     path = net.extract(shufflesearch.Arch.from_dict(row["arch"])).to(memory_format=torch.channels_last)
@@ -107,7 +107,7 @@ def test_a_scorer_measures_latency_when_an_objective_needs_it(searched, one_thre
     run_dir, _, _ = searched
     space = SearchSpace.from_yaml(run_dir / "space.yaml")
     row = read_rows(run_dir / "trials.jsonl")[0]
-    scorer = _Scorer(space, str(run_dir), space.supernet, 0, space.proxy.data.load("search"), TrainConfig(), 32)
+    scorer = _Scorer(space, str(run_dir), space.supernet, 0, load_data(space.proxy.data, "search"), TrainConfig(), 32)
     (result,) = scorer.score([row["arch"]])
     assert result["status"] == "complete" and result["search_acc"] == row["search_acc"]
     assert result["latency_ms"] > 0

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-
 from helpers import ROOT
+
 from shufflesearch.errors import ShuffleSearchError
-from shufflesearch.space import SearchSpace
-from shufflesearch.supernet_train import CHECKPOINT, PathSampler, SupernetConfig, read_state, train_supernet
+from shufflesearch.space._configs import SupernetConfig
+from shufflesearch.space._space import SearchSpace
+from shufflesearch.supernet._train import CHECKPOINT, PathSampler, read_state, train_supernet
 
 DEMO = ROOT / "search_spaces" / "demo.yaml"
 
@@ -72,7 +73,7 @@ def test_a_corrupt_checkpoint_is_one_line(tmp_path):
 _TRAIN = """
 import sys
 from shufflesearch.space import SearchSpace
-from shufflesearch.supernet_train import SupernetConfig, train_supernet
+from shufflesearch import SupernetConfig, train_supernet
 train_supernet(SearchSpace.from_yaml(sys.argv[1]), sys.argv[2], SupernetConfig(epochs=2, checkpoint_every=3),
                progress=None)
 """
@@ -148,7 +149,7 @@ def test_two_workers_data_parallel_through_ray_train(tmp_path):
     # the data-parallel supernet is a supernet like any: every sampled path extracts and runs
     weights = {k[len("model."):]: v for k, v in _weights(tmp_path).items() if k.startswith("model.")}
     assert all(torch.isfinite(v).all() for v in weights.values())
-    from shufflesearch.supernet import Supernet
+    from shufflesearch.supernet._network import Supernet
 
     net = Supernet(space, num_classes=10, in_chans=1)
     net.load_state_dict(weights)

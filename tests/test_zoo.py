@@ -7,8 +7,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from shufflesearch import build, cost, get_arch, list_archs, resolve_arch
 from shufflesearch.errors import ShuffleSearchError
-from shufflesearch.registry import convert_torchvision_shufflenet_v2
-from shufflesearch.zoo import ZOO
+from shufflesearch.genome._zoo import ZOO
+from shufflesearch.models._registry import convert_torchvision_shufflenet_v2
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

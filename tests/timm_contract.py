@@ -14,7 +14,7 @@ import torch
 from timm.models._features_fx import create_feature_extractor, get_graph_node_names
 
 from shufflesearch import Arch
-from shufflesearch.arch import Head, Stage, Stem
+from shufflesearch.genome._arch import Head, Stage, Stem
 
 SIZE = 64
 MIXED = Arch(

@@ -1,0 +1,10 @@
+"""The search driver: `search` runs a space's trials on Ray Tune (or scores supernet paths on Ray
+actors) while an Optuna study, kept in the run folder's journal, proposes the genomes; MO-ASHA
+(`_moasha`) is its two-objective scheduler, one scheduler per file as in Ray Tune.
+
+Named `driver`, not `search`, so that `shufflesearch.search` stays the function.
+"""
+
+from shufflesearch.driver._search import SearchResult, search
+
+__all__ = ["SearchResult", "search"]

@@ -1,0 +1,417 @@
+"""The budgeted search: Ray Tune runs the trials, an Optuna study chooses the architectures.
+
+One trial = one architecture sampled within the FLOPs budget (multiply-adds), proxy-trained on the
+space's dataset, reported to Tune after every epoch (so ASHA can stop it early), and recorded in
+`runs/<name>/trials.jsonl`. The Optuna study lives in `runs/<name>/optuna.journal`
+(`optuna-dashboard runs/<name>/optuna.journal` opens it) and Tune's experiment state in
+`runs/<name>/tune/`.
+
+Resume does not replay Tune's experiment: the trial records are the source of truth. A new Tune
+experiment (`tune/part<k>`) runs the trials still missing; study trials left RUNNING by a killed
+driver are told FAIL (they trained to no result), finished ones are never trained again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shlex
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import optuna
+
+from shufflesearch._exec._devices import check_cluster_gpus, for_trials, ray_resources
+from shufflesearch._exec._optuna import quiet_optuna
+from shufflesearch._exec._retries import attempts_note, lost_error
+from shufflesearch._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from shufflesearch.data import load_data
+from shufflesearch.driver._journal import RunJournal
+from shufflesearch.errors import ShuffleSearchError, errors_from
+from shufflesearch.genome._arch import Arch
+from shufflesearch.runs._pareto import best_row, pareto_front
+from shufflesearch.runs._records import STATUSES, append_rows, make_row, package_versions, read_rows, write_rows
+from shufflesearch.space._objectives import OBJECTIVES
+from shufflesearch.space._space import SearchSettings, SearchSpace
+
+if TYPE_CHECKING:
+    from shufflesearch.driver._study_searcher import StudySearcher
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search leaves: its directory, every trial row, the best row and the Pareto rows (as
+    `pareto.best_row` and `pareto.pareto_front` of the run's objectives define them)."""
+
+    run_dir: Path
+    rows: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    pareto: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    interrupted: bool = False  # stopped (Ctrl-C) before the requested number of trials
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Trials per status (complete, early_stopped, failed, diverged)."""
+        return {s: sum(r["status"] == s for r in self.rows) for s in STATUSES}
+
+
+# --- the trial: a plain function, config in, metrics out ------------------------------------------
+def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, input_size: int,
+              train_fn: Callable | None = None) -> None:
+    """Proxy-train `config["arch"]`, reporting every epoch to Tune; save the weights; report the end.
+
+    Every report carries every metric; `cpu_seconds` is the trial process's CPU time so far (training,
+    scoring, latency, saving; all its threads). Per-epoch reports have status "running"; the final one has the
+    trainer's status ("complete" / "diverged") or "failed" with the error, so the searcher can tell a
+    finished trial from one the scheduler stopped (whose last report is still "running").
+    """
+    import safetensors.torch
+    from ray import tune
+
+    from shufflesearch.train._latency import trial_latency_ms
+    from shufflesearch.train._proxy import train_proxy
+
+    cpu_started = time.process_time()  # CPU time, unlike wall time, does not grow when cores are shared
+    arch = Arch.from_dict(config["arch"])
+    latency_ms = trial_latency_ms(arch, input_size, train_cfg)
+    last = {"epoch": 0, "search_acc": 0.0, "best_search_acc": 0.0, "search_loss": 0.0, "train_loss": 0.0,
+            "images_per_s": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0, "latency_ms": latency_ms,
+            "error": ""}
+
+    def report(epoch: int, metrics: dict[str, Any]) -> None:
+        last.update({k: float(metrics[k]) for k in ("search_acc", "search_loss", "train_loss", "images_per_s")},
+                    epoch=epoch)
+        last["train_seconds"] += metrics["train_seconds"]
+        last["eval_seconds"] += metrics["eval_seconds"]
+        last["best_search_acc"] = max(last["best_search_acc"], last["search_acc"])
+        last["cpu_seconds"] = time.process_time() - cpu_started
+        if epoch < train_cfg.epochs:  # the last epoch is reported below, with the final status
+            tune.report({**last, "status": "running"})
+
+    try:
+        result = (train_fn or train_proxy)(arch, data, train_cfg, report=report)
+        status = result.status
+        if status == "complete":
+            weights = {k: v.contiguous() for k, v in result.state_dict.items()}
+            write_bytes_atomic(Path(run_dir) / "weights" / f"trial_{config['number']}.safetensors",
+                               safetensors.torch.save(weights))
+    except Exception as e:  # one failing architecture must not end the search
+        status, last["error"] = "failed", f"{type(e).__name__}: {e}"
+    tune.report({**last, "status": status, "cpu_seconds": time.process_time() - cpu_started})
+
+
+# --- the driver ---------------------------------------------------------------------------------
+def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: int | None = None,
+           evaluator: str | None = None, workers: int | None = None,
+           budget_mflops: float | None = None, sampler: str | None = None,
+           objectives: Sequence[str] | str | None = None, scheduler: str | None = None,
+           cpus_per_trial: int | None = None, gpus_per_trial: float | None = None, address: str | None = None,
+           seed: int | None = None, max_retries: int | None = None, resume: bool = False,
+           runs_dir: str | Path = "runs", train_fn: Callable | None = None,
+           progress: Callable[[str], None] | None = print) -> SearchResult:
+    """Search `space` (a `SearchSpace` or its YAML path) under its FLOPs (multiply-adds) budget.
+
+    Options left as None come from the space file (or, when resuming, from the run's config.json).
+    A run directory that exists is resumed: its finished trials are kept, and the search trains only
+    the trials still missing. `train_fn(arch, data, train_cfg, report)` replaces the proxy trainer
+    (default `shufflesearch.train_proxy`); it runs in Ray workers, so it must be picklable.
+    `evaluator` ('proxy' or 'supernet') overrides the space file's; with 'supernet' the run first trains
+    the space's weight-sharing supernet (`workers` data-parallel Ray Train workers, overriding
+    `supernet.workers`) and scores each candidate as a path of it (`_supernet_search`).
+    `gpus_per_trial` is each trial's GPU share (0.25: four trials a GPU); `proxy.device: auto` follows it.
+    A trial whose Ray worker or node dies starts again, up to `max_retries` times (`_retries`); Ray's
+    own messages go to `runs/<name>/ray.log`, not to the console.
+    """
+    started = time.monotonic()
+    if not isinstance(space, SearchSpace):
+        space = SearchSpace.from_yaml(space)
+    if budget_mflops is not None:
+        space = space.with_budget(budget_mflops)
+    run_dir = Path(runs_dir) / (name or space.name)
+    config_path = run_dir / "config.json"
+    previous = _previous_run(run_dir, space, resume)
+    from shufflesearch.driver._supernet import score_candidates
+    from shufflesearch.supernet._score import resolve_evaluator
+
+    evaluator, supernet_cfg = resolve_evaluator(space, previous, evaluator, workers)
+    settings = _resolve(space, previous, trials=trials, sampler=sampler, objectives=objectives,
+                        scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, seed=seed,
+                        max_retries=max_retries)
+    with errors_from(space.source):  # the device and GPUs fail here, before anything is written
+        train_cfg = for_trials(replace(space.proxy.train, threads=settings.cpus_per_trial, seed=settings.seed),
+                               settings.gpus_per_trial, address)
+    data = load_data(space.proxy.data)  # an unreadable dataset fails here, before Ray starts
+
+    if previous is None:
+        write_text_atomic(run_dir / "space.yaml", space.to_yaml())
+    config = _run_config(run_dir, space, settings, data, address, previous)
+    config.update(evaluator=evaluator, command=f"{config['command']} --evaluator {evaluator}",
+                  supernet=supernet_cfg.to_dict() if supernet_cfg else None)
+    write_json_atomic(config_path, config)
+
+    rows = read_rows(run_dir / "trials.jsonl")
+    if rows:  # a resumed run: both record files whole again (an append cut off by kill -9 dropped)
+        write_rows(run_dir / "trials.jsonl", rows)
+    journal = RunJournal(str(run_dir / "optuna.journal"))
+    try:
+        with quiet_optuna():
+            study = _open_study(journal, run_dir.name, settings, n_done=len(rows))
+            _reconcile(study, rows, list(settings.objectives))
+            remaining = settings.trials - len(rows)
+            if remaining > 0:
+                from shufflesearch.driver._study_searcher import StudySearcher
+
+                emit = progress or (lambda line: None)
+                # the one searcher either loop asks and tells through, given its `finish`
+                new_searcher = partial(StudySearcher, study, space.sample, list(settings.objectives),
+                                       rows=list(rows), sync=journal.flush)
+                if supernet_cfg and train_fn is None:
+                    score_candidates(space, settings, new_searcher, data, train_cfg, run_dir, address, remaining, rows,
+                                     supernet_cfg, _budget_record(space), _Progress(settings.trials, len(rows), emit),
+                                     emit)
+                else:
+                    _run_tune(space, settings, new_searcher, data, train_cfg, run_dir, address, remaining, rows,
+                              train_fn, emit)
+    finally:
+        journal.flush()
+    rows = read_rows(run_dir / "trials.jsonl")
+    wall = (previous or {}).get("wall_seconds", 0.0) + time.monotonic() - started
+    write_json_atomic(config_path, {**config, "wall_seconds": wall})
+    result = _result(run_dir, rows, settings, wall)
+    _write_summary(run_dir, result, settings)
+    if progress and result.interrupted:
+        progress(f"search stopped after {len(rows)} of {settings.trials} trials; continue it with: "
+                 f"shufflesearch search {space.source} --name {run_dir.name} --resume")
+    return result
+
+
+RUN_SETTINGS = ("trials", "sampler", "objectives", "scheduler", "cpus_per_trial", "seed")  # every run records
+
+
+def _previous_run(run_dir: Path, space: SearchSpace, resume: bool) -> dict[str, Any] | None:
+    """The config.json of the run at `run_dir` to continue, None for a new run.
+
+    A folder holding any of a run's files is a run to continue; one whose space.yaml or config.json
+    is missing, corrupt, incomplete or of another space cannot be, and nothing is written to it.
+    """
+    config_path, space_path = run_dir / "config.json", run_dir / "space.yaml"
+    found = [p.name for p in (config_path, space_path, run_dir / "trials.jsonl", run_dir / "optuna.journal")
+             if p.exists()]
+    if not found:
+        if resume:
+            raise ShuffleSearchError(f"--resume: there is no run to resume at {run_dir}")
+        return None
+    for path in (config_path, space_path):
+        if not path.is_file():
+            raise ShuffleSearchError(f"{path}: missing, so the run in {run_dir} (which has {', '.join(found)}) "
+                                     "cannot be resumed; restore the file or choose a new --name")
+    previous = read_json(config_path, "the run's config")
+    missing = [name for name in RUN_SETTINGS if not isinstance(previous, dict) or name not in previous]
+    if missing:
+        raise ShuffleSearchError(f"{config_path}: {missing[0]}: missing, so the run cannot be resumed; "
+                                 "restore the file or choose a new --name")
+    SearchSpace.from_yaml(space_path)  # a corrupt space.yaml fails here, naming itself
+    if space.to_yaml() != space_path.read_text():
+        raise ShuffleSearchError(f"{run_dir}: this run was started with another search space "
+                                 f"({space_path}); choose a new --name")
+    return previous
+
+
+def _resolve(space: SearchSpace, previous: dict[str, Any] | None, **overrides: Any) -> SearchSettings:
+    """The space's `search:` settings (or the resumed run's), with the options given overriding them."""
+    # settings added after a run was started take their defaults when it is resumed
+    base = {f.name: previous.get(f.name, f.default) for f in fields(SearchSettings)} if previous \
+        else vars(space.search)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    with errors_from(space.source):
+        return SearchSettings(**{**base, **given})
+
+
+def _budget_record(space: SearchSpace) -> dict[str, Any]:
+    """The budget as config.json records it: the cost basis of every row (`cost.budget_cost`)."""
+    b = space.budget
+    return {"mflops": b.mflops, "input_size": b.input_size, "num_classes": b.num_classes, "max_params": b.max_params}
+
+
+def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, data: Any, address: str | None,
+                previous: dict[str, Any] | None) -> dict[str, Any]:
+    settings_dict = {**asdict(settings), "objectives": list(settings.objectives)}
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return {
+        **(previous or {"started": now}),
+        "name": run_dir.name,
+        "space_name": space.name,
+        "space_file": str(space.source),
+        **settings_dict,
+        "budget": _budget_record(space),
+        "proxy": space.proxy.to_dict(),
+        "data": data.info(),
+        "address": address,
+        "command": shlex.join(["shufflesearch", "search", str(space.source), "--name", run_dir.name,
+                               "--runs-dir", str(run_dir.parent), "--trials", str(settings.trials),
+                               "--budget-mflops", f"{space.budget.mflops:g}", "--seed", str(settings.seed),
+                               "--sampler", settings.sampler, "--objectives", ",".join(settings.objectives),
+                               "--scheduler", settings.scheduler, "--cpus-per-trial", str(settings.cpus_per_trial),
+                               "--max-retries", str(settings.max_retries)]
+                              + (["--gpus-per-trial", f"{settings.gpus_per_trial:g}"] if settings.gpus_per_trial else [])),
+        "versions": package_versions(),
+        "last_resumed": now if previous else None,
+    }
+
+
+def _open_study(journal: RunJournal, name: str, settings: SearchSettings, n_done: int) -> optuna.Study:
+    from optuna.storages import JournalStorage
+
+    seed = settings.seed + n_done  # a resumed sampler must not replay the first part's proposals
+    sampler = {
+        "tpe": lambda: optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=settings.tpe_startup_trials, multivariate=settings.tpe_multivariate,
+            constant_liar=settings.tpe_constant_liar),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+    }[settings.sampler]()
+    return optuna.create_study(study_name=name, storage=JournalStorage(journal), sampler=sampler, load_if_exists=True,
+                               directions=[OBJECTIVES[o].direction for o in settings.objectives])
+
+
+def _reconcile(study: optuna.Study, rows: list[dict[str, Any]], objectives: list[str]) -> None:
+    """Close study trials a killed driver left open: recorded ones with their record, others FAIL."""
+    from shufflesearch.driver._study_searcher import tell
+
+    recorded = {r["number"]: r for r in rows}
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if t.number in recorded:
+            tell(study, t.number, recorded[t.number], objectives)
+        else:  # interrupted before it finished: it is trained again as a new trial
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+
+
+def _run_tune(space: SearchSpace, settings: SearchSettings, new_searcher: Callable[..., StudySearcher], data: Any,
+              train_cfg: Any,
+              run_dir: Path, address: str | None, remaining: int, rows: list[dict[str, Any]],
+              train_fn: Callable | None, progress: Callable[[str], None]) -> None:
+    from ray import tune
+
+    from shufflesearch._exec._ray import concurrency, ray_session
+    from shufflesearch.driver._study_searcher import TrialRetries
+
+    log = run_dir / "ray.log"
+    with ray_session(address, log):
+        check_cluster_gpus(settings.gpus_per_trial)
+        jobs_at_once = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
+        printer = _Progress(settings.trials, len(rows), progress)
+
+        retries = TrialRetries(settings.max_retries, progress, log)
+
+        def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
+            lost = status == "failed" and not result  # Ray lost its every attempt
+            faults = retries.faults(number, failed=lost)
+            result = {**result, "attempts": len(faults) + (not lost), "faults": faults}
+            if lost:
+                result["error"] = lost_error(faults, log)
+            row = make_row(arch, result, status, number=number, budget=_budget_record(space),
+                           max_epochs=train_cfg.epochs, seed=settings.seed)
+            rows.append(row)
+            append_rows(run_dir / "trials.jsonl", [row])
+            printer(row, rows)
+            return row
+
+        searcher = new_searcher(finish)
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, data=data, train_cfg=train_cfg, run_dir=str(run_dir.resolve()),
+                                 input_size=space.budget.input_size, train_fn=train_fn),
+            ray_resources(settings.cpus_per_trial, settings.gpus_per_trial))
+        tune_dir = (run_dir / "tune").resolve()
+        part = 1 + (len(list(tune_dir.glob("part*"))) if tune_dir.exists() else 0)
+        gpus = f" + {settings.gpus_per_trial:g} GPU" if settings.gpus_per_trial else ""
+        progress(f"{run_dir}: {remaining} trial(s) to run, {jobs_at_once} at a time, "
+                 f"{settings.cpus_per_trial} CPU{gpus} each on {train_cfg.device}; budget {space.budget.mflops:g} "
+                 f"MFLOPs (multiply-adds) at {space.budget.input_size}px")
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(space, settings, train_cfg.epochs),
+                                        num_samples=remaining,
+                                        max_concurrent_trials=jobs_at_once, reuse_actors=True),
+            run_config=tune.RunConfig(name=f"part{part}", storage_path=str(tune_dir), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=settings.max_retries),
+                                      callbacks=[retries]),
+        )
+        tuner.fit()
+
+
+def _scheduler(space: SearchSpace, settings: SearchSettings, epochs: int) -> Any:
+    """The Tune scheduler `settings.scheduler` names, or None (every trial trains all `epochs`).
+
+    An early-stopped trial's record says where it stopped: its `epochs` are the rung's.
+    """
+    from ray.tune.schedulers import ASHAScheduler
+
+    from shufflesearch.driver._moasha import MOASHA
+
+    if settings.scheduler == "asha" and epochs > 1:
+        # one rung at half the epochs: a first-epoch score is too noisy to stop on
+        return ASHAScheduler(time_attr="epoch", metric="search_acc", mode="max", max_t=epochs,
+                             grace_period=math.ceil(epochs / 2), reduction_factor=2)
+    if settings.scheduler == "moasha":
+        return MOASHA(_points(space, settings.objectives), max_t=epochs, grace_period=settings.grace_period,
+                      reduction_factor=settings.reduction_factor)
+    return None
+
+
+def _points(space: SearchSpace, objectives: Sequence[str]) -> Callable[[dict[str, Any], dict[str, Any]], tuple]:
+    """A trial's objective values from its config and a report, each minimised (maximised ones negated).
+
+    MFLOPs and params are the architecture's, known before it trains; latency is in every report.
+    """
+    sign = {o: -1.0 if OBJECTIVES[o].direction == "maximize" else 1.0 for o in objectives}
+
+    def points(config: dict[str, Any], result: dict[str, Any]) -> tuple[float, ...]:
+        c = space.cost(Arch.from_dict(config["arch"]))
+        values = {**result, "mflops": c.mflops, "params": c.params}
+        return tuple(sign[o] * values[OBJECTIVES[o].field] for o in objectives)
+    return points
+
+
+class _Progress:
+    """One line per finished trial: count, trial, cost, accuracy, epochs, status, best, left, ETA."""
+
+    def __init__(self, total: int, done_before: int, emit: Callable[[str], None]):
+        self.total, self.done_before, self.emit = total, done_before, emit
+        self.started = time.monotonic()
+        self.calls, self.best = 0, None  # best_row so far, kept row by row (a supernet run has thousands)
+
+    def __call__(self, row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        done_now = len(rows) - self.done_before
+        left = self.total - len(rows)
+        eta = (time.monotonic() - self.started) / done_now * left
+        pool = [row, *([self.best] if self.best else [])] if self.calls else rows  # best_row's order is total
+        best = self.best = best_row(pool)
+        self.calls += 1
+        best_acc = f"{best['search_acc']:.3f}" if best else "-"
+        self.emit(f"[{len(rows):>3}/{self.total}] trial {row['number']:>3}  {row['mflops']:7.2f} MFLOPs  "
+                  f"acc {row['search_acc']:.3f}  {row['epochs']}/{row['max_epochs']} ep  {row['status']:<13} "
+                  f"best {best_acc}  {left} left, ETA {_duration(eta)}  {row['summary']}" + attempts_note(row))
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _result(run_dir: Path, rows: list[dict[str, Any]], settings: SearchSettings, wall: float) -> SearchResult:
+    best, pareto = best_row(rows, settings.objectives), pareto_front(rows, settings.objectives)
+    return SearchResult(run_dir, rows, best, pareto, wall, interrupted=len(rows) < settings.trials)
+
+
+def _write_summary(run_dir: Path, result: SearchResult, settings: SearchSettings) -> None:
+    write_json_atomic(run_dir / "summary.json", {
+        "trials": len(result.rows), "requested": settings.trials, "counts": result.counts,
+        "wall_seconds": result.wall_seconds,
+        "train_seconds": sum(r.get("train_seconds") or 0.0 for r in result.rows),
+        "best": result.best, "pareto": [r["number"] for r in result.pareto],
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    })

@@ -1,0 +1,99 @@
+"""Hand-designed baselines trained under a run's exact proxy protocol, so a report compares like with like.
+
+The protocol is the run's config.json: its `proxy` section (data and training), its seed, its threads
+per trial (`cpus_per_trial`) and the budget input size for costs and latency, exactly as a search
+trial uses them. Rows are recorded in runs/<run>/baselines.jsonl with the trial fields plus `model`
+(number null); training a model again replaces its row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from shufflesearch._exec._devices import for_trials
+from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
+from shufflesearch.data import load_data
+from shufflesearch.errors import ShuffleSearchError, errors_from
+from shufflesearch.genome._arch import Arch
+from shufflesearch.genome._cost import budget_cost
+from shufflesearch.genome._zoo import ZOO
+from shufflesearch.runs._records import make_row, read_rows, write_rows
+from shufflesearch.runs._run import load_run
+
+NEAR_BUDGET = 1.5  # default baselines: zoo models within this factor of the budget, either side
+
+
+def _field(config: Mapping[str, Any], path: Path, *keys: str) -> Any:
+    value: Any = config
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            raise ShuffleSearchError(f"{path}: {'.'.join(keys)}: missing (needed to repeat the run's protocol)")
+        value = value[key]
+    return value
+
+
+def default_baselines(budget: Mapping[str, Any]) -> list[str]:
+    """Zoo models whose MFLOPs (multiply-adds, on the run's cost basis) lie within 1.5x of the budget,
+    either side."""
+    return [name for name, arch in ZOO.items()
+            if budget["mflops"] / NEAR_BUDGET <= budget_cost(arch, budget).mflops <= budget["mflops"] * NEAR_BUDGET]
+
+
+def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, address: str | None = None,
+                  progress: Callable[[str], None] | None = None,
+                  gpus_per_trial: float | None = None, max_retries: int | None = None) -> list[dict[str, Any]]:
+    """Proxy-train `models` (registered names; default: the zoo near the budget) as the run's trials were.
+
+    They train in parallel through Ray (`address`: a running cluster; default a local Ray), as many at
+    a time as the run's trials were, each with `gpus_per_trial` GPUs (default: the run's). Returns the new rows, in the order asked for; baselines.jsonl is
+    rewritten atomically as each model finishes, and `progress` gets one line per model. A model whose
+    Ray worker or node died trains again, up to `max_retries` times (default: the run's).
+    """
+    from shufflesearch._exec._ray import JobProgress, run_jobs
+    from shufflesearch.evaluation._final import train_job
+    from shufflesearch.models._registry import get_arch
+    from shufflesearch.space._configs import proxy_config_from_dict
+
+    run = load_run(run_dir)
+    path, config = run.path, run.config
+    config_path = path / "config.json"
+    input_size = _field(config, config_path, "budget", "input_size")
+    budget = _field(config, config_path, "budget", "mflops")
+    proxy = proxy_config_from_dict(_field(config, config_path, "proxy"), f"{config_path}")
+    seed = _field(config, config_path, "seed")
+    gpus = config.get("gpus_per_trial", 0.0) if gpus_per_trial is None else gpus_per_trial
+    with errors_from(str(config_path)):
+        train_cfg = for_trials(replace(proxy.train, seed=seed, threads=_field(config, config_path, "cpus_per_trial")),
+                               gpus, address)
+    names = list(models) if models else default_baselines(config["budget"])
+    if not names:
+        raise ShuffleSearchError(f"{config_path}: budget.mflops = {budget}: no zoo model within "
+                                 f"{NEAR_BUDGET}x of it; name the baselines with --models")
+    archs = {name: get_arch(name) for name in names}  # unknown names fail before any training
+    data = load_data(proxy.data)
+    rows_path = path / "baselines.jsonl"
+    by_hash = {arch.hash: name for name, arch in archs.items()}
+    printer = JobProgress(len(archs), progress)
+    new: list[dict[str, Any]] = []
+
+    def record(job: dict[str, Any], metrics: dict[str, Any]) -> None:
+        name = by_hash[Arch.from_dict(job["arch"]).hash]
+        row = make_row(archs[name], {**metrics, "epoch": metrics["epochs"], "time_total_s": metrics.get("seconds")},
+                       metrics["status"], number=None, budget=config["budget"], max_epochs=train_cfg.epochs,
+                       seed=seed, model=name)
+        new.append(row)
+        write_rows(rows_path, [r for r in read_rows(rows_path) if r.get("model") != name] + [row])
+        printer(name, row, "search_acc")
+
+    jobs = [{"arch": arch.to_dict(), "seed": seed, "latency_size": input_size} for arch in archs.values()]
+    retries = config.get("max_retries", DEFAULT_MAX_RETRIES) if max_retries is None else max_retries
+    log = path / "ray.log"
+    run_jobs(train_job, jobs, cpus_per_job=train_cfg.threads, on_result=record,
+             shared={"data": data, "train_cfg": train_cfg}, address=address, gpus_per_job=gpus,
+             max_retries=retries, log=log, on_retry=lambda job, attempt, reason: printer.retry(
+                 by_hash[Arch.from_dict(job["arch"]).hash], attempt, retries, reason, log))
+    new.sort(key=lambda r: names.index(r["model"]))  # the order asked for, not the order they finished in
+    write_rows(rows_path, [r for r in read_rows(rows_path) if r.get("model") not in archs] + new)
+    return new

@@ -1,0 +1,213 @@
+"""The report of one run (`write_report`) and the comparison of several (`compare_runs`).
+
+A run's report is `runs/<run>/report/`: pareto.csv (the front), pareto.png, progress.png, and one
+page as report.md and a self-contained report.html. The front, the best trial and the hypervolume are
+`pareto.py`'s; the figures `_plots.py`'s; the page `_page.py`'s. Early-stopped trials are plotted
+greyed; failed and diverged trials are counted, not plotted. `compare_runs` writes
+`compare_<run>_vs_<run>.{png,md,html}` into `out_dir` (the CLI's `--out`, by default the first run's
+`report/`). Every file is written atomically through `_io`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from shufflesearch._io import write_text_atomic
+from shufflesearch.report._page import Block, fmt, write_page
+from shufflesearch.report._plots import compare_png, final_png, pareto_png, progress_png
+from shufflesearch.runs._pareto import (
+    ACC,
+    REFERENCE,
+    best_row,
+    budget_of,
+    cost_scale,
+    finite,
+    front_hypervolume,
+    full_fidelity,
+    pareto_front,
+)
+from shufflesearch.runs._records import STATUSES
+from shufflesearch.runs._run import Run, load_run
+from shufflesearch.space._objectives import Objective, cost_axis
+
+LEGACY_NOTE = ("Old run, recorded before shufflesearch held out a search-validation split: its trials were "
+               "scored on the dataset's own validation split, which for most datasets is the test split, so "
+               "these accuracies are optimistic as estimates of test accuracy.")
+
+
+# --- the report of one run -------------------------------------------------------------------------
+CSV_FIELDS = ("number", "model", "arch_hash", "summary", "mflops", "params", "proxy_params", "latency_ms",
+              "search_acc", "best_search_acc", "epochs", "max_epochs", "seconds", "arch")
+
+
+def _pareto_csv(front: Sequence[Mapping[str, Any]], models: Mapping[int, list[str]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in front:
+        w.writerow({**r, "model": " ".join(models.get(r.get("number"), [])),
+                    "arch": json.dumps(r.get("arch"), sort_keys=True, separators=(",", ":"))})
+    return buf.getvalue()
+
+
+def _duration(seconds: Any) -> str:
+    if not finite(seconds):
+        return "unknown"
+    s = int(round(seconds))
+    return f"{s // 3600}h {s % 3600 // 60:02d}m {s % 60:02d}s"
+
+
+def _settings(run: Run) -> list[tuple[str, str]]:
+    c = run.config
+    budget = c.get("budget") or {}
+    compact = lambda d: ", ".join(f"{k}={v}" for k, v in (d or {}).items() if k not in ("label_names", "mean", "std"))  # noqa: E731
+    kv = [("run", run.name), ("directory", str(run.path)),
+          ("search space", f"{c.get('space_name', '?')} ({c.get('space_file', '?')})"),
+          ("budget", f"{budget.get('mflops', '?')} MFLOPs (multiply-adds) at {budget.get('input_size', '?')}px"
+                     + (f", at most {budget['max_params']:,} params" if budget.get("max_params") else "")),
+          ("cost basis", f"every MFLOPs and params figure: at {budget.get('input_size', '?')}px, 3 channels, "
+                         f"{budget.get('num_classes', 1000)}-way classifier (what the budget caps)"),
+          ("objectives", ", ".join(c.get("objectives") or ["?"])),
+          ("sampler / scheduler", f"{c.get('sampler', '?')} / {c.get('scheduler', '?')}"),
+          ("trials planned / finished", f"{c.get('trials', '?')} / {len(run.trials)}"),
+          ("seed", str(c.get("seed", "?"))),
+          ("evaluator", c.get("evaluator", "proxy") + (f" (weight-sharing supernet: {compact(c['supernet'])}; a trial's "
+                                                       "search acc is its inherited path's, BN re-estimated)"
+                                                       if c.get("supernet") else "")),
+          ("proxy protocol", compact(c.get("proxy"))),
+          ("proxy data", compact(c.get("data"))),
+          ("started", str(c.get("started", "?"))),
+          ("finished", str((run.summary or {}).get("finished", "not yet (no summary.json)")))]
+    return kv
+
+
+def _status_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts = {s: 0 for s in STATUSES}
+    for r in rows:
+        counts[r.get("status", "?")] = counts.get(r.get("status", "?"), 0) + 1
+    return counts
+
+
+def _front_table(front: Sequence[Mapping[str, Any]], axis: Objective, models: Mapping[int, list[str]]) -> Block:
+    headers = ["trial", "timm name", "search acc", "MFLOPs", "params", "latency ms", "epochs", "genome", "hash"]
+    rows = [[r.get("number"), ", ".join(models.get(r.get("number"), [])), fmt(r.get("search_acc")),
+             fmt(r.get("mflops")), fmt(r.get("params")), fmt(r.get("latency_ms"), 3), r.get("epochs"),
+             r.get("summary", ""), r.get("arch_hash", "")] for r in front]
+    return ("table", headers, rows)
+
+
+def _baseline_table(baselines: Sequence[Mapping[str, Any]]) -> Block:
+    headers = ["zoo model", "search acc", "MFLOPs", "params", "latency ms", "epochs", "status"]
+    rows = [[r.get("model", "?"), fmt(r.get("search_acc")), fmt(r.get("mflops")), fmt(r.get("params")),
+             fmt(r.get("latency_ms"), 3), r.get("epochs"), r.get("status")] for r in baselines]
+    return ("table", headers, rows)
+
+
+def _reference_text(axis: Objective, scale: float) -> str:
+    return (f"normalised space: x = {axis.name} / {scale:g}, y = 1 - accuracy; reference point "
+            f"({REFERENCE[0]:g}, {REFERENCE[1]:g}) = ({REFERENCE[0] * scale / axis.display:g} {axis.unit}, "
+            f"accuracy 0); the largest possible value is {REFERENCE[0] * REFERENCE[1]:g}")
+
+
+def _best_text(best: Mapping[str, Any], axis: Objective) -> str:
+    cost = best.get(axis.field)
+    where = f", {fmt(cost / axis.display)} {axis.unit}" if finite(cost) else ""
+    return f"{best[ACC]:.4f} (trial {best.get('number')}{where})"
+
+
+def _final_blocks(final: Mapping[str, Any]) -> list[Block]:
+    """The final evaluation (`shufflesearch final`): test accuracy mean ± sd per architecture."""
+    rows = [[c["kind"], c["name"], fmt(c.get("mflops")), fmt(c.get("params")), fmt(c.get("search_acc")),
+             "" if c.get("test_acc_mean") is None else f"{c['test_acc_mean']:.4f}",
+             "" if c.get("test_acc_sd") is None else f"{c['test_acc_sd']:.4f}", c["seeds"], c["summary"]]
+            for c in sorted(final["candidates"], key=lambda c: c["mflops"])]
+    return [("h", "Final evaluation (test split)"),
+            ("p", f"Retrained from scratch on the whole training split for {final['epochs']} epochs, "
+                  f"{len(final['protocol']['seeds'])} seeds each (seeds {final['protocol']['seeds']}), and scored once "
+                  f"on the test split of {final['dataset']}, which no search trial read. Search accuracy is the "
+                  "trial's short proxy on the search-validation split, the number it was chosen by."),
+            ("img", "final.png", "test accuracy mean ± sd against MFLOPs, found and zoo"),
+            ("table", ["kind", "name", "MFLOPs", "params", "search acc", "test acc mean", "test acc sd", "seeds",
+                       "genome"], rows)]
+
+
+def write_report(run_dir: str | Path, objectives: str | Sequence[str] | None = None) -> Path:
+    """Write runs/<run>/report/ (pareto.csv, pareto.png, progress.png, report.html, report.md); return the HTML path.
+
+    `objectives` defaults to the run's own (config.json) when it is a pair, else accuracy against MFLOPs.
+    """
+    run = load_run(run_dir)
+    axis = cost_axis(objectives if objectives is not None else run.config.get("objectives"))
+    out = run.path / "report"
+    front = pareto_front(run.trials, ("acc", axis.name))
+    scale = cost_scale(run.config, axis, run.trials + run.baselines)
+    hv = front_hypervolume(front, axis, scale)
+    write_text_atomic(out / "pareto.csv", _pareto_csv(front, run.models))
+    images = {"pareto.png": pareto_png(run, axis, front), "progress.png": progress_png(run, axis, scale)}
+
+    counts = _status_counts(run.trials)
+    summary = run.summary or {}
+    best = best_row(run.trials, run.config.get("objectives"))  # as exported, whatever cost is plotted
+    blocks: list[Block] = [("p", LEGACY_NOTE)] if run.legacy else []
+    blocks += [
+        ("h", "Run settings"), ("kv", _settings(run)),
+        ("h", "Outcome"),
+        ("kv", [("trial status", ", ".join(f"{k}: {v}" for k, v in counts.items())),
+                ("wall time", _duration(summary.get("wall_seconds"))
+                 + (f" (training {_duration(summary.get('train_seconds'))})" if "train_seconds" in summary else "")),
+                ("best full-fidelity accuracy", "none yet" if best is None else _best_text(best, axis)),
+                (f"hypervolume (acc, {axis.name})", f"{hv:.4f}"),
+                ("hypervolume reference", _reference_text(axis, scale))]),
+        ("h", f"Accuracy against {axis.label}"), ("img", "pareto.png", f"Pareto front: accuracy against {axis.label}"),
+        ("h", "Search progress"), ("img", "progress.png", "best accuracy and hypervolume against trial number"),
+        ("h", f"Pareto front ({len(front)} trials, full fidelity; also in pareto.csv)"),
+        _front_table(front, axis, run.models) if front else ("p", "No full-fidelity trial yet."),
+    ]
+    if run.baselines:
+        blocks += [("h", "Hand-designed baselines (same proxy protocol)"), _baseline_table(run.baselines)]
+    if run.final:
+        images["final.png"] = final_png(run)
+        blocks += _final_blocks(run.final)
+    blocks += [("h", "Reproduce"), ("code", str(run.config.get("command", "(config.json has no command)")))]
+    return write_page(out, "report", f"shufflesearch report: {run.name}", blocks, images)
+
+
+# --- several runs ----------------------------------------------------------------------------------
+def _best_under_budget(rows: Sequence[Mapping[str, Any]], config: Mapping[str, Any], axis: Objective) -> float | None:
+    budget = budget_of(config, axis)
+    ok = [r[ACC] for r in full_fidelity(rows) if finite(r.get(ACC))
+          and (budget is None or (finite(r.get(axis.field)) and r[axis.field] <= budget))]
+    return max(ok, default=None)
+
+
+def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None,
+                 objectives: str | Sequence[str] | None = None) -> Path:
+    """Overlay the fronts of several runs and tabulate hypervolume and best accuracy under the budget.
+
+    All runs share one normalisation (the largest of their scales) and the reference point. Writes
+    compare_<a>_vs_<b>.{png,md,html} into `out_dir` (default: the first run's report/); returns the HTML.
+    """
+    runs = [load_run(r) for r in run_dirs]
+    axis = cost_axis(objectives if objectives is not None else runs[0].config.get("objectives"))
+    scale = max(cost_scale(r.config, axis, r.trials + r.baselines) for r in runs)
+    fronts = [pareto_front(run.trials, ("acc", axis.name)) for run in runs]
+    table = []
+    for run, front in zip(runs, fronts):
+        best = _best_under_budget(run.trials, run.config, axis)
+        table.append([run.name, run.config.get("sampler", "?"), run.config.get("scheduler", "?"),
+                      len(run.trials), len(front), f"{front_hypervolume(front, axis, scale):.4f}",
+                      "" if best is None else f"{best:.4f}"])
+    stem = "compare_" + "_vs_".join(r.name for r in runs)
+    out = Path(out_dir) if out_dir is not None else runs[0].path / "report"
+    blocks: list[Block] = [
+        ("img", f"{stem}.png", "overlaid Pareto fronts"),
+        ("table", ["run", "sampler", "scheduler", "finished trials", "front size", f"hypervolume (acc, {axis.name})",
+                   f"best acc under budget ({axis.unit})"], table),
+        ("p", "Hypervolume " + _reference_text(axis, scale) + "; the same for every run here."),
+    ]
+    return write_page(out, stem, "shufflesearch: " + " vs ".join(r.name for r in runs), blocks,
+                      {f"{stem}.png": compare_png(runs, fronts, axis)})

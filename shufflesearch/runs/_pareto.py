@@ -1,0 +1,114 @@
+"""A run's Pareto front, its best trial and hypervolume, defined once.
+
+The search's result and `summary.json`, the exported model names (`ss_<run>_best`, `ss_<run>_p<k>`)
+and the report all take them from here, so they name the same trials. Conventions:
+
+* **Fidelity.** Only full-fidelity rows are compared: status `complete` with `epochs == max_epochs`;
+  if a run holds rows of several `max_epochs`, the highest is the run's fidelity.
+* **Front.** A row is on the front of accuracy against a cost (`objectives.cost_axis`) if no other
+  row is at least as good in both and better in one. Of identical points (same cost, same accuracy)
+  only the lowest trial number is kept: one row per point, credited to the trial that found it
+  first. Equal cost with different accuracy keeps the more accurate; equal accuracy with different
+  cost keeps the cheaper. The front is listed cheapest first.
+* **Best.** The last point of the front: the most accurate full-fidelity row, of equally accurate
+  ones the cheapest, of identical ones the lowest trial number. A run's best is that of its own
+  objectives (a single-objective run's: cheapest in MFLOPs).
+* **Hypervolume** is computed in a normalised minimisation space: x = cost / scale, y = 1 - accuracy,
+  against the reference point (1.1, 1.0), i.e. 10% over the scale at accuracy 0. The scale is the
+  run's budget for that cost (`budget.mflops`, `budget.max_params`) or, with no budget (latency), the
+  largest value among the rows plotted; runs compared together share the largest of their scales.
+  Our own 2-D sweep (Optuna's hypervolume is private API); tests hold it against inclusion-exclusion.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+from shufflesearch.runs._records import is_full_fidelity
+from shufflesearch.space._objectives import ACCURACY, Objective, cost_axis
+
+REFERENCE = (1.1, 1.0)  # normalised (cost / scale, 1 - accuracy)
+ACC = ACCURACY.field
+
+
+def finite(value: Any) -> bool:
+    """A real number (not None, not a bool, not NaN or infinite)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(row: Mapping[str, Any]) -> float:
+    return row["number"] if row.get("number") is not None else math.inf
+
+
+def full_fidelity(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows trained to the run's full fidelity: complete, epochs == max_epochs, the highest max_epochs."""
+    done = [r for r in rows if is_full_fidelity(r)]
+    top = max((r["max_epochs"] for r in done), default=None)
+    return [r for r in done if r["max_epochs"] == top]
+
+
+def pareto_front(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None) -> list[dict]:
+    """The non-dominated full-fidelity rows (max accuracy, min cost), cheapest first; ties: see module doc."""
+    key = cost_axis(objectives).field
+    candidates = [r for r in full_fidelity(rows) if finite(r.get(ACC)) and finite(r.get(key))]
+    candidates.sort(key=lambda r: (r[key], -r[ACC], _number(r)))
+    front: list[dict] = []
+    for r in candidates:
+        if not front or r[ACC] > front[-1][ACC]:
+            front.append(dict(r))
+    return front
+
+
+def by_accuracy(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None) -> list[dict]:
+    """The full-fidelity rows, best first: most accurate, then cheapest in the run's cost, then the lowest
+    trial number (the order `best_row` picks by, continued past the best)."""
+    key = cost_axis(objectives).field
+    ranked = [r for r in full_fidelity(rows) if finite(r.get(ACC)) and finite(r.get(key))]
+    return [dict(r) for r in sorted(ranked, key=lambda r: (-r[ACC], r[key], _number(r)))]
+
+
+def best_row(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None) -> dict | None:
+    """The best row (see module doc) for `objectives`, None before any full-fidelity row."""
+    front = pareto_front(rows, objectives)
+    return front[-1] if front else None
+
+
+def hypervolume(points: Iterable[Sequence[float]], reference: Sequence[float]) -> float:
+    """Area dominated by 2-D minimisation `points` and bounded by `reference`; points beyond it add nothing."""
+    rx, ry = reference
+    inside = sorted((float(x), float(y)) for x, y in points if x < rx and y < ry)
+    area, level = 0.0, ry
+    for x, y in inside:
+        if y < level:
+            area += (rx - x) * (level - y)
+            level = y
+    return area
+
+
+def budget_of(config: Mapping[str, Any], axis: Objective) -> float | None:
+    """The run's budget for this cost (config.json "budget"), None where it has none."""
+    value = (config.get("budget") or {}).get(axis.budget_key) if axis.budget_key else None
+    return float(value) if finite(value) and value > 0 else None
+
+
+def cost_scale(config: Mapping[str, Any], axis: Objective, rows: Iterable[Mapping[str, Any]]) -> float:
+    """The value that maps this cost to 1.0 in the normalised space: the budget, else the largest value."""
+    budget = budget_of(config, axis)
+    if budget is not None:
+        return float(budget)
+    return max((float(r[axis.field]) for r in rows if finite(r.get(axis.field))), default=1.0) or 1.0
+
+
+def front_hypervolume(front: Iterable[Mapping[str, Any]], axis: Objective, scale: float) -> float:
+    return hypervolume(((r[axis.field] / scale, 1.0 - r[ACC]) for r in front), REFERENCE)
+
+
+def progress(rows: Sequence[Mapping[str, Any]], axis: Objective, scale: float) -> list[tuple[int, float, float]]:
+    """(trial number, best full-fidelity accuracy so far, hypervolume so far) after each finished trial."""
+    ordered = sorted((r for r in rows if r.get("number") is not None), key=_number)
+    out = []
+    for i, r in enumerate(ordered):
+        front = pareto_front(ordered[: i + 1], (ACCURACY.name, axis.name))
+        out.append((r["number"], front[-1][ACC] if front else math.nan, front_hypervolume(front, axis, scale)))
+    return out

@@ -1,0 +1,70 @@
+"""Reading a run directory (`runs/<name>/`, its files described in runs/README.md): what the report,
+the export and the baselines start from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shufflesearch._io import read_json
+from shufflesearch.errors import ShuffleSearchError
+from shufflesearch.runs._records import read_rows
+
+
+@dataclass
+class Run:
+    """A run directory as read by `load_run`."""
+
+    path: Path
+    config: dict
+    trials: list[dict]
+    baselines: list[dict]
+    summary: dict | None
+    models: dict[int, list[str]]  # trial number -> exported timm names
+    final: dict | None = None  # final/summary.json: the final evaluation on the test split, if run
+
+    @property
+    def name(self) -> str:
+        return self.config.get("name") or self.path.name
+
+    @property
+    def legacy(self) -> bool:
+        """Recorded before the three splits (see `records.upgrade_row`)."""
+        return any(r.get("legacy_split") for r in self.trials)
+
+
+def resolve_run(run: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """A run given as a path, or as a name under `runs_dir` (the CLI's --runs-dir)."""
+    for path in (Path(run), Path(runs_dir) / str(run)):
+        if path.is_dir():
+            return path
+    raise ShuffleSearchError(f"run {str(run)!r}: no such run directory (looked for {run} and "
+                             f"{Path(runs_dir) / str(run)})")
+
+
+def _exported_models(run_dir: Path) -> dict[int, list[str]]:
+    names: dict[int, list[str]] = {}
+    for cfg_path in sorted(run_dir.glob("models/*/config.json")):
+        trial = (read_json(cfg_path, "the model's config").get("shufflesearch") or {}).get("trial")
+        if isinstance(trial, int):
+            names.setdefault(trial, []).append(cfg_path.parent.name)
+    return names
+
+
+def load_run(run: str | Path) -> Run:
+    """Read config.json, trials.jsonl, baselines.jsonl, summary.json, models/*/config.json and
+    final/summary.json."""
+    path = resolve_run(run)
+    trials_path = path / "trials.jsonl"
+    if not trials_path.is_file():
+        raise ShuffleSearchError(f"{trials_path}: missing (no trial of this run has finished yet?)")
+    config_path, summary_path, final_path = path / "config.json", path / "summary.json", path / "final" / "summary.json"
+    return Run(
+        path=path,
+        config=read_json(config_path, "the run's config") if config_path.is_file() else {},
+        trials=read_rows(trials_path),
+        baselines=read_rows(path / "baselines.jsonl"),
+        summary=read_json(summary_path, "the run's summary") if summary_path.is_file() else None,
+        models=_exported_models(path),
+        final=read_json(final_path, "the final evaluation's summary") if final_path.is_file() else None,
+    )

@@ -1,0 +1,303 @@
+"""The search space file: its settings (`Budget`, `SearchSettings`), its choices (`Choice`, `StageSpace`),
+and the parsing and validation of its YAML mapping into the fields of a `SearchSpace`.
+
+The format is documented in search_spaces/README.md. The validation is written here because each
+rule (choices, sharing, v1-only keys, strides) is specific to this format; which values a genome
+field takes, which keys only v1 units use and which shuffles each unit has are the genome's rules
+(`arch.py`), used here as they are.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+
+from shufflesearch._config import check_types, fail, from_mapping
+from shufflesearch._exec._devices import gpu_share_problem
+from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
+from shufflesearch.errors import ShuffleSearchError, reject_unknown_keys
+from shufflesearch.genome._arch import SHUFFLES, STAGE_DEFAULTS, V1_ONLY, Stem, invalid_value
+from shufflesearch.genome._cost import Cost
+from shufflesearch.space._objectives import OBJECTIVE_SETS
+
+STAGE_KEYS = ("unit", "base_channels", "repeats", "stride", "groups", "kernel_size", "bottleneck_ratio",
+              "grouped_first_conv", "shuffle")
+SHARED_KEYS = tuple(k for k in STAGE_KEYS if k not in ("base_channels", "stride"))
+_TOP_KEYS = ("name", "description", "budget", "width_multiplier", "stem", "head", "shared", "stages",
+             "proxy", "search", "evaluator", "supernet")
+EVALUATORS = ("proxy", "supernet")  # how a candidate is scored: proxy training, or a path of a trained supernet
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The cost cap: `mflops` millions of multiply-adds (the papers' FLOPs) at `input_size`.
+
+    Costs count a `num_classes`-way classifier on 3-channel input. `max_params` optionally caps the
+    parameters too. Samples aim at a fraction of the budget drawn log-uniformly from
+    [`min_fraction`, 1], so a search also explores the cost axis.
+    """
+
+    mflops: float
+    input_size: int = 224
+    num_classes: int = 1000
+    max_params: int | None = None
+    min_fraction: float = 0.3
+
+    def __post_init__(self) -> None:
+        check_types(self, "budget")
+        if self.mflops <= 0:
+            fail("budget", "mflops", self.mflops, "must be > 0 (millions of multiply-adds)")
+        if self.input_size < 8:
+            fail("budget", "input_size", self.input_size, "must be an integer >= 8")
+        if self.num_classes < 1:
+            fail("budget", "num_classes", self.num_classes, "must be an integer >= 1")
+        if self.max_params is not None and self.max_params < 1:
+            fail("budget", "max_params", self.max_params, "must be an integer >= 1 or null")
+        if not 0 < self.min_fraction <= 1:
+            fail("budget", "min_fraction", self.min_fraction, "must be a number in (0, 1]")
+
+    @property
+    def macs(self) -> int:
+        return int(self.mflops * 1e6)
+
+    def fits(self, c: Cost, macs: float | None = None) -> bool:
+        """Whether `c` is within `macs` multiply-adds (default the budget) and the params cap."""
+        return c.macs <= (self.macs if macs is None else macs) and \
+            (self.max_params is None or c.params <= self.max_params)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The `search:` section: how many trials, which Optuna sampler, objectives and Tune scheduler.
+
+    `objectives` is one of `objectives.OBJECTIVE_SETS`: [acc] or accuracy and one cost, e.g. [acc,
+    mflops] (multiply-adds). The proxy task's epochs live in the `proxy:` section. The `tpe_*` keys are
+    `optuna.samplers.TPESampler`'s `n_startup_trials` (random proposals before TPE models anything;
+    Optuna's default 10 leaves a 16-trial search only 6 guided ones), `multivariate` (one joint density
+    instead of one per parameter) and `constant_liar` (running trials count as bad results, so
+    parallel proposals spread out). `gpus_per_trial` is each trial's GPU share (0.25: four trials a
+    GPU), with the `proxy.device` rules of `_devices.py`. `max_retries`: how often a trial whose Ray
+    worker or node died starts again (`_retries`); a trial that raises is never retried.
+    `scheduler`: `asha` (Ray's, on accuracy alone: one rung at half the epochs), `moasha` (`_moasha`:
+    rungs at `grace_period` x `reduction_factor`^k epochs, promotion by Pareto rank) or `none`.
+    """
+
+    trials: int = 32
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    objectives: tuple = ("acc", "mflops")
+    scheduler: Literal["asha", "moasha", "none"] = "asha"
+    cpus_per_trial: int = 1
+    gpus_per_trial: float = 0.0
+    seed: int = 0
+    tpe_startup_trials: int = 10
+    tpe_multivariate: bool = False
+    tpe_constant_liar: bool = True
+    max_retries: int = DEFAULT_MAX_RETRIES
+    reduction_factor: int = 3
+    grace_period: int = 1
+
+    @classmethod
+    def choices(cls, name: str) -> tuple[str, ...]:
+        """The values a Literal field takes (the CLI offers these)."""
+        return typing.get_args(typing.get_type_hints(cls)[name])
+
+    def __post_init__(self) -> None:
+        objectives = self.objectives
+        if isinstance(objectives, str):
+            objectives = [o.strip() for o in objectives.split(",")]
+        if not isinstance(objectives, (list, tuple)):
+            fail("search", "objectives", objectives, "must be a list such as [acc, mflops]")
+        object.__setattr__(self, "objectives", tuple(objectives))
+        check_types(self, "search")
+        if self.trials < 1:
+            fail("search", "trials", self.trials, "must be an integer >= 1")
+        if self.cpus_per_trial < 1:
+            fail("search", "cpus_per_trial", self.cpus_per_trial, "must be an integer >= 1")
+        if gpu_share_problem(self.gpus_per_trial):
+            fail("search", "gpus_per_trial", self.gpus_per_trial, gpu_share_problem(self.gpus_per_trial))
+        if self.tpe_startup_trials < 0:
+            fail("search", "tpe_startup_trials", self.tpe_startup_trials, "must be an integer >= 0")
+        if self.max_retries < 0:
+            fail("search", "max_retries", self.max_retries, "must be an integer >= 0")
+        if self.reduction_factor < 2:
+            fail("search", "reduction_factor", self.reduction_factor, "must be an integer >= 2")
+        if self.grace_period < 1:
+            fail("search", "grace_period", self.grace_period, "must be an integer >= 1 (epochs)")
+        if self.objectives not in OBJECTIVE_SETS:
+            fail("search", "objectives", list(self.objectives),
+                 f"must be one of {[list(o) for o in OBJECTIVE_SETS]}")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One setting of the space: its YAML path (also the Optuna parameter name) and its values.
+
+    One value means fixed; several mean an open choice the sampler decides.
+    """
+
+    path: str
+    values: tuple
+
+    @property
+    def open(self) -> bool:
+        return len(self.values) > 1
+
+
+@dataclass(frozen=True)
+class StageSpace:
+    """One stage's settings, each its own `Choice` or the `shared:` one it inherits."""
+
+    index: int
+    choices: dict[str, Choice]
+
+    def units(self) -> tuple[str, ...]:
+        return self.choices["unit"].values
+
+    def active(self, key: str, unit: str) -> bool:
+        """Whether setting `key` is used by a unit of type `unit` (v1-only keys are not for v2)."""
+        return unit == "v1" or key not in V1_ONLY
+
+
+def parse_space(data: Any, source: str) -> dict[str, Any]:
+    """The fields of a `SearchSpace` (all but the budget's feasibility) from a parsed space file."""
+    if not isinstance(data, Mapping):
+        raise ShuffleSearchError(f"a search space must be a YAML mapping, got {type(data).__name__}")
+    data = _mapping(data, "", _TOP_KEYS)
+    for key in ("budget", "stages"):
+        if key not in data:
+            raise ShuffleSearchError(f"{key}: required section is missing")
+    name = data.get("name", "space")
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\ "):
+        raise ShuffleSearchError(f"name = {name!r}: must be a non-empty string without spaces or slashes")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ShuffleSearchError(f"description = {description!r}: must be a string")
+
+    if isinstance(data["budget"], Mapping) and "mflops" not in data["budget"]:
+        raise ShuffleSearchError("budget.mflops: required (millions of multiply-adds, the papers' FLOPs)")
+    budget = from_mapping(Budget, data["budget"], source, "budget")
+    width = _width_range(data.get("width_multiplier", [0.25, 2.0]))
+
+    stem_data = _mapping(data.get("stem"), "stem", ("channels", "stride", "max_pool"))
+    stem_channels = _choice("stem.channels", "channels", stem_data.get("channels", Stem.channels))
+    for key in ("stride", "max_pool"):
+        if key in stem_data:
+            _choice(f"stem.{key}", key, stem_data[key], fixed_only=True)
+    stem = Stem(stem_channels.values[0], stem_data.get("stride", Stem.stride),
+                stem_data.get("max_pool", Stem.max_pool))
+    head_data = _mapping(data.get("head"), "head", ("conv_channels",))
+    head_conv = _choice("head.conv_channels", "conv_channels", head_data.get("conv_channels"))
+
+    shared_data = _mapping(data.get("shared"), "shared", SHARED_KEYS)
+    shared = {k: _choice(f"shared.{k}", k, v) for k, v in shared_data.items()}
+    stages = _parse_stages(data["stages"], shared)
+    _check_shared_used(shared, stages)
+
+    from shufflesearch.space._configs import proxy_config_from_dict  # lazily: it brings torch
+
+    proxy = proxy_config_from_dict({} if data.get("proxy") is None else data["proxy"], source)
+    search = from_mapping(SearchSettings, data.get("search") or {}, source, "search")
+    evaluator = data.get("evaluator", "proxy")
+    if evaluator not in EVALUATORS:
+        raise ShuffleSearchError(f"evaluator = {evaluator!r}: must be one of {list(EVALUATORS)}")
+    from shufflesearch.space._configs import SupernetConfig  # lazily: it brings torch
+
+    supernet = SupernetConfig.from_dict(data.get("supernet"), source)
+    return dict(name=name, description=description, source=source, budget=budget, width_multiplier=width,
+                stem=stem, stem_channels=stem_channels, head_conv=head_conv, shared=shared, stages=stages,
+                proxy=proxy, search=search, evaluator=evaluator, supernet=supernet, raw=copy.deepcopy(dict(data)))
+
+
+def _choice(path: str, key: str, spec: Any, fixed_only: bool = False) -> Choice:
+    """A `Choice` from `value` or `{choices: [values]}`, each value checked."""
+    if isinstance(spec, Mapping):
+        if fixed_only:
+            fail(path.rsplit(".", 1)[0], key, dict(spec), "is fixed: give one value, not choices")
+        if set(spec) != {"choices"}:
+            extra = sorted(set(spec) - {"choices"})
+            raise ShuffleSearchError(f"{path}.{extra[0] if extra else 'choices'}: "
+                                     f"a choice is written {{choices: [value, ...]}}")
+        values = spec["choices"]
+        if not isinstance(values, list) or not values:
+            raise ShuffleSearchError(f"{path}.choices = {values!r}: must be a non-empty list")
+    else:
+        values = [spec]
+    seen = []
+    for v in values:
+        why = invalid_value("out_channels" if key == "base_channels" else key, v)
+        if why:
+            raise ShuffleSearchError(f"{path} = {v!r}: {why}")
+        if v in seen:
+            raise ShuffleSearchError(f"{path} = {v!r}: listed twice in choices")
+        seen.append(v)
+    return Choice(path, tuple(values))
+
+
+def _mapping(data: Any, path: str, known: tuple[str, ...]) -> Mapping[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ShuffleSearchError(f"{path} = {data!r}: must be a mapping")
+    reject_unknown_keys(data, known, path)
+    return data
+
+
+def _width_range(value: Any) -> tuple[float, float]:
+    ok = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok or value[0] > value[1]:
+        raise ShuffleSearchError(f"width_multiplier = {value!r}: must be [min, max] with 0 < min <= max")
+    return float(value[0]), float(value[1])
+
+
+def _parse_stages(data: Any, shared: dict[str, Choice]) -> tuple[StageSpace, ...]:
+    if not isinstance(data, list) or not data:
+        raise ShuffleSearchError(f"stages = {data!r}: must be a non-empty list of stages")
+    stages = []
+    for i, stage_data in enumerate(data):
+        path = f"stages[{i}]"
+        stage_data = _mapping(stage_data, path, STAGE_KEYS)
+        own = {k: _choice(f"{path}.{k}", k, v, fixed_only=(k == "stride")) for k, v in stage_data.items()}
+        stride = own["stride"].values[0] if "stride" in own else STAGE_DEFAULTS["stride"]
+        choices = {}
+        for key in STAGE_KEYS:
+            if key in own:
+                choices[key] = own[key]
+            elif key in shared:
+                choices[key] = shared[key]
+            elif key in STAGE_DEFAULTS:
+                choices[key] = Choice(f"{path}.{key}", (STAGE_DEFAULTS[key],))
+            elif key == "base_channels" and stride == 1:
+                choices[key] = Choice(f"{path}.{key}", (None,))
+            else:
+                raise ShuffleSearchError(f"{path}.{key}: required (in the stage or in shared:)")
+        if stride == 1 and "base_channels" in own:
+            fail(path, "base_channels", own["base_channels"].values[0],
+                 "a stride-1 stage keeps its input width; leave base_channels out")
+        units = choices["unit"].values
+        for key in V1_ONLY:
+            if key in own and "v1" not in units:
+                fail(path, key, stage_data[key], f"is a v1 option, but {path} can only be a v2 unit")
+        shuffle = choices["shuffle"]
+        for unit in units:
+            for v in shuffle.values:
+                if v and v not in SHUFFLES[unit]:
+                    raise ShuffleSearchError(f"{shuffle.path} = {v!r}: not a shuffle placement of a {unit} unit "
+                                             f"({list(SHUFFLES[unit])}), and {path} may be {unit}")
+        stages.append(StageSpace(i, choices))
+    return tuple(stages)
+
+
+def _check_shared_used(shared: dict[str, Choice], stages: tuple[StageSpace, ...]) -> None:
+    for key, c in shared.items():
+        users = [st for st in stages if st.choices[key] is c]
+        if not users:
+            raise ShuffleSearchError(f"{c.path} = {_shown(c)}: every stage sets its own {key}, so this is unused")
+        if key in V1_ONLY and not any("v1" in st.units() for st in users):
+            raise ShuffleSearchError(f"{c.path} = {_shown(c)}: is a v1 option, but no stage using it can be v1")
+
+
+def _shown(c: Choice) -> Any:
+    return c.values[0] if not c.open else {"choices": list(c.values)}

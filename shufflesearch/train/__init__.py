@@ -1,0 +1,10 @@
+"""Training one model: the proxy trainer every search trial, baseline and final job runs
+(`train_proxy`), measured inference latency (`measure_latency`), and `train_final`, the final training
+of one named model from scratch into a model folder.
+"""
+
+from shufflesearch.train._final import train_final
+from shufflesearch.train._latency import Latency, measure_latency
+from shufflesearch.train._proxy import ProxyResult, train_proxy
+
+__all__ = ["Latency", "ProxyResult", "measure_latency", "train_final", "train_proxy"]
