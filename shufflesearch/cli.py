@@ -14,7 +14,6 @@ from typing import Callable, Sequence
 
 from shufflesearch import __version__
 from shufflesearch._exec._devices import DEVICES, local_device
-from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.space._file import EVALUATORS
 from shufflesearch.space._objectives import OBJECTIVE_CHOICES, cost_axis
@@ -222,6 +221,8 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
                                if getattr(args, f.name, None) is not None})
     data_cfg, train_cfg = overrides(defaults.data), overrides(defaults.train)
     device = local_device(train_cfg.device)  # a missing GPU fails before the data are read
+    from shufflesearch.data import load_data
+
     data = load_data(data_cfg)
     c = cost(arch, data.image_size, data.num_classes, data.in_chans)
     print(f"{args.model}: {c.macs / 1e6:.2f} MMACs, {c.params:,d} params at {data.image_size}x{data.image_size}")

@@ -20,6 +20,7 @@ from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
 from shufflesearch.errors import ShuffleSearchError, reject_unknown_keys
 from shufflesearch.genome._arch import SHUFFLES, STAGE_DEFAULTS, V1_ONLY, Stem, invalid_value
 from shufflesearch.genome._cost import Cost
+from shufflesearch.space._configs import SupernetConfig, proxy_config_from_dict
 from shufflesearch.space._objectives import OBJECTIVE_SETS
 
 STAGE_KEYS = ("unit", "base_channels", "repeats", "stride", "groups", "kernel_size", "bottleneck_ratio",
@@ -195,15 +196,11 @@ def parse_space(data: Any, source: str) -> dict[str, Any]:
     stages = _parse_stages(data["stages"], shared)
     _check_shared_used(shared, stages)
 
-    from shufflesearch.space._configs import proxy_config_from_dict  # lazily: it brings torch
-
     proxy = proxy_config_from_dict({} if data.get("proxy") is None else data["proxy"], source)
     search = from_mapping(SearchSettings, data.get("search") or {}, source, "search")
     evaluator = data.get("evaluator", "proxy")
     if evaluator not in EVALUATORS:
         raise ShuffleSearchError(f"evaluator = {evaluator!r}: must be one of {list(EVALUATORS)}")
-    from shufflesearch.space._configs import SupernetConfig  # lazily: it brings torch
-
     supernet = SupernetConfig.from_dict(data.get("supernet"), source)
     return dict(name=name, description=description, source=source, budget=budget, width_multiplier=width,
                 stem=stem, stem_channels=stem_channels, head_conv=head_conv, shared=shared, stages=stages,
