@@ -208,6 +208,7 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from shufflesearch.data import load_data
     from shufflesearch.genome._cost import cost
     from shufflesearch.models._registry import resolve_arch
     from shufflesearch.space._configs import ProxyConfig
@@ -221,8 +222,6 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
                                if getattr(args, f.name, None) is not None})
     data_cfg, train_cfg = overrides(defaults.data), overrides(defaults.train)
     device = local_device(train_cfg.device)  # a missing GPU fails before the data are read
-    from shufflesearch.data import load_data
-
     data = load_data(data_cfg)
     c = cost(arch, data.image_size, data.num_classes, data.in_chans)
     print(f"{args.model}: {c.macs / 1e6:.2f} MMACs, {c.params:,d} params at {data.image_size}x{data.image_size}")
