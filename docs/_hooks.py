@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI_MARKER = "<!-- cli-reference -->"
 PACKAGE = "shufflesearch"
 DIRECTIVE = re.compile(rf"^(?P<indent>\s*):::\s+(?P<ident>{PACKAGE}\.(?P<name>[A-Za-z_]\w*))\s*$", re.M)
-USAGE_WIDTH = 92
+USAGE_WIDTH = 76  # what a code block shows without scrolling beside both sidebars at 1280 px
 
 
 # --- the CLI reference ------------------------------------------------------------------------------
@@ -49,30 +49,38 @@ def _help(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
 
 
 def _value(action: argparse.Action) -> str:
-    if action.nargs == 0:
-        return ""
     if action.choices is not None:
         return " \\| ".join(f"`{c}`" for c in action.choices)
-    metavar = action.metavar or (action.dest if not action.option_strings else action.dest.upper())
+    if not action.option_strings:  # a positional: its name is in the first column
+        return {"+": "one or more", "*": "zero or more", "?": "optional"}.get(action.nargs, "")
+    if action.nargs == 0:
+        return ""
+    metavar = action.metavar or action.dest.upper()
     if action.nargs in ("+", "*"):
         return f"`{metavar} ...`"
     return f"`{metavar}`"
 
 
 def _default(action: argparse.Action) -> str:
-    if action.required or action.nargs == 0 or action.default in (None, argparse.SUPPRESS):
-        return "required" if action.required and action.option_strings else ""
+    if action.required and action.option_strings:
+        return "required"
+    if action.nargs == 0 or action.default in (None, argparse.SUPPRESS):
+        return ""
     return f"`{action.default}`"
 
 
 def _options_table(parser: argparse.ArgumentParser) -> list[str]:
-    rows = ["| argument | value | default | description |", "|---|---|---|---|"]
+    rows = []
     for action in parser._actions:
-        if isinstance(action, argparse._HelpAction):
-            continue
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue  # -h is on every command; the sub-commands have the table above and a section each
         name = ", ".join(f"`{s}`" for s in action.option_strings) or f"`{action.metavar or action.dest}`"
         rows.append(f"| {name} | {_value(action)} | {_default(action)} | {_escape(_help(parser, action))} |")
-    return rows
+    if not rows:
+        return ["No arguments besides `-h`."]
+    # md_in_html: the wrapper lets docs/stylesheets/extra.css keep flags and values on one line
+    return ['<div class="cli-options" markdown>', "", "| argument | value | default | description |",
+            "|---|---|---|---|", *rows, "", "</div>"]
 
 
 def _usage(parser: argparse.ArgumentParser) -> str:
