@@ -39,7 +39,7 @@ def _add_models(p: argparse.ArgumentParser) -> None:
 @_command("models", "list the zoo and found models: MMACs, params, stages")
 def _cmd_models(args: argparse.Namespace) -> int:
     from shufflesearch.genome._cost import cost
-    from shufflesearch.models._registry import list_archs
+    from shufflesearch.genome._catalog import list_archs
 
     rows = [(name, cost(arch, args.input_size), arch) for name, arch in list_archs().items()]
     width = max(len(r[0]) for r in rows)
@@ -58,8 +58,8 @@ def _add_cost(p: argparse.ArgumentParser) -> None:
 
 @_command("cost", "exact MACs (the papers' FLOPs) and params of a model or genome file")
 def _cmd_cost(args: argparse.Namespace) -> int:
+    from shufflesearch.genome._catalog import resolve_arch
     from shufflesearch.genome._cost import cost
-    from shufflesearch.models._registry import resolve_arch
 
     arch = resolve_arch(args.model)
     c = cost(arch, args.input_size, args.num_classes)
@@ -209,8 +209,8 @@ def _cmd_train_proxy(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from shufflesearch.data import load_data
+    from shufflesearch.genome._catalog import resolve_arch
     from shufflesearch.genome._cost import cost
-    from shufflesearch.models._registry import resolve_arch
     from shufflesearch.space._configs import ProxyConfig
     from shufflesearch.train._proxy import epoch_line, train_proxy
 
@@ -387,7 +387,7 @@ MODEL_COMMANDS = ("models", "train")  # they see the found models under --runs-d
 
 def _resolve_runs_dir(args: argparse.Namespace) -> None:
     """RUN names as folders under --runs-dir; the found models there registered (runs/ is, on import)."""
-    from shufflesearch.models._registry import DEFAULT_ROOT, register_models
+    from shufflesearch.genome._catalog import DEFAULT_ROOT, find_models
     from shufflesearch.runs._run import resolve_run
 
     if args.command in RUN_COMMANDS:
@@ -396,7 +396,7 @@ def _resolve_runs_dir(args: argparse.Namespace) -> None:
         else:
             args.run = resolve_run(args.run, args.runs_dir)
     if args.command in MODEL_COMMANDS and Path(args.runs_dir).resolve() != DEFAULT_ROOT.resolve():
-        register_models(args.runs_dir)
+        find_models(args.runs_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:

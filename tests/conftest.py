@@ -16,27 +16,28 @@ from typing import Iterator
 import pytest
 import torch
 
+from shufflesearch.genome import _catalog as catalog
 from shufflesearch.models import _registry as registry
 
 
 @contextlib.contextmanager
 def _isolated(cwd: Path) -> Iterator[None]:
-    names, threads = set(registry.ARCHS), torch.get_num_threads()
+    names, threads = set(catalog.ARCHS), torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(cwd)
-        patch.delenv(registry.MODELS_ENV, raising=False)
+        patch.delenv(catalog.MODELS_ENV, raising=False)
         patch.setenv("SHUFFLESEARCH_CACHE", str(cwd / "data-cache"))  # never the user's cache
         try:
             yield
         finally:
-            for name in registry.ARCHS.keys() - names:
+            for name in catalog.ARCHS.keys() - names:
                 registry.unregister_model(name)
             torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _without_the_users_models() -> None:
-    for name in registry.FOUND.keys() | registry._CONFLICTS.keys():
+    for name in catalog.FOUND.keys() | catalog.CONFLICTS.keys():
         registry.unregister_model(name)
 
 

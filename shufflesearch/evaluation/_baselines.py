@@ -53,7 +53,7 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     """
     from shufflesearch._exec._ray import JobProgress, run_jobs
     from shufflesearch.evaluation._final import train_job
-    from shufflesearch.models._registry import get_arch
+    from shufflesearch.genome._catalog import get_arch
     from shufflesearch.space._configs import proxy_config_from_dict
 
     run = load_run(run_dir)

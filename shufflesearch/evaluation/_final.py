@@ -204,7 +204,7 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
         export: write the first seed's weights as timm models and update the run's model cards.
         progress: called with one line per finished retraining (None: silent).
     """
-    from shufflesearch.models._registry import get_arch
+    from shufflesearch.genome._catalog import get_arch
 
     loaded = load_run(run)
     config_path = loaded.path / "config.json"
@@ -285,7 +285,7 @@ def _export(loaded: Any, candidates: Sequence[Candidate], summary: Sequence[Mapp
             final_dir: Path, seed: int, train_cfg: TrainConfig) -> list[Path]:
     """The first seed's weights as timm models; the run's exported models' cards gain their test accuracy."""
     from shufflesearch.models._folder import PREFIX, model_card, model_name, sanitize, write_model_dir
-    from shufflesearch.models._registry import read_model_config
+    from shufflesearch.genome._catalog import read_model_config
 
     stats = {s["arch_hash"]: s for s in summary}
     folders = []

@@ -30,8 +30,9 @@ import torch
 from shufflesearch._io import _UMASK, write_bytes_atomic, write_text_atomic
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import Arch
+from shufflesearch.genome._catalog import FOUND, WEIGHTS_NAME, get_arch
 from shufflesearch.genome._cost import cost
-from shufflesearch.models._registry import FOUND, WEIGHTS_NAME, _check_weights, final_side, get_arch, register_model_dir
+from shufflesearch.models._registry import _check_weights, final_side, register_model_dir
 
 PREFIX = "ss_"
 ONNX_NAME = "model.onnx"

@@ -22,7 +22,7 @@ from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._cost import cost
 from shufflesearch.models._folder import PREFIX, model_folder, sanitize, write_model_dir
-from shufflesearch.models._registry import FOUND, read_model_config, resolve_arch
+from shufflesearch.genome._catalog import FOUND, read_model_config, resolve_arch
 from shufflesearch.space._configs import ProxyConfig, proxy_config_from_dict
 from shufflesearch.train._proxy import train_proxy
 
