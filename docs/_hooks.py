@@ -2,11 +2,12 @@
 
 - `reference/cli.md`: the marker `<!-- cli-reference -->` becomes, at build time, the usage and options
   table of every sub-command of `shufflesearch.cli.build_parser()`. No flag is written by hand.
-- API pages name objects by their public, top-level name (`::: shufflesearch.search`). Where static
-  analysis (griffe) cannot give that name's object, the directive is rewritten to the object's defining
-  path, found by importing the package: `shufflesearch.search` and `shufflesearch.cost` are both a
-  submodule and, at runtime, the function imported over it, and griffe sees the submodule; a name
-  served only by a lazy `__getattr__` is invisible to it. Every other name is left to griffe as written.
+- API pages name objects by their public, top-level name (`::: shufflesearch.search`), wherever the
+  package defines them; griffe resolves those re-exports statically, lazy `__getattr__` ones included
+  when the package also imports them under `if TYPE_CHECKING:`. Where it cannot (a name served only by
+  `__getattr__`; or a name that is also a submodule, such as a function `search` imported over a module
+  `search`, where griffe sees the module), the directive is rewritten to the object's defining path,
+  found by importing the package, and the build says so in an INFO line.
 - `benchmarks/results/*.png` are added to the site under `assets/results/`, so the benchmarks page
   shows the committed plots without copies of them in docs/.
 """
@@ -121,18 +122,16 @@ def _static_package():
 
 def _defining_path(name: str) -> str | None:
     """The path griffe should document for `shufflesearch.<name>`, when it is not that name itself."""
+    pkg = _static_package()
+    try:
+        static = pkg[name] if pkg is not None else None
+    except KeyError:
+        static = None
+    if static is not None and not static.is_module:
+        return None  # griffe sees the re-export (an alias) or the object itself
     obj = getattr(importlib.import_module(PACKAGE), name)  # a lazy __getattr__ answers here too
     if inspect.ismodule(obj):
         return None
-    pkg = _static_package()
-    static = None
-    if pkg is not None:
-        try:
-            static = pkg[name]
-        except KeyError:
-            static = None
-    if static is not None and not static.is_module:
-        return None  # griffe sees the re-export (an alias) or the object itself
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", None)
     if not module or not qualname:
