@@ -1,9 +1,10 @@
 """A timm model folder: what `export_run`, `final` and `train` write, and the names they give.
 
 A model folder holds `config.json` (timm's Hugging Face Hub format, written by timm's own
-`save_config_for_hf`: architecture `shufflesearch_net`, the genome in `model_args.arch`, num_classes,
+`save_for_hf`: architecture `shufflesearch_net`, the genome in `model_args.arch`, num_classes,
 label_names, a `pretrained_cfg` for the data, plus our `shufflesearch` provenance key),
-`model.safetensors`, `arch.yaml`, a model card `README.md` and, when asked, `model.onnx`. So
+`model.safetensors` (the weights given, as timm's `save_for_hf` writes them back from the model they
+load into: the same tensors, and for weights safetensors wrote, the same bytes), `arch.yaml`, a model card `README.md` and, when asked, `model.onnx`. So
 `timm.create_model('local-dir:<folder>', pretrained=True)` loads it without shufflesearch's registry,
 and the folder's name is its registered timm name.
 
@@ -56,7 +57,7 @@ def write_model_dir(dest: Path, arch: Arch, weights: bytes, data: Mapping[str, A
                     onnx: bool = False) -> Path:
     """Write one model folder (see module docstring) whole, replacing `dest`; register it in timm here."""
     import timm
-    from timm.models._hub import save_config_for_hf
+    from timm.models import save_for_hf
 
     dest = Path(dest)
     provenance = {**provenance, "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -72,7 +73,7 @@ def write_model_dir(dest: Path, arch: Arch, weights: bytes, data: Mapping[str, A
                 file=str(tmp / WEIGHTS_NAME), num_classes=data["num_classes"],
                 input_size=(data["in_chans"], size, size), mean=tuple(data["mean"]), std=tuple(data["std"]),
                 crop_pct=1.0, interpolation="bilinear", pool_size=(final_side(arch, size),) * 2)).eval()
-        save_config_for_hf(model, str(tmp / "config.json"), model_args={"arch": arch.to_dict()}, model_config={
+        save_for_hf(model, str(tmp), model_args={"arch": arch.to_dict()}, safe_serialization=True, model_config={
             "label_names": list(data["label_names"]), "shufflesearch": provenance})
         write_text_atomic(tmp / "arch.yaml", arch.to_yaml())
         write_text_atomic(tmp / "README.md", model_card(dest.name, arch, data, provenance))
