@@ -348,7 +348,7 @@ def main() -> None:
         t0 = time.monotonic()
         # two objectives: top=2 is the front's two ends, whose most accurate end is the top-1 (top=1: the cheapest)
         final = final_evaluation(res.run_dir, top=len(objectives), seeds=FINAL_SEEDS, epochs=args.final_epochs,
-                                 subset_per_class=final_subset, zoo=zoo_names if i == 0 else [], cpus_per_job=1,
+                                 subset_per_class=final_subset, zoo=zoo_names if i == 0 else [], cpus_per_trial=1,
                                  export=False, progress=log)
         entry["final_wall_seconds"] += time.monotonic() - t0
         entry["final"] = {"rows": final.rows, "summary": final.summary, "dir": str(final.final_dir)}

@@ -73,8 +73,9 @@ def _default(action: argparse.Action) -> str:
 def _options_table(parser: argparse.ArgumentParser) -> list[str]:
     rows = []
     for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
-            continue  # -h is on every command; the sub-commands have the table above and a section each
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or action.help == argparse.SUPPRESS:
+            continue  # -h is on every command; the sub-commands have the table above and a section each; a
+            # deprecated spelling is not shown
         name = ", ".join(f"`{s}`" for s in action.option_strings) or f"`{action.metavar or action.dest}`"
         rows.append(f"| {name} | {_value(action)} | {_default(action)} | {_escape(_help(parser, action))} |")
     if not rows:

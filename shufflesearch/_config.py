@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from typing import Any, Literal, Mapping, TypeVar, Union
 
 from shufflesearch.errors import ShuffleSearchError, errors_from, reject_unknown_keys
@@ -78,3 +79,16 @@ def from_mapping(cls: type[T], data: Any, source: str, section: str) -> T:
         reject_unknown_keys(data, field_names(cls), section)
         hints = typing.get_type_hints(cls)
         return cls(**{k: _coerce(v, hints[k]) for k, v in data.items()})
+
+
+def renamed(new_name: str, new: Any, old_name: str, old: Any) -> Any:
+    """The value of keyword `new_name` of a public function, which was `old_name` before 0.2: `old`, if
+    given, is taken for one more release with a DeprecationWarning (both given: an error)."""
+    if old is None:
+        return new
+    if new is not None:
+        raise ShuffleSearchError(f"{old_name}={old!r} and {new_name}={new!r}: {old_name} is the old name of "
+                                 f"{new_name}; give {new_name} alone")
+    warnings.warn(f"{old_name} is deprecated, use {new_name} (the old name goes in the next release)",
+                  DeprecationWarning, stacklevel=3)
+    return old

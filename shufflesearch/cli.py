@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,9 +32,41 @@ def _command(name: str, help: str) -> Callable:
     return wrap
 
 
+class _Renamed(argparse.Action):
+    """An option's spelling before 0.2: still read until the next release, with a one-line notice on stderr."""
+
+    def __init__(self, *args: object, new: str, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog}: warning: {option_string} is deprecated, use {self.new} (the old spelling goes "
+              "in the next release)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _add_renamed(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs: object) -> None:
+    """`old`, the former spelling of option `new` (same `dest`): read with a deprecation notice, not in --help."""
+    p.add_argument(old, dest=dest, action=partial(_Renamed, new=new), help=argparse.SUPPRESS, **kwargs)
+
+
+def _add_cost_input_size(p: argparse.ArgumentParser) -> None:
+    """The resolution costs are counted at; a data option sets the training images' (`--image-size`)."""
+    p.add_argument("--cost-input-size", dest="input_size", type=int, default=224, metavar="N",
+                   help="input resolution the MMACs are counted at (default 224)")
+    _add_renamed(p, "--input-size", "--cost-input-size", "input_size", type=int)
+
+
+def _add_cpus(p: argparse.ArgumentParser, what: str, default: str) -> None:
+    """--cpus-per-trial, the one name of the CPUs (= torch threads) each trial or training gets."""
+    p.add_argument("--cpus-per-trial", type=int, metavar="N",
+                   help=f"CPUs (= torch threads) per {what} (default {default})")
+
+
 # --- models ------------------------------------------------------------------------------------
 def _add_models(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input-size", type=int, default=224, help="input resolution for MMACs (default 224)")
+    _add_cost_input_size(p)
 
 
 @_command("models", "list the zoo and found models: MMACs, params, stages")
@@ -52,7 +85,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 # --- cost --------------------------------------------------------------------------------------
 def _add_cost(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a registered model name or a genome file (ARCH.yaml / .json)")
-    p.add_argument("--input-size", type=int, default=224)
+    _add_cost_input_size(p)
     p.add_argument("--num-classes", type=int, default=1000)
 
 
@@ -166,6 +199,10 @@ def _add_retries(p: argparse.ArgumentParser, default: str) -> None:
                         "a trial that raises is not retried")
 
 
+def _add_address(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="address of a running Ray cluster (default: start a local one)")
+
+
 # --- baseline ----------------------------------------------------------------------------------
 def _add_baseline(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run name (under runs/) or run directory")
@@ -173,6 +210,7 @@ def _add_baseline(p: argparse.ArgumentParser) -> None:
                    help="comma-separated registered names (default: the zoo models within 1.5x of the budget)")
     _add_gpus(p, "the run's")
     _add_retries(p, "the run's")
+    _add_address(p)
 
 
 @_command("baseline", "train hand-designed models under a run's exact proxy protocol, for its report")
@@ -181,7 +219,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     rows = run_baselines(args.run, models, progress=print, gpus_per_trial=args.gpus_per_trial,
-                         max_retries=args.max_retries)
+                         max_retries=args.max_retries, address=args.address)
     print(f"{len(rows)} baseline(s) recorded; `shufflesearch report {args.run}` shows them")
     return 0
 
@@ -192,8 +230,11 @@ def _add_train_proxy(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", dest="dataset", help="dataset spec (default digits): digits, mnist:DIR, "
                    "fashion_mnist:DIR, cifar10:DIR, cifar100:DIR, folder:DIR, timm:NAME:DIR")
     for flag, kind in (("--epochs", int), ("--image-size", int), ("--batch-size", int), ("--lr", float),
-                       ("--seed", int), ("--threads", int), ("--subset-per-class", int)):
+                       ("--seed", int), ("--subset-per-class", int)):
         p.add_argument(flag, type=kind)
+    p.add_argument("--cpus-per-trial", dest="threads", type=int, metavar="N",
+                   help="CPUs (= torch threads) of the training (default 1)")
+    _add_renamed(p, "--threads", "--cpus-per-trial", "threads", type=int)
     p.add_argument("--optimizer", choices=["sgd", "adamw"])
     p.add_argument("--schedule", choices=["linear", "cosine"])
     p.add_argument("--device", choices=DEVICES, help="where to train (default auto: CUDA if available)")
@@ -249,8 +290,10 @@ def _add_search(p: argparse.ArgumentParser) -> None:
                    help="FLOPs budget in millions of multiply-adds (the papers' MFLOPs) at the space's input size")
     p.add_argument("--sampler", choices=SearchSettings.choices("sampler"))
     p.add_argument("--objectives", choices=OBJECTIVE_CHOICES)
-    p.add_argument("--scheduler", choices=SearchSettings.choices("scheduler"), help="early stopping of weak trials")
-    p.add_argument("--cpus-per-trial", type=int, help="CPUs (= torch threads) per trial (default 1)")
+    p.add_argument("--scheduler", choices=SearchSettings.choices("scheduler"),
+                   help="early stopping of weak trials (default: the space's search.scheduler, else moasha for "
+                        "two objectives, asha for one)")
+    _add_cpus(p, "trial", "the space's search.cpus_per_trial, 1")
     p.add_argument("--evaluator", choices=EVALUATORS,
                    help="score candidates by proxy training, or as paths of a trained weight-sharing supernet "
                         "(default: the space's evaluator, proxy)")
@@ -259,7 +302,7 @@ def _add_search(p: argparse.ArgumentParser) -> None:
                         "(default: the space's supernet.workers, 1)")
     _add_gpus(p, "the space's search.gpus_per_trial, 0")
     _add_retries(p, "the space's search.max_retries, 2")
-    p.add_argument("--address", help="address of a running Ray cluster (default: start a local one)")
+    _add_address(p)
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true",
                    help="continue the run of this name (the same --name again does so too)")
@@ -271,8 +314,14 @@ def _add_search(p: argparse.ArgumentParser) -> None:
 @_command("search", "search the space's architectures under its FLOPs budget with Ray Tune + Optuna")
 def _cmd_search(args: argparse.Namespace) -> int:
     from shufflesearch.pipeline import run_pipeline
+    from shufflesearch.space._file import scheduler_conflict
+    from shufflesearch.space._space import SearchSpace
 
-    done = run_pipeline(args.space, baselines=args.baselines, address=args.address, name=args.name,
+    space = SearchSpace.from_yaml(args.space)
+    why = args.scheduler and scheduler_conflict(args.scheduler, space.raw.get("search") or {})
+    if why:  # the file's moasha settings, which this --scheduler would ignore
+        raise ShuffleSearchError(f"--scheduler {args.scheduler}: {space.source}: {why}")
+    done = run_pipeline(space, baselines=args.baselines, address=args.address, name=args.name,
                         evaluator=args.evaluator, workers=args.workers,
                         trials=args.trials, budget_mflops=args.budget_mflops, sampler=args.sampler,
                         objectives=args.objectives, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,
@@ -307,20 +356,23 @@ def _add_final(p: argparse.ArgumentParser) -> None:
                    help="training images per class (default: the whole training split)")
     p.add_argument("--zoo", help="comma-separated zoo models to retrain too, or 'none' "
                                  "(default: every zoo model within the run's budget)")
-    p.add_argument("--cpus-per-job", type=int, default=1, help="CPUs (= torch threads) per retraining (default 1)")
+    _add_cpus(p, "retraining", "the run's cpus_per_trial")
+    _add_renamed(p, "--cpus-per-job", "--cpus-per-trial", "cpus_per_trial", type=int)
     _add_gpus(p, "the run's")
     _add_retries(p, "the run's")
-    p.add_argument("--address", help="address of a running Ray cluster (default: start a local one)")
+    _add_address(p)
 
 
-@_command("final", "retrain a run's best architectures and the zoo from scratch, several seeds; score on the test split")
+@_command("final", "final evaluation of a run: its best architectures and the zoo retrained from scratch, "
+                   "several seeds, scored on the test split (into runs/RUN/final/); one model's final training "
+                   "is `train`")
 def _cmd_final(args: argparse.Namespace) -> int:
     from shufflesearch.evaluation._final import final_evaluation
     from shufflesearch.report._report import write_report
 
     zoo = None if args.zoo is None else [m.strip() for m in args.zoo.split(",") if m.strip() not in ("", "none")]
     result = final_evaluation(args.run, top=args.top, seeds=args.seeds, epochs=args.epochs,
-                              subset_per_class=args.subset_per_class, zoo=zoo, cpus_per_job=args.cpus_per_job,
+                              subset_per_class=args.subset_per_class, zoo=zoo, cpus_per_trial=args.cpus_per_trial,
                               gpus_per_trial=args.gpus_per_trial, max_retries=args.max_retries, address=args.address)
     print("\ntest accuracy, mean ± sd over seeds (test split, read only here):")
     for s in sorted(result.summary, key=lambda s: s["mflops"]):
@@ -335,10 +387,13 @@ def _cmd_final(args: argparse.Namespace) -> int:
 # --- export ------------------------------------------------------------------------------------
 def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run name (under runs/) or run directory")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--best", action="store_true", help="the most accurate full-fidelity trial (default)")
-    which.add_argument("--pareto", action="store_true", help="every Pareto point of the run's objectives")
+    which = p.add_mutually_exclusive_group()  # one of them, --best when none is given
+    which.add_argument("--best", dest="which", action="store_const", const="best",
+                       help="the most accurate full-fidelity trial (the default)")
+    which.add_argument("--pareto", dest="which", action="store_const", const="pareto",
+                       help="every Pareto point of the run's objectives")
     which.add_argument("--trial", type=int, nargs="+", metavar="N", help="these trial numbers")
+    p.set_defaults(which="best")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (pip install shufflesearch[onnx])")
 
 
@@ -346,8 +401,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     from shufflesearch.export import export_run
 
-    which = "pareto" if args.pareto else args.trial or "best"
-    for folder in export_run(args.run, which, onnx=args.onnx):
+    for folder in export_run(args.run, args.trial or args.which, onnx=args.onnx):
         print(f"{folder.name}: {folder}/  ->  timm.create_model({folder.name!r}, pretrained=True)")
     return 0
 
@@ -357,26 +411,33 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a found model (ss_...), a zoo model or a genome file (ARCH.yaml / .json)")
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--data", help="dataset spec (default: the model's search proxy dataset, else digits)")
-    for flag, kind in (("--image-size", int), ("--lr", float), ("--batch-size", int), ("--seed", int),
-                       ("--threads", int)):
+    for flag, kind in (("--image-size", int), ("--lr", float), ("--batch-size", int), ("--seed", int)):
         p.add_argument(flag, type=kind, help="default: the search's proxy setting")
+    _add_cpus(p, "training", "the source run's cpus_per_trial, else 1")
+    _add_renamed(p, "--threads", "--cpus-per-trial", "cpus_per_trial", type=int)
     p.add_argument("--tag", help="suffix of the new model's name (default e<EPOCHS>)")
-    p.add_argument("--out", help="folder for the new model (default: beside the source model)")
+    p.add_argument("--out", help="folder the new model's folder goes in (default: beside the source model; "
+                                 "zoo models and genome files: runs/train/models/)")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx")
 
 
-@_command("train", "final training: a found or zoo model from scratch with a longer schedule, saved as a new model")
+@_command("train", "final training of one model: a found or zoo model from scratch with a longer schedule, saved "
+                   "as a new model; a run's final evaluation is `final`")
 def _cmd_train(args: argparse.Namespace) -> int:
-    from shufflesearch.train._final import train_final
+    from shufflesearch.train._final import DEFAULT_OUT, LEGACY_OUT, train_final
     from shufflesearch.train._proxy import epoch_line
 
     def report(epoch: int, m: dict[str, float]) -> None:
         print(epoch_line(m))
 
     folder = train_final(args.model, epochs=args.epochs, data=args.data, image_size=args.image_size, lr=args.lr,
-                         batch_size=args.batch_size, seed=args.seed, threads=args.threads, tag=args.tag,
+                         batch_size=args.batch_size, seed=args.seed, cpus_per_trial=args.cpus_per_trial, tag=args.tag,
                          out=args.out, onnx=args.onnx, report=report)
     print(f"{folder.name}: {folder}/  ->  timm.create_model({folder.name!r}, pretrained=True)")
+    old = list(LEGACY_OUT.glob("*/config.json")) if not (LEGACY_OUT.parent / "config.json").exists() else []
+    if old and folder.parent.resolve() == DEFAULT_OUT.resolve():  # a run named "final" is no old default folder
+        print(f"shufflesearch train: note: {LEGACY_OUT}/ is where `train` put models before 0.2 ({len(old)} there, "
+              f"still loaded); new ones go to {DEFAULT_OUT}/: move the old ones there too", file=sys.stderr)
     return 0
 
 

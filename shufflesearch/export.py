@@ -65,6 +65,15 @@ def _data_info(config: Mapping[str, Any], path: Path) -> dict[str, Any]:
     return {k: data[k] for k in keys}
 
 
+def _proxy_as_run(config: Mapping[str, Any]) -> Any:
+    """The run's proxy protocol as its trials ran it: with the run's `cpus_per_trial` threads (`search`
+    overrides `proxy.threads` with it), so a final training of the model defaults to the run's value."""
+    proxy = config.get("proxy")
+    if isinstance(proxy, Mapping) and config.get("cpus_per_trial") is not None:
+        return {**proxy, "threads": config["cpus_per_trial"]}
+    return proxy
+
+
 def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: bool = False) -> list[Path]:
     """Export a run's chosen trials to `runs/<run>/models/<name>/` and register them in timm here.
 
@@ -95,7 +104,7 @@ def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: b
             "params": row["params"], "latency_ms": row.get("latency_ms"),
             "budget_input_size": run.config.get("budget", {}).get("input_size"),
             "budget_num_classes": run.config.get("budget", {}).get("num_classes", 1000), "dataset": data["spec"],
-            "arch_hash": row.get("arch_hash"), "proxy": run.config.get("proxy"),
+            "arch_hash": row.get("arch_hash"), "proxy": _proxy_as_run(run.config),
             "search_command": run.config.get("command"),
         }
         folders.append(write_model_dir(run.path / "models" / name, arch, payload, data, provenance, onnx=onnx))

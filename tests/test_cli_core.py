@@ -22,7 +22,7 @@ def test_models_lists_every_zoo_model_with_its_cost(capsys):
 
 
 def test_cost_of_a_name_and_of_a_genome_file(capsys, tmp_path):
-    assert main(["cost", "shufflenet_v1_g3_x1_0", "--input-size", "160"]) == 0
+    assert main(["cost", "shufflenet_v1_g3_x1_0", "--cost-input-size", "160"]) == 0
     out = capsys.readouterr().out
     c = cost(ZOO["shufflenet_v1_g3_x1_0"], 160)
     assert f"{c.macs / 1e6:.2f} MMACs" in out and "160x160" in out and ZOO["shufflenet_v1_g3_x1_0"].hash in out

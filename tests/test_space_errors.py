@@ -29,6 +29,14 @@ def edit(path, value):
     return data
 
 
+def edit_search(**keys):
+    """A demo copy with these `search:` keys set (None: removed)."""
+    data = copy.deepcopy(DEMO)
+    data["search"] = {**{k: v for k, v in data["search"].items() if keys.get(k, v) is not None},
+                      **{k: v for k, v in keys.items() if v is not None}}
+    return data
+
+
 # (id, space data or raw text, substrings the one-line message must contain)
 CASES = [
     ("unknown top-level key", edit(("colour",), "red"), ["colour: unknown key"]),
@@ -59,6 +67,12 @@ CASES = [
     ("unknown sampler", edit(("search", "sampler"), "cmaes"), ["search.sampler = 'cmaes'", "tpe"]),
     ("negative retries", edit(("search", "max_retries"), -1), ["search.max_retries = -1", ">= 0"]),
     ("unsupported objectives", edit(("search", "objectives"), ["mflops"]), ["search.objectives = ['mflops']"]),
+    ("moasha setting under asha", edit_search(scheduler="asha", grace_period=2),
+     ["search.grace_period = 2: is ignored by scheduler asha", "set search.scheduler: moasha, or remove grace_period"]),
+    ("moasha setting under none, at its default", edit_search(scheduler="none", reduction_factor=3),
+     ["search.reduction_factor = 3: is ignored by scheduler none"]),
+    ("moasha setting under one objective's default", edit_search(scheduler=None, objectives=["acc"], grace_period=1),
+     ["search.grace_period = 1: is ignored by scheduler asha"]),
     ("proxy key unknown", edit(("proxy", "epohcs"), 3), ["proxy.epohcs: unknown key"]),
     ("empty stages", edit(("stages",), []), ["stages = []", "non-empty"]),
     ("not a mapping", "- just\n- a list\n", ["must be a YAML mapping"]),

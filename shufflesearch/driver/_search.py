@@ -226,6 +226,8 @@ def _resolve(space: SearchSpace, previous: dict[str, Any] | None, **overrides: A
     # settings added after a run was started take their defaults when it is resumed
     base = {f.name: previous.get(f.name, f.default) for f in fields(SearchSettings)} if previous \
         else vars(space.search)
+    if not previous and (space.raw.get("search") or {}).get("scheduler") is None:
+        base = {**base, "scheduler": None}  # the file named none: the default follows the objectives given
     given = {k: v for k, v in overrides.items() if v is not None}
     with errors_from(space.source):
         return SearchSettings(**{**base, **given})

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from shufflesearch._config import renamed
 from shufflesearch._exec._devices import for_trials
 from shufflesearch._exec._ray import JobProgress, run_jobs
 from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
@@ -185,8 +186,9 @@ def _key(c: Candidate) -> str:
 
 def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: int | None = None,
                      subset_per_class: int | None = None, zoo: Sequence[str] | None = None,
-                     cpus_per_job: int = 1, gpus_per_trial: float | None = None, max_retries: int | None = None,
-                     address: str | None = None, export: bool = True, progress: Callable[[str], None] | None = print) -> FinalResult:
+                     cpus_per_trial: int | None = None, gpus_per_trial: float | None = None, max_retries: int | None = None,
+                     address: str | None = None, export: bool = True, progress: Callable[[str], None] | None = print,
+                     cpus_per_job: int | None = None) -> FinalResult:
     """Retrain a run's best architectures and the zoo within its budget; score them on the test split.
 
     Args:
@@ -196,7 +198,8 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
         epochs: final training epochs (default: 3x the proxy's).
         subset_per_class: training images per class (default: the whole training split).
         zoo: zoo model names (default: every zoo model within the budget; [] for none).
-        cpus_per_job: CPUs, and torch threads, per retraining.
+        cpus_per_trial: CPUs, and torch threads, per retraining (default: the run's cpus_per_trial);
+            `cpus_per_job` is its old name (deprecated).
         gpus_per_trial: GPUs per retraining (a fraction shares one; default: the run's); the run's
             `proxy.device` and `amp` settings apply as in its trials.
         max_retries: times a retraining whose Ray worker or node died starts again (default: the run's).
@@ -208,7 +211,9 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
 
     loaded = load_run(run)
     config_path = loaded.path / "config.json"
-    data_cfg, train_cfg = _protocol(loaded.config, config_path, epochs, subset_per_class, cpus_per_job)
+    cpus = renamed("cpus_per_trial", cpus_per_trial, "cpus_per_job", cpus_per_job)
+    cpus = int(loaded.config.get("cpus_per_trial", 1)) if cpus is None else cpus
+    data_cfg, train_cfg = _protocol(loaded.config, config_path, epochs, subset_per_class, cpus)
     gpus = loaded.config.get("gpus_per_trial", 0.0) if gpus_per_trial is None else gpus_per_trial
     with errors_from(str(config_path)):
         train_cfg = for_trials(train_cfg, gpus, address)
@@ -268,7 +273,7 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
     if jobs:
         retries = loaded.config.get("max_retries", DEFAULT_MAX_RETRIES) if max_retries is None else max_retries
         log = loaded.path / "ray.log"
-        run_jobs(train_job, jobs, cpus_per_job=cpus_per_job, on_result=record,
+        run_jobs(train_job, jobs, cpus_per_job=cpus, on_result=record,
                  shared={"data": data, "train_cfg": train_cfg}, address=address, gpus_per_job=gpus,
                  max_retries=retries, log=log, on_retry=lambda job, attempt, reason: printer.retry(
                      f"{by_hash[Arch.from_dict(job['arch']).hash].name} seed {job['seed']}", attempt, retries, reason, log))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal, Mapping
 
 from shufflesearch._config import check_types, fail, from_mapping
@@ -82,13 +82,16 @@ class SearchSettings:
     GPU), with the `proxy.device` rules of `_devices.py`. `max_retries`: how often a trial whose Ray
     worker or node died starts again (`_retries`); a trial that raises is never retried.
     `scheduler`: `asha` (Ray's, on accuracy alone: one rung at half the epochs), `moasha` (`_moasha`:
-    rungs at `grace_period` x `reduction_factor`^k epochs, promotion by Pareto rank) or `none`.
+    rungs at `grace_period` x `reduction_factor`^k epochs, promotion by Pareto rank) or `none`; left
+    out (None), `default_scheduler(objectives)`: moasha for two objectives, asha for one.
+    `grace_period` and `reduction_factor` are moasha's alone (`SCHEDULER_SETTINGS`): set under another
+    scheduler they would be ignored, so they are refused.
     """
 
     trials: int = 32
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     objectives: tuple = ("acc", "mflops")
-    scheduler: Literal["asha", "moasha", "none"] = "asha"
+    scheduler: Literal["asha", "moasha", "none"] = None  # type: ignore[assignment]  # None: by the objectives
     cpus_per_trial: int = 1
     gpus_per_trial: float = 0.0
     seed: int = 0
@@ -111,6 +114,8 @@ class SearchSettings:
         if not isinstance(objectives, (list, tuple)):
             fail("search", "objectives", objectives, "must be a list such as [acc, mflops]")
         object.__setattr__(self, "objectives", tuple(objectives))
+        if self.scheduler is None:
+            object.__setattr__(self, "scheduler", default_scheduler(self.objectives))
         check_types(self, "search")
         if self.trials < 1:
             fail("search", "trials", self.trials, "must be an integer >= 1")
@@ -129,6 +134,29 @@ class SearchSettings:
         if self.objectives not in OBJECTIVE_SETS:
             fail("search", "objectives", list(self.objectives),
                  f"must be one of {[list(o) for o in OBJECTIVE_SETS]}")
+        defaults = {f.name: f.default for f in fields(self)}
+        why = scheduler_conflict(self.scheduler, {k: getattr(self, k) for k in MOASHA_ONLY
+                                                  if getattr(self, k) != defaults[k]})
+        if why:
+            raise ShuffleSearchError(why)
+
+
+MOASHA_ONLY = ("grace_period", "reduction_factor")  # the `search:` keys only the moasha scheduler reads
+SCHEDULER_SETTINGS = {"asha": (), "moasha": MOASHA_ONLY, "none": ()}  # what each scheduler reads of them
+
+
+def default_scheduler(objectives: tuple[str, ...]) -> str:
+    """The scheduler of a search that names none: moasha (Pareto promotion) for two objectives, asha for one."""
+    return "moasha" if len(objectives) == 2 else "asha"
+
+
+def scheduler_conflict(scheduler: str, given: Mapping[str, Any]) -> str | None:
+    """Why `given` (`search:` settings) do not go with `scheduler`: one it would ignore, or None."""
+    for key in MOASHA_ONLY:
+        if key in given and key not in SCHEDULER_SETTINGS.get(scheduler, MOASHA_ONLY):
+            return (f"search.{key} = {given[key]!r}: is ignored by scheduler {scheduler}; only moasha reads "
+                    f"it (set search.scheduler: moasha, or remove {key})")
+    return None
 
 
 @dataclass(frozen=True)
@@ -198,6 +226,9 @@ def parse_space(data: Any, source: str) -> dict[str, Any]:
 
     proxy = proxy_config_from_dict({} if data.get("proxy") is None else data["proxy"], source)
     search = from_mapping(SearchSettings, data.get("search") or {}, source, "search")
+    why = scheduler_conflict(search.scheduler, data.get("search") or {})  # a key given, even at its default
+    if why:
+        raise ShuffleSearchError(f"{source}: {why}")
     evaluator = data.get("evaluator", "proxy")
     if evaluator not in EVALUATORS:
         raise ShuffleSearchError(f"evaluator = {evaluator!r}: must be one of {list(EVALUATORS)}")

@@ -5,8 +5,11 @@ proxy weights (a few epochs at proxy settings) stay untouched in their folder. T
 protocol (dataset, image size, optimizer, schedule, seed) is the starting point; the options given
 override it. The result is a sibling folder `<name>_<tag>/` next to the source model (tag default
 `e<epochs>`), written like an export, so it is a timm model too (`ss_<run>_best_e100`) and its card
-records both the proxy and the final accuracy. Zoo models and genome files go to `runs/final/models/`
-as `ss_<name>_<tag>`. An existing folder is never replaced: choose another tag.
+records both the proxy and the final accuracy. Zoo models and genome files go to `runs/train/models/`
+as `ss_<name>_<tag>` (before 0.2: `runs/final/models/`, which a run's final evaluation folder
+`runs/<run>/final/` resembled; models there still load). An existing folder is never replaced: choose
+another tag. Threads: `cpus_per_trial` (default: the source model's proxy setting, for an exported
+trial the run's `cpus_per_trial`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, Callable
 
 import safetensors.torch
 
+from shufflesearch._config import renamed
 from shufflesearch._exec._devices import local_device
 from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError
@@ -26,17 +30,21 @@ from shufflesearch.genome._catalog import FOUND, read_model_config, resolve_arch
 from shufflesearch.space._configs import ProxyConfig, proxy_config_from_dict
 from shufflesearch.train._proxy import train_proxy
 
-DEFAULT_OUT = Path("runs") / "final" / "models"
+DEFAULT_OUT = Path("runs") / "train" / "models"
+LEGACY_OUT = Path("runs") / "final" / "models"  # DEFAULT_OUT before 0.2
 
 
 def train_final(model: str, *, epochs: int, data: str | None = None, image_size: int | None = None,
                 lr: float | None = None, batch_size: int | None = None, seed: int | None = None,
-                threads: int | None = None, tag: str | None = None, out: str | Path | None = None,
-                onnx: bool = False, report: Callable[[int, dict[str, float]], Any] | None = None) -> Path:
+                cpus_per_trial: int | None = None, tag: str | None = None, out: str | Path | None = None,
+                onnx: bool = False, report: Callable[[int, dict[str, float]], Any] | None = None,
+                threads: int | None = None) -> Path:
     """Train `model` (a found or zoo model name, or a genome file) from scratch; returns the new folder.
 
-    `report(epoch, metrics)` sees every epoch, as in `train_proxy`.
+    `report(epoch, metrics)` sees every epoch, as in `train_proxy`. `threads` is the old name of
+    `cpus_per_trial` (deprecated).
     """
+    cpus_per_trial = renamed("cpus_per_trial", cpus_per_trial, "threads", threads)
     if model in FOUND:
         folder = model_folder(model)
         arch, config = read_model_config(folder)
@@ -57,7 +65,7 @@ def train_final(model: str, *, epochs: int, data: str | None = None, image_size:
 
     data_cfg = replace(protocol.data, **_given(dataset=data, image_size=image_size))
     train_cfg = replace(protocol.train, **_given(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                                                 threads=threads))
+                                                 threads=cpus_per_trial))
     local_device(train_cfg.device)  # the run's device setting; a missing GPU fails before the data are read
     loaded = load_data(data_cfg, "test")
     result = train_proxy(arch, loaded, train_cfg, report)
