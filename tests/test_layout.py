@@ -127,3 +127,15 @@ def test_a_model_folder_named_like_a_module_touches_no_namespace(found_model):
                    found_model)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["10", get_arch("shufflenet_v2_x0_5").hash]
+
+
+def test_the_readme_layout_lists_every_package_and_module_in_layer_order():
+    readme = (ROOT / "README.md").read_text()
+    tree = readme.split("## Layout", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    listed = [name.removesuffix("/").removesuffix(".py") for line in tree.splitlines()[2:]
+              for name in line.strip().split("  ")[0].split()]
+    shipped = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
+               if (p.suffix == ".py" or (p / "__init__.py").is_file()) and p.name not in ("__init__.py", "__main__.py")}
+    assert sorted(listed) == sorted(shipped)
+    layers = [_layer(name) for name in listed]
+    assert layers == sorted(layers), "the tree lists the packages lowest first"
