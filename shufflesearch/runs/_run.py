@@ -3,6 +3,7 @@ the export and the baselines start from."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,19 @@ class Run:
     def legacy(self) -> bool:
         """Recorded before the three splits (see `records.upgrade_row`)."""
         return any(r.get("legacy_split") for r in self.trials)
+
+
+RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def run_folder(runs_dir: str | Path, name: str) -> Path:
+    """`runs_dir/name` for a new or resumed run, whose name must be one folder name: letters, digits,
+    '.', '_' and '-' (not '.' or '..'), so a run never lands outside `runs_dir` or inside another run."""
+    if not RUN_NAME.fullmatch(name) or set(name) == {"."}:
+        fixed = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "run"
+        raise ShuffleSearchError(f"run name {name!r}: must be one folder name of letters, digits, '.', '_' and "
+                                 f"'-' (e.g. {fixed!r})")
+    return Path(runs_dir) / name
 
 
 def resolve_run(run: str | Path, runs_dir: str | Path = "runs") -> Path:
