@@ -184,6 +184,11 @@ def test_search_on_a_ray_cluster_on_loopback(tmp_path):
         check_records(tmp_path / "runs" / "tiny", 2)
         config = json.loads((tmp_path / "runs" / "tiny" / "config.json").read_text())
         assert config["address"] == address
+        baseline = run_cli("baseline", "tiny", "--models", "shufflenet_v1_g3_x0_25", "--address", address,
+                           "--runs-dir", str(tmp_path / "runs"), env=env)
+        assert baseline.returncode == 0, baseline.stderr
+        assert [r["model"] for r in read_rows(tmp_path / "runs" / "tiny" / "baselines.jsonl")] == \
+            ["shufflenet_v1_g3_x0_25"]
     finally:
         _kill_group(head.pid)
         head.wait()
