@@ -71,8 +71,8 @@ def _add_models(p: argparse.ArgumentParser) -> None:
 
 @_command("models", "list the zoo and found models: MMACs, params, stages")
 def _cmd_models(args: argparse.Namespace) -> int:
-    from shufflesearch.genome._cost import cost
     from shufflesearch.genome._catalog import list_archs
+    from shufflesearch.genome._cost import cost
 
     rows = [(name, cost(arch, args.input_size), arch) for name, arch in list_archs().items()]
     width = max(len(r[0]) for r in rows)
