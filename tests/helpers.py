@@ -17,6 +17,7 @@ import yaml
 
 from shufflesearch._exec._devices import TorchThreads
 from shufflesearch.data import load_data
+from shufflesearch.genome._arch import Arch
 from shufflesearch.space._configs import proxy_config_from_dict
 from shufflesearch.train._proxy import _evaluate
 
@@ -33,6 +34,13 @@ def tiny_space(tmp_path: Path, epochs: int = 3, **search: object) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def too_wide(arch: Arch) -> Arch:
+    """`arch` with a head conv of 10^13 channels: a valid genome whose weights (9.6e15 bytes) cannot be
+    allocated, so building it, the first thing its latency measurement does, raises at once (the
+    allocation is refused: nothing is allocated)."""
+    return Arch.from_dict({**arch.to_dict(), "head": {"conv_channels": 10 ** 13}})
 
 
 def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:

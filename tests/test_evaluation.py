@@ -7,7 +7,7 @@ import json
 
 import pytest
 import timm
-from helpers import evaluate, run_cli, tiny_space
+from helpers import evaluate, run_cli, tiny_space, too_wide
 
 import shufflesearch
 from shufflesearch import ShuffleSearchError
@@ -79,6 +79,21 @@ def test_final_cli_reports_and_fails_with_one_line(searched, evaluated):
     assert (searched.run_dir / "report" / "final.png").read_bytes().startswith(b"\x89PNG")
     bad = run_cli("final", str(searched.run_dir), "--zoo", "shufflenet_v9")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "shufflenet_v9" in bad.stderr
+
+
+def test_a_baseline_whose_latency_measurement_raises_is_recorded_failed_and_the_others_train(searched):
+    from shufflesearch.models._registry import register_arch
+
+    register_arch("ss_too_wide", too_wide(shufflesearch.get_arch(ZOO[0])))
+    lines: list[str] = []
+    rows = shufflesearch.run_baselines(searched.run_dir, ["ss_too_wide", ZOO[0]], progress=lines.append)
+    failed, trained = rows
+    assert failed["model"] == "ss_too_wide" and failed["status"] == "failed" and failed["latency_ms"] is None
+    assert "can't allocate memory" in failed["error"]
+    assert failed["attempts"] == 1 and failed["faults"] == []  # the architecture's own error: never retried
+    assert trained["model"] == ZOO[0] and trained["status"] == "complete" and trained["latency_ms"] > 0
+    assert read_rows(searched.run_dir / "baselines.jsonl") == rows
+    assert len(lines) == 2 and "can't allocate memory" in next(line for line in lines if "ss_too_wide" in line)
 
 
 def test_selection_spreads_along_the_front_and_zoo_respects_the_budget():

@@ -96,7 +96,7 @@ def test_a_trial_whose_worker_is_killed_is_retried_and_ray_stays_off_the_console
 
 def killed_job(arch, seed, marker, data, train_cfg):
     """`evaluation.train_job`, except that a call finding no `marker` waits there to be killed."""
-    from shufflesearch.evaluation._final import train_job
+    from shufflesearch.evaluation._jobs import train_job
 
     _first_caller_waits_to_be_killed(Path(marker))
     return train_job(arch, seed, data, train_cfg)

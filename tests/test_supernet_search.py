@@ -71,7 +71,7 @@ def test_the_cli_searches_with_the_supernet(searched):
     assert len({r["arch_hash"] for r in rows}) > 1 and len({r["search_acc"] for r in rows}) > 1
     lines = [line for line in stdout.splitlines() if line.startswith("[")]  # one per candidate
     assert len(lines) == len(rows) and lines[-1].startswith(f"[{len(rows):>3}/{len(rows)}]")
-    assert f"best {max(r['search_acc'] for r in rows):.3f} " in lines[-1]  # the best so far, kept line by line
+    assert f"best {max(r['search_acc'] for r in rows):.4f} " in lines[-1]  # the best so far, kept line by line
     assert not (run_dir / "weights").exists()  # no weight files: export computes them
     study = optuna.load_study(study_name="sn", storage=JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal"))))
     scored = [t for t in study.trials if "repeat_of" not in t.user_attrs]

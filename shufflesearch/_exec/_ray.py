@@ -11,8 +11,8 @@ worker died ...") and, for a Ray started here, the workers' own output. The cons
 
 `run_jobs` runs plain functions as Ray tasks (no Tune: they report once, at the end), at most as many
 at a time as the cluster's CPUs allow, and hands each result to a callback in completion order, so the
-caller records it at once (resumable) and prints one line per job as a search does per trial. A job
-whose worker or node dies is retried (`_retries`).
+caller records it at once (resumable) and prints one line per job as a search does per trial
+(`_progress.Progress`). A job whose worker or node dies is retried (`_retries`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from shufflesearch._exec._devices import check_cluster_gpus, check_gpus_here, ray_resources
-from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES, attempts_note, failure_reason, lost_error, retry_line
+from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES, failure_reason, lost_error
 from shufflesearch.errors import ShuffleSearchError
 
 # Ray's and Tune's own console output off: the library prints one line per finished trial or job
@@ -156,7 +156,7 @@ def run_jobs(fn: Callable[..., dict[str, Any]], jobs: Sequence[dict[str, Any]], 
     `faults` (why each lost attempt ended). `fn` itself must catch what training can raise and return
     it as a result: a job whose worker or node dies (Ray's error, not `fn`'s) is started again, up to
     `max_retries` times, telling `on_retry(job, attempt, reason)`; after that its result is
-    `{"status": "failed", "epochs": 0, "error": ...}`.
+    `{"status": "failed", "epoch": 0, "error": ...}`.
     """
     import ray
     from ray.exceptions import RayError, RayTaskError
@@ -187,27 +187,5 @@ def run_jobs(fn: Callable[..., dict[str, Any]], jobs: Sequence[dict[str, Any]], 
                         on_retry(jobs[i], len(faults[i]), faults[i][-1])
                     queue.insert(0, i)
                     continue
-                result, attempts = {"status": "failed", "epochs": 0, "error": lost_error(faults[i], log)}, len(faults[i])
+                result, attempts = {"status": "failed", "epoch": 0, "error": lost_error(faults[i], log)}, len(faults[i])
             on_result(jobs[i], {**result, "attempts": attempts, "faults": faults[i]})
-
-
-class JobProgress:
-    """One line per finished job, as the search prints one per trial: count, name, cost, accuracy, ETA."""
-
-    def __init__(self, total: int, emit: Callable[[str], None] | None, done_before: int = 0):
-        self.total, self.done, self.emit = total, done_before, emit or (lambda line: None)
-        self.done_before, self.started = done_before, time.monotonic()
-
-    def __call__(self, name: str, row: dict[str, Any], acc_key: str) -> None:
-        self.done += 1
-        left = self.total - self.done
-        eta = (time.monotonic() - self.started) / (self.done - self.done_before) * left
-        acc = "-" if row.get(acc_key) is None else f"{row[acc_key]:.4f}"
-        seed = f" seed {row['seed']}" if "seed" in row else ""
-        self.emit(f"[{self.done:>3}/{self.total}] {name:<26}{seed}  {row['mflops']:7.2f} MFLOPs  "
-                  f"{acc_key.replace('_', ' ')} {acc}  {row['epochs']}/{row['max_epochs']} ep  {row['status']:<9} "
-                  f"{left} left, ETA {eta:.0f}s" + attempts_note(row) + (f"  {row['error']}" if row.get("error") else ""))
-
-    def retry(self, name: str, attempt: int, max_retries: int, reason: str, log: Path | None) -> None:
-        """The line of a job that Ray lost and that starts again."""
-        self.emit(retry_line(name, attempt, max_retries, reason, log))

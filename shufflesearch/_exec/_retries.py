@@ -1,7 +1,8 @@
 """Retrying what the infrastructure broke: a trial or job whose Ray worker or node died starts again.
 
-A trial's or job's own exception never reaches Ray: `search.run_trial` and `evaluation.train_job`
-catch it and return it as a "failed" result, which is recorded and never retried. So every error
+A trial's or job's own exception never reaches Ray: the one trial body every trial and job runs
+(`train._trial.run_trial_body`: reading the genome, latency, training or scoring, weights) catches it
+and returns it as a "failed" result, which is recorded and never retried. So every error
 Ray reports for a trial or a task is a fault of the infrastructure (a worker killed, by the kernel's
 or Ray's OOM killer, by `kill -9` or a preempted node; a node lost), and those are retried from the
 start, up to `max_retries` times. Records say how many attempts a trial took (`attempts`) and why

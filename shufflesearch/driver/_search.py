@@ -26,14 +26,15 @@ import optuna
 
 from shufflesearch._exec._devices import check_cluster_gpus, for_trials, ray_resources
 from shufflesearch._exec._optuna import quiet_optuna
-from shufflesearch._exec._retries import attempts_note, lost_error
-from shufflesearch._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from shufflesearch._exec._progress import Progress
+from shufflesearch._exec._retries import lost_error
+from shufflesearch._io import read_json, write_json_atomic, write_text_atomic
 from shufflesearch.data import load_data
 from shufflesearch.driver._journal import RunJournal
 from shufflesearch.errors import ShuffleSearchError, errors_from
 from shufflesearch.genome._arch import Arch
 from shufflesearch.runs._pareto import best_row, pareto_front
-from shufflesearch.runs._records import STATUSES, append_rows, make_row, package_versions, read_rows, write_rows
+from shufflesearch.runs._records import STATUSES, RecordLog, make_row, package_versions, read_rows, write_rows
 from shufflesearch.space._objectives import OBJECTIVES
 from shufflesearch.space._space import SearchSettings, SearchSpace
 
@@ -60,48 +61,33 @@ class SearchResult:
 
 
 # --- the trial: a plain function, config in, metrics out ------------------------------------------
+# what Tune sees of a trial before its first epoch (its searcher and schedulers read the accuracy in every
+# report) and a trial that failed before it records
+_BEFORE_FIRST_EPOCH = {"search_acc": 0.0, "best_search_acc": 0.0, "search_loss": 0.0}
+
+
 def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, input_size: int,
               train_fn: Callable | None = None) -> None:
-    """Proxy-train `config["arch"]`, reporting every epoch to Tune; save the weights; report the end.
+    """A Tune trial: the one trial body (`train._trial.run_trial_body`) proxy-training `config["arch"]`,
+    its latency measured at `input_size` and its weights saved as `weights/trial_<number>.safetensors`.
 
-    Every report carries every metric; `cpu_seconds` is the trial process's CPU time so far (training,
-    scoring, latency, saving; all its threads). Per-epoch reports have status "running"; the final one has the
-    trainer's status ("complete" / "diverged") or "failed" with the error, so the searcher can tell a
-    finished trial from one the scheduler stopped (whose last report is still "running").
+    Every epoch is reported to Tune with status "running"; the last report has the body's status
+    ("complete", "diverged", or "failed" with the error), so the searcher can tell a finished trial from
+    one the scheduler stopped (whose last report is still "running"). Every report carries every metric;
+    `cpu_seconds` is the trial process's CPU time so far.
     """
-    import safetensors.torch
     from ray import tune
 
-    from shufflesearch.train._latency import trial_latency_ms
-    from shufflesearch.train._proxy import train_proxy
+    from shufflesearch.train._trial import proxy_training, run_trial_body
 
-    cpu_started = time.process_time()  # CPU time, unlike wall time, does not grow when cores are shared
-    arch = Arch.from_dict(config["arch"])
-    latency_ms = trial_latency_ms(arch, input_size, train_cfg)
-    last = {"epoch": 0, "search_acc": 0.0, "best_search_acc": 0.0, "search_loss": 0.0, "train_loss": 0.0,
-            "images_per_s": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0, "latency_ms": latency_ms,
-            "error": ""}
+    def report(last: dict[str, Any]) -> None:
+        if last["epoch"] < train_cfg.epochs:  # the last epoch is reported below, with the final status
+            tune.report({**_BEFORE_FIRST_EPOCH, **last, "status": "running"})
 
-    def report(epoch: int, metrics: dict[str, Any]) -> None:
-        last.update({k: float(metrics[k]) for k in ("search_acc", "search_loss", "train_loss", "images_per_s")},
-                    epoch=epoch)
-        last["train_seconds"] += metrics["train_seconds"]
-        last["eval_seconds"] += metrics["eval_seconds"]
-        last["best_search_acc"] = max(last["best_search_acc"], last["search_acc"])
-        last["cpu_seconds"] = time.process_time() - cpu_started
-        if epoch < train_cfg.epochs:  # the last epoch is reported below, with the final status
-            tune.report({**last, "status": "running"})
-
-    try:
-        result = (train_fn or train_proxy)(arch, data, train_cfg, report=report)
-        status = result.status
-        if status == "complete":
-            weights = {k: v.contiguous() for k, v in result.state_dict.items()}
-            write_bytes_atomic(Path(run_dir) / "weights" / f"trial_{config['number']}.safetensors",
-                               safetensors.torch.save(weights))
-    except Exception as e:  # one failing architecture must not end the search
-        status, last["error"] = "failed", f"{type(e).__name__}: {e}"
-    tune.report({**last, "status": status, "cpu_seconds": time.process_time() - cpu_started})
+    result = run_trial_body(config["arch"], proxy_training(data, train_cfg, train_fn), train_cfg,
+                            latency_size=input_size, on_epoch=report,
+                            weights_path=Path(run_dir) / "weights" / f"trial_{config['number']}.safetensors")
+    tune.report({**_BEFORE_FIRST_EPOCH, **result})
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -169,12 +155,17 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
                 # the one searcher either loop asks and tells through, given its `finish`
                 new_searcher = partial(StudySearcher, study, space.sample, list(settings.objectives),
                                        rows=list(rows), sync=journal.flush)
-                if supernet_cfg and train_fn is None:
-                    score_candidates(space, settings, new_searcher, data, train_cfg, run_dir, address, remaining, rows,
-                                     supernet_cfg, _budget_record(space), _Progress(settings.trials, len(rows), emit),
-                                     emit)
+                on_supernet = supernet_cfg is not None and train_fn is None
+                printer = Progress(settings.trials, progress, label=lambda r: f"trial {r['number']:>3}", done=rows,
+                                   best=best_row)
+                log = RecordLog(run_dir / "trials.jsonl", rows, announce=printer, batched=on_supernet)
+                record = partial(_record, log, _budget_record(space), 1 if on_supernet else train_cfg.epochs,
+                                 settings.seed)
+                if on_supernet:
+                    score_candidates(space, settings, new_searcher(record), log.write, data, train_cfg, run_dir,
+                                     address, remaining, supernet_cfg, emit)
                 else:
-                    _run_tune(space, settings, new_searcher, data, train_cfg, run_dir, address, remaining, rows,
+                    _run_tune(space, settings, new_searcher, record, data, train_cfg, run_dir, address, remaining,
                               train_fn, emit)
     finally:
         journal.flush()
@@ -292,10 +283,18 @@ def _reconcile(study: optuna.Study, rows: list[dict[str, Any]], objectives: list
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
 
-def _run_tune(space: SearchSpace, settings: SearchSettings, new_searcher: Callable[..., StudySearcher], data: Any,
-              train_cfg: Any,
-              run_dir: Path, address: str | None, remaining: int, rows: list[dict[str, Any]],
-              train_fn: Callable | None, progress: Callable[[str], None]) -> None:
+def _record(log: RecordLog, budget: dict[str, Any], max_epochs: int, seed: int, number: int, arch: Arch,
+            result: dict[str, Any], status: str) -> dict[str, Any]:
+    """A finished trial's row (`make_row` of its last result), kept, written and printed by `log`: the
+    `finish` of either loop's `StudySearcher`, its first four arguments bound by `search`."""
+    return log.add(make_row(arch, result, status, number=number, budget=budget, max_epochs=max_epochs, seed=seed))
+
+
+def _run_tune(space: SearchSpace, settings: SearchSettings, new_searcher: Callable[..., StudySearcher],
+              record: Callable[..., dict[str, Any]], data: Any, train_cfg: Any, run_dir: Path, address: str | None,
+              remaining: int, train_fn: Callable | None, progress: Callable[[str], None]) -> None:
+    """Run `remaining` trials as a Tune experiment (`tune/part<k>`), each recorded by `record` with the
+    attempts Ray took for it."""
     from ray import tune
 
     from shufflesearch._exec._ray import concurrency, ray_session
@@ -305,8 +304,6 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, new_searcher: Callab
     with ray_session(address, log):
         check_cluster_gpus(settings.gpus_per_trial)
         jobs_at_once = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
-        printer = _Progress(settings.trials, len(rows), progress)
-
         retries = TrialRetries(settings.max_retries, progress, log)
 
         def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
@@ -315,12 +312,7 @@ def _run_tune(space: SearchSpace, settings: SearchSettings, new_searcher: Callab
             result = {**result, "attempts": len(faults) + (not lost), "faults": faults}
             if lost:
                 result["error"] = lost_error(faults, log)
-            row = make_row(arch, result, status, number=number, budget=_budget_record(space),
-                           max_epochs=train_cfg.epochs, seed=settings.seed)
-            rows.append(row)
-            append_rows(run_dir / "trials.jsonl", [row])
-            printer(row, rows)
-            return row
+            return record(number, arch, result, status)
 
         searcher = new_searcher(finish)
         trainable = tune.with_resources(
@@ -376,32 +368,6 @@ def _points(space: SearchSpace, objectives: Sequence[str]) -> Callable[[dict[str
         values = {**result, "mflops": c.mflops, "params": c.params}
         return tuple(sign[o] * values[OBJECTIVES[o].field] for o in objectives)
     return points
-
-
-class _Progress:
-    """One line per finished trial: count, trial, cost, accuracy, epochs, status, best, left, ETA."""
-
-    def __init__(self, total: int, done_before: int, emit: Callable[[str], None]):
-        self.total, self.done_before, self.emit = total, done_before, emit
-        self.started = time.monotonic()
-        self.calls, self.best = 0, None  # best_row so far, kept row by row (a supernet run has thousands)
-
-    def __call__(self, row: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-        done_now = len(rows) - self.done_before
-        left = self.total - len(rows)
-        eta = (time.monotonic() - self.started) / done_now * left
-        pool = [row, *([self.best] if self.best else [])] if self.calls else rows  # best_row's order is total
-        best = self.best = best_row(pool)
-        self.calls += 1
-        best_acc = f"{best['search_acc']:.3f}" if best else "-"
-        self.emit(f"[{len(rows):>3}/{self.total}] trial {row['number']:>3}  {row['mflops']:7.2f} MFLOPs  "
-                  f"acc {row['search_acc']:.3f}  {row['epochs']}/{row['max_epochs']} ep  {row['status']:<13} "
-                  f"best {best_acc}  {left} left, ETA {_duration(eta)}  {row['summary']}" + attempts_note(row))
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds + 0.5), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _result(run_dir: Path, rows: list[dict[str, Any]], settings: SearchSettings, wall: float) -> SearchResult:

@@ -10,8 +10,9 @@ candidates through the proxy search's `StudySearcher` (the same over-budget reje
 tells), sends them to the actors `CHUNK` at a time with two chunks in flight per actor (TPE's constant
 liar, NSGA-II and random sampling propose while others are pending), and as each chunk comes back
 records its rows in `trials.jsonl` at once, then tells the study: the records, the Optuna journal,
-resume and the progress lines are a proxy search's. Latency is measured only when an objective needs
-it; no weight files are written (`supernet_score.path_weights` gives them to export).
+resume and the progress lines are a proxy search's. Each candidate runs the one trial body a proxy
+trial runs (`train._trial`), its one "epoch" the scoring of its path; latency is measured only when an
+objective needs it; no weight files are written (`supernet_score.path_weights` gives them to export).
 
 An actor whose process dies is replaced by a new one and its chunks are scored again, each chunk up to
 `max_retries` times (its rows then record the attempts and what ended them) and each actor slot
@@ -24,18 +25,21 @@ prints on the console), and the data does.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from shufflesearch._exec._retries import failure_reason, lost_error, retry_line
-from shufflesearch.genome._arch import Arch
-from shufflesearch.runs._records import append_rows, make_row
 
 if TYPE_CHECKING:
     from shufflesearch.data._data import ProxyData
     from shufflesearch.driver._study_searcher import StudySearcher
+    from shufflesearch.genome._arch import Arch
     from shufflesearch.space._configs import SupernetConfig, TrainConfig
     from shufflesearch.space._space import SearchSettings, SearchSpace
+    from shufflesearch.train._proxy import Report
+    from shufflesearch.train._trial import Scored
 
 CHUNK = 8  # candidates per actor call: ~1 s of scoring, so few round trips and a fresh study
 
@@ -68,139 +72,176 @@ class _Scorer:
         self.scorer: supernet_score.PathScorer | None = None
 
     def score(self, archs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Each architecture's last "report" as a proxy trial's: one epoch, its search-split score."""
-        from shufflesearch.train._latency import trial_latency_ms
+        """Each architecture's last report, as a proxy trial's: the one trial body, whose one "epoch" is
+        the scoring of its path."""
+        from shufflesearch.train._trial import run_trial_body
 
         if self.scorer is None:
             self.scorer = self._load()
-        results = []
-        for genome in archs:
-            started, cpu_started = time.perf_counter(), time.process_time()
-            try:
-                arch = Arch.from_dict(genome)
-                _, loss, acc = self.scorer.score(arch)
-                latency = trial_latency_ms(arch, self.latency_size, self.train_cfg) if self.latency_size else None
-                result = {"status": "complete", "epoch": 1, "search_acc": acc, "best_search_acc": acc,
-                          "search_loss": loss, "latency_ms": latency}
-            except Exception as e:  # one failing architecture must not end the search
-                result = {"status": "failed", "epoch": 0, "error": f"{type(e).__name__}: {e}"}
-            seconds = time.perf_counter() - started
-            results.append({**result, "time_total_s": seconds, "eval_seconds": seconds, "train_seconds": 0.0,
-                            "cpu_seconds": time.process_time() - cpu_started})
-        return results
+        return [run_trial_body(genome, self._score_path, self.train_cfg, latency_size=self.latency_size)
+                for genome in archs]
+
+    def _score_path(self, arch: Arch, report: Report) -> Scored:
+        from shufflesearch.train._trial import Scored
+
+        started = time.perf_counter()
+        _, loss, acc = self.scorer.score(arch)
+        report(1, {"search_acc": acc, "search_loss": loss, "train_seconds": 0.0,
+                   "eval_seconds": time.perf_counter() - started})
+        return Scored()
 
 
-def score_candidates(space: SearchSpace, settings: SearchSettings, new_searcher: Callable[..., StudySearcher],
-                     data: ProxyData,
-                     train_cfg: TrainConfig, run_dir: Path, address: str | None, remaining: int,
-                     rows: list[dict[str, Any]], cfg: SupernetConfig, budget: dict[str, Any],
-                     printer: Callable[[dict[str, Any], list[dict[str, Any]]], None],
+@dataclass(frozen=True)
+class _Chunk:
+    """Candidates scored in one actor call: the searcher's trial ids, their configs, why earlier attempts ended."""
+
+    ids: list[str]
+    configs: list[dict[str, Any]]
+    faults: list[str] = field(default_factory=list)
+
+
+class _ScoringPool:
+    """The actors that score a run's candidates: one per slot, `CHUNK` candidates a call, two calls in
+    flight per actor, each chunk completed with the searcher as it comes back (which records its rows).
+
+    An actor that dies is replaced (up to `max_retries` times a slot) and its chunks are scored again
+    (up to `max_retries` times a chunk); a chunk out of attempts, or with no actor left to score it, is
+    recorded failed. With every slot's replacements spent the run stops short.
+
+    Args:
+        new_actor: Starts a scoring actor (`_Scorer`).
+        slots: How many actors score at once.
+        searcher: The run's study searcher (suggests candidates, records and tells what became of them).
+        remaining: Candidates to score.
+        max_retries: The retries of a chunk, and the replacements of a slot's actor.
+        progress: Where the retry lines go.
+        log: The run's ray.log, which a retry line names.
+    """
+
+    def __init__(self, new_actor: Callable[[], Any], slots: int, searcher: StudySearcher, remaining: int,
+                 max_retries: int, progress: Callable[[str], None], log: Path):
+        self.new_actor, self.searcher, self.remaining = new_actor, searcher, remaining
+        self.max_retries, self.progress, self.log = max_retries, progress, log
+        self.actors: list[Any] = [new_actor() for _ in range(slots)]  # None: the slot's replacements are spent
+        self.replaced = [0] * slots
+        self.pending: dict[Any, tuple[int, Any, _Chunk]] = {}  # call -> (slot, the actor called, its chunk)
+        self.asked = 0
+
+    def run(self, flush: Callable[[], None]) -> None:
+        """Score every remaining candidate; `flush` writes each chunk's records before the study hears."""
+        for slot in list(range(len(self.actors))) * 2:
+            self._ask(slot)
+        try:
+            while self.pending:
+                self._receive(flush)
+        except KeyboardInterrupt:  # the candidates in flight stay RUNNING in the study: FAIL on resume
+            pass
+
+    def _ask(self, slot: int) -> None:
+        """Send `slot`'s actor the next chunk of candidates, if any remain."""
+        ids = [f"c{self.asked + i}" for i in range(min(CHUNK, self.remaining - self.asked))]
+        if ids:
+            self.asked += len(ids)
+            self._send(slot, _Chunk(ids, [self.searcher.suggest(i) for i in ids]))
+
+    def _send(self, slot: int, chunk: _Chunk) -> None:
+        call = self.actors[slot].score.remote([c["arch"] for c in chunk.configs])
+        self.pending[call] = (slot, self.actors[slot], chunk)
+
+    def _receive(self, flush: Callable[[], None]) -> None:
+        """Complete the next chunk to come back, or send it again when its actor died; ask for another."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        (call,), _ = ray.wait(list(self.pending), num_returns=1)
+        slot, actor, chunk = self.pending.pop(call)
+        try:
+            scored, attempts = ray.get(call), len(chunk.faults) + 1
+        except RayActorError as e:  # the actor died: replace it, score the chunk again
+            chunk = replace(chunk, faults=[*chunk.faults, failure_reason(str(e))])
+            self._replace(slot, actor)
+            to = self._alive(slot)
+            if len(chunk.faults) <= self.max_retries and to is not None:
+                numbers = ", ".join(str(c["number"]) for c in chunk.configs)
+                self.progress(retry_line(f"trials {numbers}", len(chunk.faults), self.max_retries, chunk.faults[-1],
+                                         self.log))
+                self._send(to, chunk)
+                return
+            scored = [{"status": "failed", "epoch": 0, "error": lost_error(chunk.faults, self.log)}] * len(chunk.ids)
+            attempts = len(chunk.faults)
+        self.searcher.complete([(i, {**r, "attempts": attempts, "faults": chunk.faults}, False)
+                                for i, r in zip(chunk.ids, scored)], flush=flush)
+        to = self._alive(slot)
+        if to is not None:
+            self._ask(to)
+
+    def _replace(self, slot: int, died: Any) -> None:
+        """A new actor for `slot` after `died`, at the first of its calls to fail, while replacements remain."""
+        if self.actors[slot] is died:
+            self.replaced[slot] += 1
+            self.actors[slot] = self.new_actor() if self.replaced[slot] <= self.max_retries else None
+
+    def _alive(self, preferred: int) -> int | None:
+        """`preferred` if its slot still has an actor, else the first slot that has one, else None."""
+        if self.actors[preferred] is not None:
+            return preferred
+        return next((k for k, a in enumerate(self.actors) if a is not None), None)
+
+
+def score_candidates(space: SearchSpace, settings: SearchSettings, searcher: StudySearcher,
+                     flush: Callable[[], None], data: ProxyData, train_cfg: TrainConfig, run_dir: Path,
+                     address: str | None, remaining: int, cfg: SupernetConfig,
                      progress: Callable[[str], None]) -> None:
-    """Train (or resume, or reuse) the run's supernet, then score `remaining` candidates into `rows`.
+    """Train (or resume, or reuse) the run's supernet, then score `remaining` candidates.
 
     Args:
         space: The run's search space.
         settings: The run's search settings (objectives, cpus_per_trial, seed, max_retries).
-        new_searcher: The run's `StudySearcher` (over its Optuna study), given its `finish`.
+        searcher: The run's `StudySearcher`: suggests the candidates, records each scored one (its
+            `finish`) and tells the study.
+        flush: Writes the records of a chunk (called before the study is told of them).
         data: The proxy data.
         train_cfg: The trials' train config.
         run_dir: The run folder.
         address: A Ray cluster's address, None for a local Ray.
         remaining: Candidates to score.
-        rows: The run's records so far; the new ones are appended.
         cfg: The `supernet:` settings.
-        budget: The cost basis every row records (`search._budget_record`).
-        printer: Called with each new row and all rows (one progress line per candidate).
-        progress: Where the supernet's training lines and the start line go.
+        progress: Where the supernet's training lines, the start line and the retry lines go.
     """
-    import ray
-    from ray.exceptions import RayActorError
-
-    from shufflesearch._exec._devices import ray_resources
     from shufflesearch._exec._ray import concurrency, ray_session
-    from shufflesearch.space._objectives import OBJECTIVES
     from shufflesearch.supernet._train import train_supernet
 
-    def train() -> None:
-        train_supernet(space, run_dir, cfg, seed=settings.seed, address=address, data=data, progress=progress)
-
+    train = partial(train_supernet, space, run_dir, cfg, seed=settings.seed, address=address, data=data,
+                    progress=progress)
     # a training in this process leaves the other cores to the actors' start (workers, imports) meanwhile;
     # a data-parallel one needs the CPUs the actors would hold
     overlap = cfg.workers == 1
     if not overlap:
         train()
     log = run_dir / "ray.log"
-
-    def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
-        row = make_row(arch, {"attempts": 1, "faults": [], **result}, status, number=number, budget=budget,
-                       max_epochs=1, seed=settings.seed)
-        rows.append(row)
-        printer(row, rows)
-        return row
-
-    searcher = new_searcher(finish)
-    needs_latency = any(OBJECTIVES[o].field == "latency_ms" for o in settings.objectives)
     with ray_session(address, log):
-        resources = ray_resources(settings.cpus_per_trial, settings.gpus_per_trial)
-        actor = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_restarts=0)(_Scorer)
         slots = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
-        shared = (space, str(run_dir.resolve()), cfg, settings.seed, ray.put(data), train_cfg,
-                  space.budget.input_size if needs_latency else None)
-        actors: list[Any] = [actor.remote(*shared) for _ in range(slots)]  # None: its replacements are spent
-        replaced = [0] * slots
+        pool = _ScoringPool(_scorer_factory(space, settings, data, train_cfg, run_dir, cfg), slots, searcher,
+                            remaining, settings.max_retries, progress, log)
         if overlap:
             train()
         progress(f"{run_dir}: {remaining} candidate(s) to score on the supernet, {slots} actor(s) of "
                  f"{settings.cpus_per_trial} CPU, {CHUNK} a call; budget {space.budget.mflops:g} MFLOPs "
                  f"(multiply-adds) at {space.budget.input_size}px")
-        pending: dict[Any, tuple[int, Any, list[str], list[dict[str, Any]], list[str]]] = {}
-        asked, written = 0, len(rows)  # pending: call -> (slot, its actor, trial ids, configs, faults so far)
+        pool.run(flush)
 
-        def flush(new_rows: list[dict[str, Any]]) -> None:  # a chunk's rows, appended before the study hears
-            nonlocal written
-            append_rows(run_dir / "trials.jsonl", new_rows)
-            written += len(new_rows)
 
-        def send(slot: int, ids: list[str], configs: list[dict[str, Any]], faults: list[str]) -> None:
-            call = actors[slot].score.remote([c["arch"] for c in configs])
-            pending[call] = (slot, actors[slot], ids, configs, faults)
+def _scorer_factory(space: SearchSpace, settings: SearchSettings, data: ProxyData, train_cfg: TrainConfig,
+                    run_dir: Path, cfg: SupernetConfig) -> Callable[[], Any]:
+    """What starts a scoring actor: `cpus_per_trial` CPUs and the GPU share, the data in the object store
+    (once for every actor), latency measured only when an objective needs it."""
+    import ray
 
-        def submit(slot: int) -> None:
-            nonlocal asked
-            ids = [f"c{asked + i}" for i in range(min(CHUNK, remaining - asked))]
-            asked += len(ids)
-            send(slot, ids, [searcher.suggest(i) for i in ids], [])
+    from shufflesearch._exec._devices import ray_resources
+    from shufflesearch.space._objectives import OBJECTIVES
 
-        def alive(preferred: int) -> int | None:
-            return preferred if actors[preferred] is not None else \
-                next((k for k, a in enumerate(actors) if a is not None), None)
-
-        for slot in list(range(slots)) * 2:
-            if asked < remaining:
-                submit(slot)
-        try:
-            while pending:
-                (done,), _ = ray.wait(list(pending), num_returns=1)
-                slot, by, ids, configs, faults = pending.pop(done)
-                try:
-                    scored, attempts = ray.get(done), len(faults) + 1
-                except RayActorError as e:  # the actor died: replace it, score the chunk again
-                    faults = [*faults, failure_reason(str(e))]
-                    if actors[slot] is by:  # the first of its calls to fail
-                        replaced[slot] += 1
-                        actors[slot] = actor.remote(*shared) if replaced[slot] <= settings.max_retries else None
-                    to = alive(slot)
-                    if len(faults) <= settings.max_retries and to is not None:
-                        numbers = ", ".join(str(c["number"]) for c in configs)
-                        progress(retry_line(f"trials {numbers}", len(faults), settings.max_retries, faults[-1], log))
-                        send(to, ids, configs, faults)
-                        continue
-                    scored = [{"status": "failed", "epoch": 0, "error": lost_error(faults, log)}] * len(ids)
-                    attempts = len(faults)
-                results = [(i, {**r, "attempts": attempts, "faults": faults}, False) for i, r in zip(ids, scored)]
-                searcher.complete(results, flush=lambda: flush(rows[written:]))
-                to = alive(slot)
-                if asked < remaining and to is not None:  # with every actor lost the run stops short
-                    submit(to)
-        except KeyboardInterrupt:  # the candidates in flight stay RUNNING in the study: FAIL on resume
-            pass
+    resources = ray_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+    actor = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_restarts=0)(_Scorer)
+    needs_latency = any(OBJECTIVES[o].field == "latency_ms" for o in settings.objectives)
+    return partial(actor.remote, space, str(run_dir.resolve()), cfg, settings.seed, ray.put(data), train_cfg,
+                   space.budget.input_size if needs_latency else None)

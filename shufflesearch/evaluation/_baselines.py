@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from shufflesearch._exec._devices import for_trials
-from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
+from shufflesearch._exec._progress import Progress
 from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError, errors_from
+from shufflesearch.evaluation._jobs import from_run, retrain
 from shufflesearch.genome._arch import Arch
 from shufflesearch.genome._cost import budget_cost
 from shufflesearch.genome._zoo import ZOO
-from shufflesearch.runs._records import make_row, read_rows, write_rows
+from shufflesearch.runs._records import RecordLog, make_row, read_rows, write_rows
 from shufflesearch.runs._run import load_run
 
 NEAR_BUDGET = 1.5  # default baselines: zoo models within this factor of the budget, either side
@@ -51,8 +52,6 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     rewritten atomically as each model finishes, and `progress` gets one line per model. A model whose
     Ray worker or node died trains again, up to `max_retries` times (default: the run's).
     """
-    from shufflesearch._exec._ray import JobProgress, run_jobs
-    from shufflesearch.evaluation._final import train_job
     from shufflesearch.genome._catalog import get_arch
     from shufflesearch.space._configs import proxy_config_from_dict
 
@@ -63,7 +62,7 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     budget = _field(config, config_path, "budget", "mflops")
     proxy = proxy_config_from_dict(_field(config, config_path, "proxy"), f"{config_path}")
     seed = _field(config, config_path, "seed")
-    gpus = config.get("gpus_per_trial", 0.0) if gpus_per_trial is None else gpus_per_trial
+    gpus = from_run(config, "gpus_per_trial", gpus_per_trial)
     with errors_from(str(config_path)):
         train_cfg = for_trials(replace(proxy.train, seed=seed, threads=_field(config, config_path, "cpus_per_trial")),
                                gpus, address)
@@ -73,27 +72,20 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
                                  f"{NEAR_BUDGET}x of it; name the baselines with --models")
     archs = {name: get_arch(name) for name in names}  # unknown names fail before any training
     data = load_data(proxy.data)
-    rows_path = path / "baselines.jsonl"
     by_hash = {arch.hash: name for name, arch in archs.items()}
-    printer = JobProgress(len(archs), progress)
-    new: list[dict[str, Any]] = []
 
-    def record(job: dict[str, Any], metrics: dict[str, Any]) -> None:
+    def row(job: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
         name = by_hash[Arch.from_dict(job["arch"]).hash]
-        row = make_row(archs[name], {**metrics, "epoch": metrics["epochs"], "time_total_s": metrics.get("seconds")},
-                       metrics["status"], number=None, budget=config["budget"], max_epochs=train_cfg.epochs,
-                       seed=seed, model=name)
-        new.append(row)
-        write_rows(rows_path, [r for r in read_rows(rows_path) if r.get("model") != name] + [row])
-        printer(name, row, "search_acc")
+        return make_row(archs[name], report, report["status"], number=None, budget=config["budget"],
+                        max_epochs=train_cfg.epochs, seed=seed, model=name)
 
+    rows_path = path / "baselines.jsonl"
+    printer = Progress(len(archs), progress, label=lambda r: r["model"])
+    log = RecordLog(rows_path, read_rows(rows_path), key=lambda r: r.get("model"), announce=printer)
     jobs = [{"arch": arch.to_dict(), "seed": seed, "latency_size": input_size} for arch in archs.values()]
-    retries = config.get("max_retries", DEFAULT_MAX_RETRIES) if max_retries is None else max_retries
-    log = path / "ray.log"
-    run_jobs(train_job, jobs, cpus_per_job=train_cfg.threads, on_result=record,
-             shared={"data": data, "train_cfg": train_cfg}, address=address, gpus_per_job=gpus,
-             max_retries=retries, log=log, on_retry=lambda job, attempt, reason: printer.retry(
-                 by_hash[Arch.from_dict(job["arch"]).hash], attempt, retries, reason, log))
-    new.sort(key=lambda r: names.index(r["model"]))  # the order asked for, not the order they finished in
-    write_rows(rows_path, [r for r in read_rows(rows_path) if r.get("model") not in archs] + new)
+    retrain(jobs, row, log, printer, lambda job: by_hash[Arch.from_dict(job["arch"]).hash], data=data,
+            train_cfg=train_cfg, cpus=train_cfg.threads, gpus=gpus,
+            retries=from_run(config, "max_retries", max_retries), address=address, ray_log=path / "ray.log")
+    new = sorted((r for r in log.rows if r.get("model") in archs), key=lambda r: names.index(r["model"]))
+    write_rows(rows_path, [r for r in log.rows if r.get("model") not in archs] + new)  # in the order asked for
     return new

@@ -14,7 +14,7 @@ training. So, as NAS papers do, `final_evaluation` retrains from scratch, under 
 
 Files, all in `runs/<run>/final/`: `config.json` (the protocol, versions, the command), `results.jsonl`
 (+ .csv, one row per architecture and seed, rewritten after each job, so a killed evaluation resumes
-and trains only what is missing), `weights/<key>_s<seed>.safetensors`, and `summary.json` (per
+and trains only what is missing), `weights/<name>_<arch hash>_s<seed>.safetensors`, and `summary.json` (per
 architecture: test accuracy mean, sample sd and the values in seed order). The first seed's weights export as
 timm models `ss_<run>_t<N>_final` and `ss_<run>_<zoo name>_final`; the cards of the run's exported models
 gain the test accuracy of their trial. Ray runs the retrainings in parallel (`_ray.run_jobs`).
@@ -32,17 +32,17 @@ from typing import Any, Callable, Mapping, Sequence
 
 from shufflesearch._config import renamed
 from shufflesearch._exec._devices import for_trials
-from shufflesearch._exec._ray import JobProgress, run_jobs
-from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
-from shufflesearch._io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from shufflesearch._exec._progress import Progress
+from shufflesearch._io import read_json, write_json_atomic, write_text_atomic
 from shufflesearch.data import load_data
 from shufflesearch.data._data import ProxyData
 from shufflesearch.errors import ShuffleSearchError, errors_from
+from shufflesearch.evaluation._jobs import from_run, retrain
 from shufflesearch.genome._arch import Arch
 from shufflesearch.genome._cost import budget_cost
 from shufflesearch.runs._pareto import by_accuracy, pareto_front
-from shufflesearch.runs._records import package_versions, read_rows, write_rows
-from shufflesearch.runs._run import load_run
+from shufflesearch.runs._records import RecordLog, make_row, package_versions, read_rows
+from shufflesearch.runs._run import Run, load_run
 from shufflesearch.space._configs import DataConfig, TrainConfig, proxy_config_from_dict
 
 FINAL_DIR = "final"
@@ -105,47 +105,77 @@ def zoo_within_budget(budget: Mapping[str, Any]) -> list[str]:
     return [name for name, c in costs.items() if c.mflops <= budget["mflops"] and (cap is None or c.params <= cap)]
 
 
-def train_job(arch: dict[str, Any], seed: int, data: ProxyData, train_cfg: TrainConfig,
-              weights_path: str | None = None, latency_size: int | None = None) -> dict[str, Any]:
-    """Train one genome with one seed and score it on `data`'s scored split (a Ray task's body).
+@dataclass(frozen=True)
+class _Protocol:
+    """The final protocol: what every retraining of one evaluation shares, and a resumed one repeats."""
 
-    Returns the last epoch's metrics (`<split>_acc`, `<split>_loss`), `best_<split>_acc`, `status`,
-    `epochs`, the seconds, `error` if training raised, and `latency_ms` measured as a search trial
-    does when `latency_size` is given; saves the weights to `weights_path` (safetensors) when complete.
-    """
-    import safetensors.torch
+    data: DataConfig
+    train: TrainConfig  # its device resolved for the jobs' GPU share
+    seeds: list[int]
+    top: int
+    zoo: list[str]
 
-    from shufflesearch.train._latency import trial_latency_ms
-    from shufflesearch.train._proxy import train_proxy
-
-    genome = Arch.from_dict(arch)
-    out: dict[str, Any] = {"epochs": 0, "error": None}
-    if latency_size:
-        out["latency_ms"] = trial_latency_ms(genome, latency_size, train_cfg)
-    try:
-        result = train_proxy(genome, data, replace(train_cfg, seed=seed))
-    except Exception as e:  # one failing architecture must not end the evaluation
-        return {**out, "status": "failed", "error": f"{type(e).__name__}: {e}"}
-    if result.status == "complete" and weights_path:
-        write_bytes_atomic(weights_path, safetensors.torch.save(
-            {k: v.contiguous() for k, v in result.state_dict.items()}))
-    last, best = result.final or {}, result.best or {}
-    return {**out, **{k: v for k, v in last.items() if k.endswith(("_acc", "_loss"))},
-            f"best_{result.acc_key}": best.get(result.acc_key), "status": result.status, "epochs": result.epochs,
-            "seconds": result.seconds, "train_seconds": result.train_seconds, "eval_seconds": result.eval_seconds}
+    def recorded(self) -> dict[str, Any]:
+        """As final/config.json records it; threads and the seed are the jobs', not the protocol's."""
+        return {"data": dataclasses.asdict(self.data),
+                "train": {**dataclasses.asdict(self.train), "threads": None, "seed": None},
+                "seeds": self.seeds, "top": self.top, "zoo": self.zoo}
 
 
-def _protocol(config: Mapping[str, Any], config_path: Path, epochs: int | None, subset_per_class: int | None,
-              threads: int) -> tuple[DataConfig, TrainConfig]:
-    """The final protocol: the run's proxy settings on the whole training split, for `epochs` epochs."""
+def _protocol(loaded: Run, *, top: int, seeds: int, epochs: int | None, subset_per_class: int | None,
+              zoo: Sequence[str] | None, cpus: int, gpus: float, address: str | None) -> _Protocol:
+    """The run's proxy settings on the whole training split, for `epochs` epochs (default 3x the
+    proxy's), with `seeds` seeds from the run's; the zoo models (default: those within the budget)."""
+    config, config_path = loaded.config, loaded.path / "config.json"
     if "proxy" not in config or "budget" not in config:
         raise ShuffleSearchError(f"{config_path}: proxy/budget: missing (is this a search run's folder?)")
     proxy = proxy_config_from_dict(config["proxy"], str(config_path))
     epochs = 3 * proxy.train.epochs if epochs is None else epochs
     if epochs < 1:
         raise ShuffleSearchError(f"--epochs {epochs}: must be >= 1")
-    return (replace(proxy.data, subset_per_class=subset_per_class),
-            replace(proxy.train, epochs=epochs, threads=threads))
+    with errors_from(str(config_path)):
+        train_cfg = for_trials(replace(proxy.train, epochs=epochs, threads=cpus), gpus, address)
+    if top < 0 or seeds < 1:
+        raise ShuffleSearchError(f"--top {top} --seeds {seeds}: top must be >= 0 and seeds >= 1")
+    run_seed = int(config.get("seed", 0))
+    return _Protocol(replace(proxy.data, subset_per_class=subset_per_class), train_cfg,
+                     [run_seed + i for i in range(seeds)], top,
+                     zoo_within_budget(config["budget"]) if zoo is None else list(zoo))
+
+
+def _candidates(loaded: Run, protocol: _Protocol) -> list[Candidate]:
+    """The run's `top` found architectures (`select_candidates`), then the protocol's zoo models."""
+    from shufflesearch.genome._catalog import get_arch
+
+    objectives = loaded.config.get("objectives") or ["acc", "mflops"]
+    found = select_candidates(loaded.trials, objectives, protocol.top)
+    if protocol.top and not found:
+        raise ShuffleSearchError(f"{loaded.path / 'trials.jsonl'}: no full-fidelity complete trial to retrain")
+    candidates = found + [Candidate("zoo", name, get_arch(name)) for name in protocol.zoo]  # unknown names fail here
+    if not candidates:
+        raise ShuffleSearchError(f"{loaded.path / 'config.json'}: nothing to evaluate (--top 0 and no zoo model)")
+    return candidates
+
+
+def _command(loaded: Run, protocol: _Protocol, subset_per_class: int | None, gpus: float) -> list[str]:
+    """The command line that repeats this evaluation."""
+    return (["shufflesearch", "final", str(loaded.path), "--top", str(protocol.top),
+             "--seeds", str(len(protocol.seeds)), "--epochs", str(protocol.train.epochs)]
+            + (["--subset-per-class", str(subset_per_class)] if subset_per_class else [])
+            + (["--gpus-per-trial", f"{gpus:g}"] if gpus else [])
+            + ["--zoo", ",".join(protocol.zoo) or "none"])
+
+
+def _begin(loaded: Run, final_dir: Path, protocol: _Protocol, candidates: Sequence[Candidate],
+           command: list[str]) -> ProxyData:
+    """Check a resumed evaluation's protocol, read the data (its test split), write final/config.json."""
+    _check_same_protocol(final_dir / "config.json", protocol.recorded())
+    data = load_data(protocol.data, "test")
+    write_json_atomic(final_dir / "config.json", {
+        **protocol.recorded(), "data_info": data.info(), "run": loaded.path.name, "versions": package_versions(),
+        "command": shlex.join(command),
+        "candidates": [{"kind": c.kind, "name": c.name, "arch_hash": c.arch.hash} for c in candidates]})
+    return data
 
 
 def _check_same_protocol(path: Path, protocol: dict[str, Any]) -> None:
@@ -166,6 +196,7 @@ def _check_same_protocol(path: Path, protocol: dict[str, Any]) -> None:
 
 def _summarise(rows: Sequence[Mapping[str, Any]], candidates: Sequence[Candidate],
                budget: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per candidate: its cost, search-split accuracy, and test accuracies (seed order), mean and sample sd."""
     out = []
     for c in candidates:
         done = sorted((r for r in rows if r["arch_hash"] == c.arch.hash and r["status"] == "complete"),
@@ -178,10 +209,6 @@ def _summarise(rows: Sequence[Mapping[str, Any]], candidates: Sequence[Candidate
                     "test_acc_mean": statistics.fmean(accs) if accs else None,
                     "test_acc_sd": statistics.stdev(accs) if len(accs) > 1 else None})
     return out
-
-
-def _key(c: Candidate) -> str:
-    return f"{c.name}_{c.arch.hash}"
 
 
 def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: int | None = None,
@@ -207,95 +234,90 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
         export: write the first seed's weights as timm models and update the run's model cards.
         progress: called with one line per finished retraining (None: silent).
     """
-    from shufflesearch.genome._catalog import get_arch
-
     loaded = load_run(run)
-    config_path = loaded.path / "config.json"
-    cpus = renamed("cpus_per_trial", cpus_per_trial, "cpus_per_job", cpus_per_job)
-    cpus = int(loaded.config.get("cpus_per_trial", 1)) if cpus is None else cpus
-    data_cfg, train_cfg = _protocol(loaded.config, config_path, epochs, subset_per_class, cpus)
-    gpus = loaded.config.get("gpus_per_trial", 0.0) if gpus_per_trial is None else gpus_per_trial
-    with errors_from(str(config_path)):
-        train_cfg = for_trials(train_cfg, gpus, address)
-    if top < 0 or seeds < 1:
-        raise ShuffleSearchError(f"--top {top} --seeds {seeds}: top must be >= 0 and seeds >= 1")
-    objectives = loaded.config.get("objectives") or ["acc", "mflops"]
-    candidates = select_candidates(loaded.trials, objectives, top)
-    if top and not candidates:
-        raise ShuffleSearchError(f"{loaded.path / 'trials.jsonl'}: no full-fidelity complete trial to retrain")
-    zoo_names = zoo_within_budget(loaded.config["budget"]) if zoo is None else list(zoo)
-    candidates += [Candidate("zoo", name, get_arch(name)) for name in zoo_names]  # unknown names fail here
-    if not candidates:
-        raise ShuffleSearchError(f"{config_path}: nothing to evaluate (--top 0 and no zoo model)")
-
+    cpus = from_run(loaded.config, "cpus_per_trial",
+                    renamed("cpus_per_trial", cpus_per_trial, "cpus_per_job", cpus_per_job))
+    gpus = from_run(loaded.config, "gpus_per_trial", gpus_per_trial)
+    protocol = _protocol(loaded, top=top, seeds=seeds, epochs=epochs, subset_per_class=subset_per_class, zoo=zoo,
+                         cpus=cpus, gpus=gpus, address=address)
+    candidates = _candidates(loaded, protocol)
     final_dir = loaded.path / FINAL_DIR
-    run_seed = int(loaded.config.get("seed", 0))
-    protocol = {"data": dataclasses.asdict(data_cfg), "train": {**dataclasses.asdict(train_cfg), "threads": None,
-                                                                "seed": None},
-                "seeds": [run_seed + i for i in range(seeds)], "top": top, "zoo": zoo_names}
-    _check_same_protocol(final_dir / "config.json", protocol)
-    data = load_data(data_cfg, "test")
-    write_json_atomic(final_dir / "config.json", {
-        **protocol, "data_info": data.info(), "run": loaded.path.name, "versions": package_versions(),
-        "command": shlex.join(["shufflesearch", "final", str(loaded.path), "--top", str(top), "--seeds", str(seeds),
-                               "--epochs", str(train_cfg.epochs)]
-                              + (["--subset-per-class", str(subset_per_class)] if subset_per_class else [])
-                              + (["--gpus-per-trial", f"{gpus:g}"] if gpus else [])
-                              + ["--zoo", ",".join(zoo_names) or "none"]),
-        "candidates": [{"kind": c.kind, "name": c.name, "arch_hash": c.arch.hash} for c in candidates]})
+    data = _begin(loaded, final_dir, protocol, candidates, _command(loaded, protocol, subset_per_class, gpus))
+    rows = _retrain(loaded, final_dir, protocol, candidates, data, cpus=cpus, gpus=gpus,
+                    retries=from_run(loaded.config, "max_retries", max_retries), address=address, progress=progress)
+    summary = _write_summary(final_dir, rows, candidates, protocol, data, loaded.config["budget"])
+    models = _export(loaded, candidates, summary, data, final_dir, protocol.seeds[0], protocol.train) if export else []
+    return FinalResult(final_dir, rows, summary, models)
 
+
+def _retrain(loaded: Run, final_dir: Path, protocol: _Protocol, candidates: Sequence[Candidate], data: ProxyData,
+             *, cpus: int, gpus: float, retries: int, address: str | None,
+             progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
+    """Train each candidate with each seed that has no complete or diverged row yet (a failed one again),
+    recording each row in results.jsonl as it finishes; all the rows."""
     results_path = final_dir / "results.jsonl"
-    rows = read_rows(results_path)
-    done = {(r["arch_hash"], r["seed"]) for r in rows if r["status"] in ("complete", "diverged")}
-    jobs = [{"arch": c.arch.to_dict(), "seed": s, "weights_path": str(final_dir / "weights" / f"{_key(c)}_s{s}.safetensors")}
-            for c in candidates for s in protocol["seeds"] if (c.arch.hash, s) not in done]
-    rows = [r for r in rows if (r["arch_hash"], r["seed"]) in done]  # failed ones are trained again
+    rows = [r for r in read_rows(results_path) if r["status"] in ("complete", "diverged")]
+    done = {(r["arch_hash"], r["seed"]) for r in rows}
+    jobs = [{"arch": c.arch.to_dict(), "seed": s, "weights_path": str(_weights_path(final_dir, c, s))}
+            for c in candidates for s in protocol.seeds if (c.arch.hash, s) not in done]
     by_hash = {c.arch.hash: c for c in candidates}
     if progress:
-        progress(f"{final_dir}: {len(jobs)} retraining(s) to run ({len(candidates)} architectures x {seeds} seeds, "
-                 f"{len(rows)} done before); {train_cfg.epochs} epochs on {data.summary()}")
-    printer = JobProgress(len(rows) + len(jobs), progress, done_before=len(rows))
+        progress(f"{final_dir}: {len(jobs)} retraining(s) to run ({len(candidates)} architectures x "
+                 f"{len(protocol.seeds)} seeds, {len(rows)} done before); {protocol.train.epochs} epochs on "
+                 f"{data.summary()}")
+    printer = Progress(len(rows) + len(jobs), progress, label=lambda r: f"{r['name']} seed {r['seed']}",
+                       acc="test_acc", done=rows)
+    log = RecordLog(results_path, rows, fields=RESULT_FIELDS, key=lambda r: (r["arch_hash"], r["seed"]),
+                    announce=printer)
 
-    def record(job: dict[str, Any], metrics: dict[str, Any]) -> None:
-        c = by_hash[Arch.from_dict(job["arch"]).hash]
-        c_cost = budget_cost(c.arch, loaded.config["budget"])
-        row = {"kind": c.kind, "name": c.name, "number": c.number, "model": c.model, "arch_hash": c.arch.hash,
-               "arch": c.arch.to_dict(), "summary": c.arch.summary(), "mflops": c_cost.mflops,
-               "params": c_cost.params, "seed": job["seed"], "max_epochs": train_cfg.epochs,
-               "search_acc": c.search_acc, "test_acc": metrics.get("test_acc"), "test_loss": metrics.get("test_loss"),
-               **{k: metrics.get(k) for k in ("status", "error", "epochs", "seconds", "train_seconds",
-                                               "eval_seconds", "attempts", "faults")},
-               "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-        rows.append(row)
-        write_rows(results_path, rows, RESULT_FIELDS)
-        printer(c.name, row, "test_acc")
+    def candidate(job: dict[str, Any]) -> Candidate:
+        return by_hash[Arch.from_dict(job["arch"]).hash]
 
     if jobs:
-        retries = loaded.config.get("max_retries", DEFAULT_MAX_RETRIES) if max_retries is None else max_retries
-        log = loaded.path / "ray.log"
-        run_jobs(train_job, jobs, cpus_per_job=cpus, on_result=record,
-                 shared={"data": data, "train_cfg": train_cfg}, address=address, gpus_per_job=gpus,
-                 max_retries=retries, log=log, on_retry=lambda job, attempt, reason: printer.retry(
-                     f"{by_hash[Arch.from_dict(job['arch']).hash].name} seed {job['seed']}", attempt, retries, reason, log))
-    summary = _summarise(rows, candidates, loaded.config["budget"])
+        retrain(jobs, lambda job, report: _row(candidate(job), job["seed"], report, loaded.config["budget"],
+                                               protocol.train.epochs),
+                log, printer, lambda job: f"{candidate(job).name} seed {job['seed']}", data=data,
+                train_cfg=protocol.train, cpus=cpus, gpus=gpus, retries=retries, address=address,
+                ray_log=loaded.path / "ray.log")
+    return log.rows
+
+
+def _row(c: Candidate, seed: int, report: Mapping[str, Any], budget: Mapping[str, Any],
+         max_epochs: int) -> dict[str, Any]:
+    """A retraining's row: its record fields (`make_row`) as results.jsonl keeps them, named as the
+    candidate, with the candidate's search-split accuracy and the job's test-split ones."""
+    row = {**make_row(c.arch, report, report["status"], number=c.number, budget=budget, max_epochs=max_epochs,
+                      seed=seed, model=c.model),
+           "kind": c.kind, "name": c.name, "search_acc": c.search_acc, "test_acc": report.get("test_acc"),
+           "test_loss": report.get("test_loss")}
+    return {k: row[k] for k in (*RESULT_FIELDS, "arch")}
+
+
+def _write_summary(final_dir: Path, rows: Sequence[Mapping[str, Any]], candidates: Sequence[Candidate],
+                   protocol: _Protocol, data: ProxyData, budget: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """final/summary.json: per candidate, the test accuracy over its seeds (`_summarise`); its entries."""
+    summary = _summarise(rows, candidates, budget)
     write_json_atomic(final_dir / "summary.json", {
-        "protocol": {k: protocol[k] for k in ("seeds", "top", "zoo")}, "epochs": train_cfg.epochs,
-        "dataset": data.spec, "split": "test", "candidates": summary,
+        "protocol": {"seeds": protocol.seeds, "top": protocol.top, "zoo": protocol.zoo},
+        "epochs": protocol.train.epochs, "dataset": data.spec, "split": "test", "candidates": summary,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
-    models = _export(loaded, candidates, summary, data, final_dir, protocol["seeds"][0], train_cfg) if export else []
-    return FinalResult(final_dir, rows, summary, models)
+    return summary
+
+
+def _weights_path(final_dir: Path, c: Candidate, seed: int) -> Path:
+    return final_dir / "weights" / f"{c.name}_{c.arch.hash}_s{seed}.safetensors"
 
 
 def _export(loaded: Any, candidates: Sequence[Candidate], summary: Sequence[Mapping[str, Any]], data: ProxyData,
             final_dir: Path, seed: int, train_cfg: TrainConfig) -> list[Path]:
     """The first seed's weights as timm models; the run's exported models' cards gain their test accuracy."""
-    from shufflesearch.models._folder import PREFIX, model_card, model_name, sanitize, write_model_dir
     from shufflesearch.genome._catalog import read_model_config
+    from shufflesearch.models._folder import PREFIX, model_card, model_name, sanitize, write_model_dir
 
     stats = {s["arch_hash"]: s for s in summary}
     folders = []
     for c in candidates:
-        weights = final_dir / "weights" / f"{_key(c)}_s{seed}.safetensors"
+        weights = _weights_path(final_dir, c, seed)
         if not weights.is_file():
             continue  # that seed diverged or failed
         s = stats[c.arch.hash]

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from shufflesearch._exec._progress import duration
 from shufflesearch._io import write_text_atomic
 from shufflesearch.report._page import Block, fmt, write_page
 from shufflesearch.report._plots import compare_png, final_png, pareto_png, progress_png
@@ -52,13 +53,6 @@ def _pareto_csv(front: Sequence[Mapping[str, Any]], models: Mapping[int, list[st
         w.writerow({**r, "model": " ".join(models.get(r.get("number"), [])),
                     "arch": json.dumps(r.get("arch"), sort_keys=True, separators=(",", ":"))})
     return buf.getvalue()
-
-
-def _duration(seconds: Any) -> str:
-    if not finite(seconds):
-        return "unknown"
-    s = int(round(seconds))
-    return f"{s // 3600}h {s % 3600 // 60:02d}m {s % 60:02d}s"
 
 
 def _settings(run: Run) -> list[tuple[str, str]]:
@@ -157,8 +151,8 @@ def write_report(run_dir: str | Path, objectives: str | Sequence[str] | None = N
         ("h", "Run settings"), ("kv", _settings(run)),
         ("h", "Outcome"),
         ("kv", [("trial status", ", ".join(f"{k}: {v}" for k, v in counts.items())),
-                ("wall time", _duration(summary.get("wall_seconds"))
-                 + (f" (training {_duration(summary.get('train_seconds'))})" if "train_seconds" in summary else "")),
+                ("wall time", duration(summary.get("wall_seconds"))
+                 + (f" (training {duration(summary.get('train_seconds'))})" if "train_seconds" in summary else "")),
                 ("best full-fidelity accuracy", "none yet" if best is None else _best_text(best, axis)),
                 (f"hypervolume (acc, {axis.name})", f"{hv:.4f}"),
                 ("hypervolume reference", _reference_text(axis, scale))]),

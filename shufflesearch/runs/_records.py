@@ -17,7 +17,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 from shufflesearch._io import write_text_atomic
 from shufflesearch.errors import ShuffleSearchError
@@ -90,6 +90,55 @@ def append_rows(jsonl_path: str | Path, rows: Sequence[dict[str, Any]], fields: 
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+
+
+class RecordLog:
+    """A record file's rows, in memory and on disk, each new one announced: how a search, a supernet
+    search, the baselines and a final evaluation record every finished trial or job.
+
+    `add(row)` keeps the row, writes it and calls `announce(row)` (the progress line). Rows with a
+    `key` replace the row of the same key, so the files are rewritten whole (`write_rows`: temp +
+    rename); without one, rows only accumulate and are appended (`append_rows`). A `batched` log
+    writes only when `write()` is called, all the rows added since in one append (a supernet search
+    writes each chunk's rows so, before its study hears of them).
+
+    Args:
+        path: The .jsonl file (its .csv sibling is written beside it).
+        rows: The rows so far; the log keeps its new rows in this list.
+        fields: The .csv's columns.
+        key: What makes two rows the same record (a baseline's model, a final job's genome and seed).
+        announce: Called with each new row, after it is written.
+        batched: Write on `write()` only.
+    """
+
+    def __init__(self, path: str | Path, rows: list[dict[str, Any]], *, fields: Sequence[str] = FIELDS,
+                 key: Callable[[Mapping[str, Any]], Hashable] | None = None,
+                 announce: Callable[[dict[str, Any]], None] | None = None, batched: bool = False):
+        self.path, self.rows, self.fields, self.key = Path(path), rows, fields, key
+        self.announce, self.batched = announce, batched
+        self._unwritten: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Keep `row` (in place of its key's row), write it unless batched, announce it; return it."""
+        if self.key is not None:
+            self.rows[:] = [r for r in self.rows if self.key(r) != self.key(row)]
+        self.rows.append(row)
+        self._unwritten.append(row)
+        if not self.batched:
+            self.write()
+        if self.announce is not None:
+            self.announce(row)
+        return row
+
+    def write(self) -> None:
+        """Write the rows added since the last write."""
+        if not self._unwritten:
+            return
+        if self.key is not None:
+            write_rows(self.path, self.rows, self.fields)
+        else:
+            append_rows(self.path, self._unwritten, self.fields)
+        self._unwritten = []
 
 
 def _jsonl(rows: Iterable[dict[str, Any]]) -> str:

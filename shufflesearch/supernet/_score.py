@@ -157,11 +157,10 @@ def path_weights(run_dir: str | Path, archs: list[Arch]) -> list[bytes]:
     """The safetensors bytes of each of `archs`' models as the supernet search at `run_dir` scored it:
     its inherited weights and re-estimated BatchNorm statistics (a supernet search keeps no weight
     files; export asks here), computed with the search's threads so the numbers are the scored ones."""
-    import safetensors.torch
-
     from shufflesearch._exec._devices import TorchThreads
     from shufflesearch._io import read_json
     from shufflesearch.space._space import SearchSpace
+    from shufflesearch.train._weights import weights_bytes
 
     run_dir = Path(run_dir)
     config = read_json(run_dir / "config.json", "the run's config")
@@ -171,7 +170,7 @@ def path_weights(run_dir: str | Path, archs: list[Arch]) -> list[bytes]:
         scorer = run_scorer(space, run_dir, cfg, config["seed"], load_data(space.proxy.data, "search"),
                             space.proxy.train.channels_last)
         models = [scorer.score(arch)[0] for arch in archs]
-    return [safetensors.torch.save({k: v.contiguous() for k, v in m.state_dict().items()}) for m in models]
+    return [weights_bytes(m.state_dict()) for m in models]
 
 
 def run_scorer(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig, seed: int, data: ProxyData,

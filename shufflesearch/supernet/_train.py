@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -116,14 +118,14 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
 
 
 def _save(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
-    import safetensors.torch
+    from shufflesearch.train._weights import weights_bytes
 
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in net.state_dict().items()}
+    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
     names = {p: n for n, p in net.named_parameters()}
     for p, state in optimizer.state.items():
         if "momentum_buffer" in state and state["momentum_buffer"] is not None:
-            tensors[f"momentum.{names[p]}"] = state["momentum_buffer"].contiguous()
-    write_bytes_atomic(path, safetensors.torch.save(tensors, metadata={k: json.dumps(v) for k, v in meta.items()}))
+            tensors[f"momentum.{names[p]}"] = state["momentum_buffer"]
+    write_bytes_atomic(path, weights_bytes(tensors, {k: json.dumps(v) for k, v in meta.items()}))
 
 
 def _restore(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, expected: dict[str, Any]) -> int:
@@ -144,18 +146,38 @@ def _restore(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, expec
     return int(json.loads(metadata["step"]))
 
 
-def _train_loop(config: dict[str, Any]) -> None:
-    """One worker's training (all of it when there is one): `config` holds space, run_dir, cfg, seed,
-    data, progress."""
+@dataclass(frozen=True)
+class _Training:
+    """What every worker's training loop is given (through Ray Train, to a data-parallel one).
+
+    Args:
+        space: The space whose supernet trains.
+        cfg: The `supernet:` settings.
+        seed: The run's seed (paths, data order, augmentation).
+        data: The proxy data (its training split).
+        run_dir: The run folder (absolute: a Ray worker runs elsewhere), whose `supernet/` is written.
+        progress: Where the training's lines go (a data-parallel training prints none).
+    """
+
+    space: SearchSpace
+    cfg: SupernetConfig
+    seed: int
+    data: ProxyData
+    run_dir: str
+    progress: Callable[[str], None] | None = None
+
+
+def _train_loop(training: _Training) -> None:
+    """One worker's training (all of it when there is one)."""
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
 
     from shufflesearch.data._data import augment_batch
     from shufflesearch.supernet._network import Supernet
 
-    space, cfg, seed, data = config["space"], config["cfg"], config["seed"], config["data"]
-    folder = checkpoint_dir(config["run_dir"])
-    progress: Callable[[str], None] = config.get("progress") or (lambda line: None)
+    space, cfg, seed, data = training.space, training.cfg, training.seed, training.data
+    folder = checkpoint_dir(training.run_dir)
+    progress = training.progress or (lambda line: None)
     rank, world = 0, 1
     if cfg.workers > 1:
         import ray.train
@@ -182,7 +204,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     step, spent = 0, 0.0  # spent: the training's seconds in earlier calls
     if (folder / CHECKPOINT).exists():
         step = _restore(folder / CHECKPOINT, net, optimizer, settings)
-        spent = (read_state(config["run_dir"]) or {}).get("seconds", 0.0)
+        spent = (read_state(training.run_dir) or {}).get("seconds", 0.0)
         scheduler.step_update(step)  # the lr of the step after the checkpoint's
     model = net
     if cfg.workers > 1:
@@ -254,13 +276,13 @@ def train_supernet(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig 
         return state
     if data is None:
         data = load_data(space.proxy.data, "search")
-    config = {"space": space, "cfg": cfg, "seed": seed, "data": data, "run_dir": str(Path(run_dir).resolve())}
+    training = _Training(space, cfg, seed, data, str(Path(run_dir).resolve()))
     t0 = time.monotonic()
     if cfg.workers == 1:
         with TorchThreads(cfg.threads):
-            _train_loop({**config, "progress": progress})
+            _train_loop(replace(training, progress=progress))
     else:
-        _fit_data_parallel(config, cfg, run_dir, address)
+        _fit_data_parallel(training, address)
     state = read_state(run_dir)
     if progress:
         progress(f"supernet trained: {state['step']} steps, {cfg.workers} worker(s), "
@@ -268,18 +290,20 @@ def train_supernet(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig 
     return state
 
 
-def _fit_data_parallel(config: dict[str, Any], cfg: SupernetConfig, run_dir: str | Path, address: str | None) -> None:
+def _fit_data_parallel(training: _Training, address: str | None) -> None:
+    """`training` on `cfg.workers` Ray Train workers (DistributedDataParallel over gloo)."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from shufflesearch._exec._ray import ray_session
 
+    cfg = training.cfg
     with ray_session(address):
         trainer = TorchTrainer(
-            _train_loop, train_loop_config=config, torch_config=TorchConfig(backend="gloo"),
+            partial(_train_loop, training), torch_config=TorchConfig(backend="gloo"),
             scaling_config=ray.train.ScalingConfig(num_workers=cfg.workers, use_gpu=False,
                                                    resources_per_worker={"CPU": cfg.threads}),
-            run_config=ray.train.RunConfig(name="train", storage_path=str((checkpoint_dir(run_dir) / "ray").resolve()),
+            run_config=ray.train.RunConfig(name="train", storage_path=str(checkpoint_dir(training.run_dir) / "ray"),
                                            failure_config=ray.train.FailureConfig(max_failures=0)))
         try:
             trainer.fit()

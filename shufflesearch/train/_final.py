@@ -18,8 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-import safetensors.torch
-
 from shufflesearch._config import renamed
 from shufflesearch._exec._devices import local_device
 from shufflesearch.data import load_data
@@ -29,6 +27,7 @@ from shufflesearch.models._folder import PREFIX, model_folder, sanitize, write_m
 from shufflesearch.genome._catalog import FOUND, read_model_config, resolve_arch
 from shufflesearch.space._configs import ProxyConfig, proxy_config_from_dict
 from shufflesearch.train._proxy import train_proxy
+from shufflesearch.train._weights import weights_bytes
 
 DEFAULT_OUT = Path("runs") / "train" / "models"
 LEGACY_OUT = Path("runs") / "final" / "models"  # DEFAULT_OUT before 0.2
@@ -79,8 +78,7 @@ def train_final(model: str, *, epochs: int, data: str | None = None, image_size:
         "test_loss": result.final["test_loss"], "train": vars(train_cfg), "data": vars(data_cfg),
         "train_seconds": result.train_seconds,
     }
-    weights = safetensors.torch.save({k: v.contiguous() for k, v in result.state_dict.items()})
-    return write_model_dir(dest, arch, weights, loaded.info(), source, onnx=onnx)
+    return write_model_dir(dest, arch, weights_bytes(result.state_dict), loaded.info(), source, onnx=onnx)
 
 
 def _given(**options: Any) -> dict[str, Any]:

@@ -1,0 +1,58 @@
+"""What the baselines and the final evaluation share: retraining jobs under a finished run's protocol.
+
+Both train architectures from scratch as Ray tasks (`_ray.run_jobs`), each job the one trial body with
+proxy training (`train_job`); both take the run's own settings for the options left out (`from_run`);
+both record each job's row as it finishes through a `RecordLog` and print one line per job and per
+retry (`retrain`). They differ in which architectures they train, on which split they score, and the
+rows they keep: that stays in `_baselines` and `_final`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from shufflesearch._exec._progress import Progress
+from shufflesearch._exec._ray import run_jobs
+from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
+from shufflesearch.data._data import ProxyData
+from shufflesearch.runs._records import RecordLog
+from shufflesearch.space._configs import TrainConfig
+
+# what a run that did not record a setting ran with
+RUN_DEFAULTS = {"cpus_per_trial": 1, "gpus_per_trial": 0.0, "max_retries": DEFAULT_MAX_RETRIES}
+
+
+def from_run(config: Mapping[str, Any], name: str, given: Any) -> Any:
+    """The option `name` as `given`, or where it was left out (None) the run's value (its config.json)."""
+    return config.get(name, RUN_DEFAULTS[name]) if given is None else given
+
+
+def train_job(arch: dict[str, Any], seed: int, data: ProxyData, train_cfg: TrainConfig,
+              weights_path: str | None = None, latency_size: int | None = None) -> dict[str, Any]:
+    """A Ray task's body: train the genome `arch` with `seed`, score it on `data`'s scored split, write its
+    weights to `weights_path` when complete, measure its latency at `latency_size` when given.
+
+    Returns the trial body's last report (`train._trial.run_trial_body`): an error of the architecture is
+    its "failed" report, never an exception, so Ray retries only what Ray lost.
+    """
+    from shufflesearch.train._trial import proxy_training, run_trial_body
+
+    cfg = replace(train_cfg, seed=seed)
+    return run_trial_body(arch, proxy_training(data, cfg), cfg, latency_size=latency_size, weights_path=weights_path)
+
+
+def retrain(jobs: Sequence[dict[str, Any]], row: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+            log: RecordLog, printer: Progress, label: Callable[[dict[str, Any]], str], *, data: ProxyData,
+            train_cfg: TrainConfig, cpus: int, gpus: float, retries: int, address: str | None,
+            ray_log: Path) -> None:
+    """Run `train_job` for each of `jobs` (its keyword arguments) through Ray, `cpus` CPUs and `gpus` GPUs
+    each; record each finished job as `row(job, report)` in `log`; tell of each retry under `label(job)`.
+
+    A job whose Ray worker or node dies starts again, up to `retries` times; Ray's messages go to `ray_log`.
+    """
+    run_jobs(train_job, jobs, cpus_per_job=cpus, on_result=lambda job, report: log.add(row(job, report)),
+             shared={"data": data, "train_cfg": train_cfg}, address=address, gpus_per_job=gpus,
+             max_retries=retries, log=ray_log,
+             on_retry=lambda job, attempt, reason: printer.retry(label(job), attempt, retries, reason, ray_log))
