@@ -3,8 +3,8 @@ the 2 cores goes while the actors score (see README, "The one-shot evaluator").
 
 For `--candidates` candidates of search_spaces/demo.yaml (RandomSampler, an Optuna journal file, as a
 run uses), times apart: ask + `space.sample` (Optuna's journal operations, our Arch checks),
-`make_row`, the best-so-far a progress line shows (kept row by row, as `search._Progress` does), tell,
-and every chunk of 8 the journal's flush and `append_rows` (as `_supernet_search.score_candidates`
+`make_row`, the best-so-far a progress line shows (kept row by row, as `_exec._progress.Progress` does), tell,
+and every chunk of 8 the journal's flush and `append_rows` (as `driver._supernet`'s scoring pool
 records a chunk). It drives the run's journal (`RunJournal`, one fsynced write a chunk) and Optuna's
 `JournalFileBackend` (a locked, fsynced append per operation) in turn, `--repeats` times each,
 interleaved, and prints seconds per phase, ms a candidate and the ratio of the totals.

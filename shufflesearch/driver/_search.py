@@ -31,6 +31,7 @@ from shufflesearch._exec._retries import lost_error
 from shufflesearch._io import read_json, write_json_atomic, write_text_atomic
 from shufflesearch.data import load_data
 from shufflesearch.driver._journal import RunJournal
+from shufflesearch.driver._loop import SearchLoop
 from shufflesearch.errors import ShuffleSearchError, errors_from
 from shufflesearch.genome._arch import Arch
 from shufflesearch.runs._pareto import best_row, pareto_front
@@ -40,6 +41,7 @@ from shufflesearch.space._space import SearchSettings, SearchSpace
 
 if TYPE_CHECKING:
     from shufflesearch.driver._study_searcher import StudySearcher
+    from shufflesearch.space._configs import SupernetConfig
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,6 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     run_dir = Path(runs_dir) / (name or space.name)
     config_path = run_dir / "config.json"
     previous = _previous_run(run_dir, space, resume)
-    from shufflesearch.driver._supernet import score_candidates
     from shufflesearch.supernet._score import resolve_evaluator
 
     evaluator, supernet_cfg = resolve_evaluator(space, previous, evaluator, workers)
@@ -149,24 +150,10 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
             _reconcile(study, rows, list(settings.objectives))
             remaining = settings.trials - len(rows)
             if remaining > 0:
-                from shufflesearch.driver._study_searcher import StudySearcher
-
-                emit = progress or (lambda line: None)
-                # the one searcher either loop asks and tells through, given its `finish`
-                new_searcher = partial(StudySearcher, study, space.sample, list(settings.objectives),
-                                       rows=list(rows), sync=journal.flush)
-                on_supernet = supernet_cfg is not None and train_fn is None
-                printer = Progress(settings.trials, progress, label=lambda r: f"trial {r['number']:>3}", done=rows,
-                                   best=best_row)
-                log = RecordLog(run_dir / "trials.jsonl", rows, announce=printer, batched=on_supernet)
-                record = partial(_record, log, _budget_record(space), 1 if on_supernet else train_cfg.epochs,
-                                 settings.seed)
-                if on_supernet:
-                    score_candidates(space, settings, new_searcher(record), log.write, data, train_cfg, run_dir,
-                                     address, remaining, supernet_cfg, emit)
-                else:
-                    _run_tune(space, settings, new_searcher, record, data, train_cfg, run_dir, address, remaining,
-                              train_fn, emit)
+                loop = SearchLoop(space, settings, data, train_cfg, run_dir, address, remaining,
+                                  progress or (lambda line: None))
+                _run_trials(loop, study, journal, rows, supernet_cfg if train_fn is None else None, train_fn,
+                            progress)
     finally:
         journal.flush()
     rows = read_rows(run_dir / "trials.jsonl")
@@ -283,6 +270,28 @@ def _reconcile(study: optuna.Study, rows: list[dict[str, Any]], objectives: list
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
 
+def _run_trials(loop: SearchLoop, study: optuna.Study, journal: RunJournal, rows: list[dict[str, Any]],
+                supernet_cfg: SupernetConfig | None, train_fn: Callable | None, progress: Callable[[str], None] | None) -> None:
+    """Run the remaining trials, as paths of the supernet (`supernet_cfg`) or as Tune's proxy trials; each
+    finished one is recorded in trials.jsonl (appended to `rows`) and printed, then told to the study."""
+    from shufflesearch.driver._study_searcher import StudySearcher
+
+    # the one searcher either loop asks and tells through, given its `finish`
+    new_searcher = partial(StudySearcher, study, loop.space.sample, list(loop.settings.objectives), rows=list(rows),
+                           sync=journal.flush)
+    printer = Progress(loop.settings.trials, progress, label=lambda r: f"trial {r['number']:>3}", done=rows,
+                       best=best_row)
+    log = RecordLog(loop.run_dir / "trials.jsonl", rows, announce=printer, batched=supernet_cfg is not None)
+    record = partial(_record, log, _budget_record(loop.space), 1 if supernet_cfg else loop.train_cfg.epochs,
+                     loop.settings.seed)
+    if supernet_cfg is not None:
+        from shufflesearch.driver._supernet import score_candidates
+
+        score_candidates(loop, new_searcher(record), log.write, supernet_cfg)
+    else:
+        _run_tune(loop, new_searcher, record, train_fn)
+
+
 def _record(log: RecordLog, budget: dict[str, Any], max_epochs: int, seed: int, number: int, arch: Arch,
             result: dict[str, Any], status: str) -> dict[str, Any]:
     """A finished trial's row (`make_row` of its last result), kept, written and printed by `log`: the
@@ -290,46 +299,45 @@ def _record(log: RecordLog, budget: dict[str, Any], max_epochs: int, seed: int, 
     return log.add(make_row(arch, result, status, number=number, budget=budget, max_epochs=max_epochs, seed=seed))
 
 
-def _run_tune(space: SearchSpace, settings: SearchSettings, new_searcher: Callable[..., StudySearcher],
-              record: Callable[..., dict[str, Any]], data: Any, train_cfg: Any, run_dir: Path, address: str | None,
-              remaining: int, train_fn: Callable | None, progress: Callable[[str], None]) -> None:
-    """Run `remaining` trials as a Tune experiment (`tune/part<k>`), each recorded by `record` with the
-    attempts Ray took for it."""
+def _run_tune(loop: SearchLoop, new_searcher: Callable[..., StudySearcher], record: Callable[..., dict[str, Any]],
+              train_fn: Callable | None) -> None:
+    """Run the remaining trials as a Tune experiment (`tune/part<k>`) of `run_trial`s, each recorded by
+    `record` with the attempts Ray took for it."""
     from ray import tune
 
     from shufflesearch._exec._ray import concurrency, ray_session
     from shufflesearch.driver._study_searcher import TrialRetries
 
-    log = run_dir / "ray.log"
-    with ray_session(address, log):
+    space, settings, train_cfg, run_dir = loop.space, loop.settings, loop.train_cfg, loop.run_dir
+    with ray_session(loop.address, loop.ray_log):
         check_cluster_gpus(settings.gpus_per_trial)
         jobs_at_once = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
-        retries = TrialRetries(settings.max_retries, progress, log)
+        retries = TrialRetries(settings.max_retries, loop.progress, loop.ray_log)
 
         def finish(number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
             lost = status == "failed" and not result  # Ray lost its every attempt
             faults = retries.faults(number, failed=lost)
             result = {**result, "attempts": len(faults) + (not lost), "faults": faults}
             if lost:
-                result["error"] = lost_error(faults, log)
+                result["error"] = lost_error(faults, loop.ray_log)
             return record(number, arch, result, status)
 
-        searcher = new_searcher(finish)
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, data=data, train_cfg=train_cfg, run_dir=str(run_dir.resolve()),
+            tune.with_parameters(run_trial, data=loop.data, train_cfg=train_cfg, run_dir=str(run_dir.resolve()),
                                  input_size=space.budget.input_size, train_fn=train_fn),
             ray_resources(settings.cpus_per_trial, settings.gpus_per_trial))
         tune_dir = (run_dir / "tune").resolve()
         part = 1 + (len(list(tune_dir.glob("part*"))) if tune_dir.exists() else 0)
         gpus = f" + {settings.gpus_per_trial:g} GPU" if settings.gpus_per_trial else ""
-        progress(f"{run_dir}: {remaining} trial(s) to run, {jobs_at_once} at a time, "
-                 f"{settings.cpus_per_trial} CPU{gpus} each on {train_cfg.device}; budget {space.budget.mflops:g} "
-                 f"MFLOPs (multiply-adds) at {space.budget.input_size}px")
+        loop.progress(f"{run_dir}: {loop.remaining} trial(s) to run, {jobs_at_once} at a time, "
+                      f"{settings.cpus_per_trial} CPU{gpus} each on {train_cfg.device}; budget "
+                      f"{space.budget.mflops:g} MFLOPs (multiply-adds) at {space.budget.input_size}px")
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(space, settings, train_cfg.epochs),
-                                        num_samples=remaining,
-                                        max_concurrent_trials=jobs_at_once, reuse_actors=True),
+            tune_config=tune.TuneConfig(search_alg=new_searcher(finish),
+                                        scheduler=_scheduler(space, settings, train_cfg.epochs),
+                                        num_samples=loop.remaining, max_concurrent_trials=jobs_at_once,
+                                        reuse_actors=True),
             run_config=tune.RunConfig(name=f"part{part}", storage_path=str(tune_dir), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=settings.max_retries),
                                       callbacks=[retries]),

@@ -34,10 +34,11 @@ from shufflesearch._exec._retries import failure_reason, lost_error, retry_line
 
 if TYPE_CHECKING:
     from shufflesearch.data._data import ProxyData
+    from shufflesearch.driver._loop import SearchLoop
     from shufflesearch.driver._study_searcher import StudySearcher
     from shufflesearch.genome._arch import Arch
     from shufflesearch.space._configs import SupernetConfig, TrainConfig
-    from shufflesearch.space._space import SearchSettings, SearchSpace
+    from shufflesearch.space._space import SearchSpace
     from shufflesearch.train._proxy import Report
     from shufflesearch.train._trial import Scored
 
@@ -188,51 +189,38 @@ class _ScoringPool:
         return next((k for k, a in enumerate(self.actors) if a is not None), None)
 
 
-def score_candidates(space: SearchSpace, settings: SearchSettings, searcher: StudySearcher,
-                     flush: Callable[[], None], data: ProxyData, train_cfg: TrainConfig, run_dir: Path,
-                     address: str | None, remaining: int, cfg: SupernetConfig,
-                     progress: Callable[[str], None]) -> None:
-    """Train (or resume, or reuse) the run's supernet, then score `remaining` candidates.
+def score_candidates(loop: SearchLoop, searcher: StudySearcher, flush: Callable[[], None],
+                     cfg: SupernetConfig) -> None:
+    """Train (or resume, or reuse) the run's supernet (`cfg`), then score the remaining candidates.
 
-    Args:
-        space: The run's search space.
-        settings: The run's search settings (objectives, cpus_per_trial, seed, max_retries).
-        searcher: The run's `StudySearcher`: suggests the candidates, records each scored one (its
-            `finish`) and tells the study.
-        flush: Writes the records of a chunk (called before the study is told of them).
-        data: The proxy data.
-        train_cfg: The trials' train config.
-        run_dir: The run folder.
-        address: A Ray cluster's address, None for a local Ray.
-        remaining: Candidates to score.
-        cfg: The `supernet:` settings.
-        progress: Where the supernet's training lines, the start line and the retry lines go.
+    `searcher` suggests the candidates, records each scored one (its `finish`) and tells the study;
+    `flush` writes a chunk's records, before the study is told of them.
     """
     from shufflesearch._exec._ray import concurrency, ray_session
     from shufflesearch.supernet._train import train_supernet
 
-    train = partial(train_supernet, space, run_dir, cfg, seed=settings.seed, address=address, data=data,
-                    progress=progress)
+    settings = loop.settings
+    train = partial(train_supernet, loop.space, loop.run_dir, cfg, seed=settings.seed, address=loop.address,
+                    data=loop.data, progress=loop.progress)
     # a training in this process leaves the other cores to the actors' start (workers, imports) meanwhile;
     # a data-parallel one needs the CPUs the actors would hold
     overlap = cfg.workers == 1
     if not overlap:
         train()
-    log = run_dir / "ray.log"
-    with ray_session(address, log):
+    with ray_session(loop.address, loop.ray_log):
         slots = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
-        pool = _ScoringPool(_scorer_factory(space, settings, data, train_cfg, run_dir, cfg), slots, searcher,
-                            remaining, settings.max_retries, progress, log)
+        pool = _ScoringPool(_scorer_factory(loop, cfg), slots, searcher, loop.remaining, settings.max_retries,
+                            loop.progress, loop.ray_log)
         if overlap:
             train()
-        progress(f"{run_dir}: {remaining} candidate(s) to score on the supernet, {slots} actor(s) of "
-                 f"{settings.cpus_per_trial} CPU, {CHUNK} a call; budget {space.budget.mflops:g} MFLOPs "
-                 f"(multiply-adds) at {space.budget.input_size}px")
+        budget = loop.space.budget
+        loop.progress(f"{loop.run_dir}: {loop.remaining} candidate(s) to score on the supernet, {slots} actor(s) "
+                      f"of {settings.cpus_per_trial} CPU, {CHUNK} a call; budget {budget.mflops:g} MFLOPs "
+                      f"(multiply-adds) at {budget.input_size}px")
         pool.run(flush)
 
 
-def _scorer_factory(space: SearchSpace, settings: SearchSettings, data: ProxyData, train_cfg: TrainConfig,
-                    run_dir: Path, cfg: SupernetConfig) -> Callable[[], Any]:
+def _scorer_factory(loop: SearchLoop, cfg: SupernetConfig) -> Callable[[], Any]:
     """What starts a scoring actor: `cpus_per_trial` CPUs and the GPU share, the data in the object store
     (once for every actor), latency measured only when an objective needs it."""
     import ray
@@ -240,8 +228,9 @@ def _scorer_factory(space: SearchSpace, settings: SearchSettings, data: ProxyDat
     from shufflesearch._exec._devices import ray_resources
     from shufflesearch.space._objectives import OBJECTIVES
 
+    settings = loop.settings
     resources = ray_resources(settings.cpus_per_trial, settings.gpus_per_trial)
     actor = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_restarts=0)(_Scorer)
     needs_latency = any(OBJECTIVES[o].field == "latency_ms" for o in settings.objectives)
-    return partial(actor.remote, space, str(run_dir.resolve()), cfg, settings.seed, ray.put(data), train_cfg,
-                   space.budget.input_size if needs_latency else None)
+    return partial(actor.remote, loop.space, str(loop.run_dir.resolve()), cfg, settings.seed, ray.put(loop.data),
+                   loop.train_cfg, loop.space.budget.input_size if needs_latency else None)

@@ -16,7 +16,7 @@ from shufflesearch._exec._devices import for_trials
 from shufflesearch._exec._progress import Progress
 from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError, errors_from
-from shufflesearch.evaluation._jobs import from_run, retrain
+from shufflesearch.evaluation._jobs import JobPool, from_run
 from shufflesearch.genome._arch import Arch
 from shufflesearch.genome._cost import budget_cost
 from shufflesearch.genome._zoo import ZOO
@@ -83,9 +83,9 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     printer = Progress(len(archs), progress, label=lambda r: r["model"])
     log = RecordLog(rows_path, read_rows(rows_path), key=lambda r: r.get("model"), announce=printer)
     jobs = [{"arch": arch.to_dict(), "seed": seed, "latency_size": input_size} for arch in archs.values()]
-    retrain(jobs, row, log, printer, lambda job: by_hash[Arch.from_dict(job["arch"]).hash], data=data,
-            train_cfg=train_cfg, cpus=train_cfg.threads, gpus=gpus,
-            retries=from_run(config, "max_retries", max_retries), address=address, ray_log=path / "ray.log")
+    pool = JobPool(data, train_cfg, train_cfg.threads, gpus, from_run(config, "max_retries", max_retries), address,
+                   path / "ray.log")
+    pool.run(jobs, row, log, printer, lambda job: by_hash[Arch.from_dict(job["arch"]).hash])
     new = sorted((r for r in log.rows if r.get("model") in archs), key=lambda r: names.index(r["model"]))
     write_rows(rows_path, [r for r in log.rows if r.get("model") not in archs] + new)  # in the order asked for
     return new

@@ -37,7 +37,7 @@ from shufflesearch._io import read_json, write_json_atomic, write_text_atomic
 from shufflesearch.data import load_data
 from shufflesearch.data._data import ProxyData
 from shufflesearch.errors import ShuffleSearchError, errors_from
-from shufflesearch.evaluation._jobs import from_run, retrain
+from shufflesearch.evaluation._jobs import JobPool, from_run
 from shufflesearch.genome._arch import Arch
 from shufflesearch.genome._cost import budget_cost
 from shufflesearch.runs._pareto import by_accuracy, pareto_front
@@ -243,16 +243,16 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
     candidates = _candidates(loaded, protocol)
     final_dir = loaded.path / FINAL_DIR
     data = _begin(loaded, final_dir, protocol, candidates, _command(loaded, protocol, subset_per_class, gpus))
-    rows = _retrain(loaded, final_dir, protocol, candidates, data, cpus=cpus, gpus=gpus,
-                    retries=from_run(loaded.config, "max_retries", max_retries), address=address, progress=progress)
+    pool = JobPool(data, protocol.train, cpus, gpus, from_run(loaded.config, "max_retries", max_retries), address,
+                   loaded.path / "ray.log")
+    rows = _retrain(final_dir, protocol, candidates, loaded.config["budget"], pool, progress)
     summary = _write_summary(final_dir, rows, candidates, protocol, data, loaded.config["budget"])
     models = _export(loaded, candidates, summary, data, final_dir, protocol.seeds[0], protocol.train) if export else []
     return FinalResult(final_dir, rows, summary, models)
 
 
-def _retrain(loaded: Run, final_dir: Path, protocol: _Protocol, candidates: Sequence[Candidate], data: ProxyData,
-             *, cpus: int, gpus: float, retries: int, address: str | None,
-             progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
+def _retrain(final_dir: Path, protocol: _Protocol, candidates: Sequence[Candidate], budget: Mapping[str, Any],
+             pool: JobPool, progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
     """Train each candidate with each seed that has no complete or diverged row yet (a failed one again),
     recording each row in results.jsonl as it finishes; all the rows."""
     results_path = final_dir / "results.jsonl"
@@ -260,25 +260,22 @@ def _retrain(loaded: Run, final_dir: Path, protocol: _Protocol, candidates: Sequ
     done = {(r["arch_hash"], r["seed"]) for r in rows}
     jobs = [{"arch": c.arch.to_dict(), "seed": s, "weights_path": str(_weights_path(final_dir, c, s))}
             for c in candidates for s in protocol.seeds if (c.arch.hash, s) not in done]
-    by_hash = {c.arch.hash: c for c in candidates}
     if progress:
         progress(f"{final_dir}: {len(jobs)} retraining(s) to run ({len(candidates)} architectures x "
                  f"{len(protocol.seeds)} seeds, {len(rows)} done before); {protocol.train.epochs} epochs on "
-                 f"{data.summary()}")
+                 f"{pool.data.summary()}")
     printer = Progress(len(rows) + len(jobs), progress, label=lambda r: f"{r['name']} seed {r['seed']}",
                        acc="test_acc", done=rows)
     log = RecordLog(results_path, rows, fields=RESULT_FIELDS, key=lambda r: (r["arch_hash"], r["seed"]),
                     announce=printer)
+    by_hash = {c.arch.hash: c for c in candidates}
 
     def candidate(job: dict[str, Any]) -> Candidate:
         return by_hash[Arch.from_dict(job["arch"]).hash]
 
     if jobs:
-        retrain(jobs, lambda job, report: _row(candidate(job), job["seed"], report, loaded.config["budget"],
-                                               protocol.train.epochs),
-                log, printer, lambda job: f"{candidate(job).name} seed {job['seed']}", data=data,
-                train_cfg=protocol.train, cpus=cpus, gpus=gpus, retries=retries, address=address,
-                ray_log=loaded.path / "ray.log")
+        pool.run(jobs, lambda job, report: _row(candidate(job), job["seed"], report, budget, protocol.train.epochs),
+                 log, printer, lambda job: f"{candidate(job).name} seed {job['seed']}")
     return log.rows
 
 

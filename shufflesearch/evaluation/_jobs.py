@@ -2,14 +2,14 @@
 
 Both train architectures from scratch as Ray tasks (`_ray.run_jobs`), each job the one trial body with
 proxy training (`train_job`); both take the run's own settings for the options left out (`from_run`);
-both record each job's row as it finishes through a `RecordLog` and print one line per job and per
-retry (`retrain`). They differ in which architectures they train, on which split they score, and the
+both run them in a `JobPool`, which records each job's row as it finishes through a `RecordLog` and
+prints one line per job and per retry. They differ in which architectures they train, on which split they score, and the
 rows they keep: that stays in `_baselines` and `_final`.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -43,16 +43,26 @@ def train_job(arch: dict[str, Any], seed: int, data: ProxyData, train_cfg: Train
     return run_trial_body(arch, proxy_training(data, cfg), cfg, latency_size=latency_size, weights_path=weights_path)
 
 
-def retrain(jobs: Sequence[dict[str, Any]], row: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
-            log: RecordLog, printer: Progress, label: Callable[[dict[str, Any]], str], *, data: ProxyData,
-            train_cfg: TrainConfig, cpus: int, gpus: float, retries: int, address: str | None,
-            ray_log: Path) -> None:
-    """Run `train_job` for each of `jobs` (its keyword arguments) through Ray, `cpus` CPUs and `gpus` GPUs
-    each; record each finished job as `row(job, report)` in `log`; tell of each retry under `label(job)`.
+@dataclass(frozen=True)
+class JobPool:
+    """How a command's retraining jobs run through Ray: each job `train_job` on `data` with `train_cfg`,
+    `cpus` CPUs and `gpus` GPUs (a fraction shares one), started again up to `retries` times when its
+    worker or node dies; on the cluster at `address` (None: a local Ray), Ray's messages to `ray_log`."""
 
-    A job whose Ray worker or node dies starts again, up to `retries` times; Ray's messages go to `ray_log`.
-    """
-    run_jobs(train_job, jobs, cpus_per_job=cpus, on_result=lambda job, report: log.add(row(job, report)),
-             shared={"data": data, "train_cfg": train_cfg}, address=address, gpus_per_job=gpus,
-             max_retries=retries, log=ray_log,
-             on_retry=lambda job, attempt, reason: printer.retry(label(job), attempt, retries, reason, ray_log))
+    data: ProxyData
+    train_cfg: TrainConfig
+    cpus: int
+    gpus: float
+    retries: int
+    address: str | None
+    ray_log: Path
+
+    def run(self, jobs: Sequence[dict[str, Any]], row: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+            log: RecordLog, printer: Progress, label: Callable[[dict[str, Any]], str]) -> None:
+        """Run `jobs` (each `train_job`'s keyword arguments); record each as `row(job, report)` in `log` as it
+        finishes; tell of each retry under `label(job)`."""
+        run_jobs(train_job, jobs, cpus_per_job=self.cpus, on_result=lambda job, report: log.add(row(job, report)),
+                 shared={"data": self.data, "train_cfg": self.train_cfg}, address=self.address,
+                 gpus_per_job=self.gpus, max_retries=self.retries, log=self.ray_log,
+                 on_retry=lambda job, attempt, reason: printer.retry(label(job), attempt, self.retries, reason,
+                                                                     self.ray_log))

@@ -5,7 +5,9 @@ each finished trial's row to both files (`append_rows`: one write and an fsync e
 thousands of candidates does not rewrite its records after each), before it tells the study; a `kill -9`
 during that write can leave an unterminated last line, which `read_rows` drops (the study was never told
 of that trial, so resume asks it again) and the resumed search rewrites both files whole (`write_rows`,
-temp + rename). The fields are documented in `runs/README.md`.
+temp + rename). Every command records its finished trials or jobs through a `RecordLog` (a search's
+trials, a supernet search's chunks, the baselines and a final evaluation's retrainings), each row made by
+`make_row`. The fields are documented in `runs/README.md`.
 """
 
 from __future__ import annotations
@@ -162,7 +164,8 @@ def is_full_fidelity(row: dict[str, Any]) -> bool:
 
 def make_row(arch: Arch, metrics: dict[str, Any], status: str, *, number: int | None,
              budget: Mapping[str, Any], max_epochs: int, seed: int, model: str | None = None) -> dict[str, Any]:
-    """A record row for `arch` trained to `metrics` (the last report of a trial or baseline).
+    """A record row for `arch` trained or scored to `metrics` (a trial's or job's last report, as the one
+    trial body `train._trial.run_trial_body` gives it).
 
     `mflops` and `params` are the architecture's cost on the run's basis (`cost.budget_cost`: the
     budget's input size and classes, what the budget caps); the proxy model's own head may differ.

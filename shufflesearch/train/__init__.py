@@ -1,6 +1,8 @@
 """Training one model: the proxy trainer every search trial, baseline and final job runs
 (`train_proxy`), measured inference latency (`measure_latency`), and `train_final`, the final training
-of one named model from scratch into a model folder.
+of one named model from scratch into a model folder. Privately, the one trial body that search trials,
+baseline and final jobs and supernet candidates all run (`_trial`) and the one weights serialiser
+(`_weights`).
 """
 
 from shufflesearch.train._final import train_final
