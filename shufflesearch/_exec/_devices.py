@@ -67,12 +67,20 @@ def trial_device(device: str, gpus: float, setting: str = "proxy.device") -> str
     return device
 
 
+def cluster_address(address: str | None) -> str | None:
+    """The Ray cluster to use: `address`, else $RAY_ADDRESS as Ray's own tools read it (`ray job submit`
+    sets it), else None: a local Ray."""
+    import os
+
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
 def check_gpus_here(gpus: float, address: str | None) -> None:
     """Before a local Ray starts (nothing written yet): a GPU share needs a CUDA GPU on this machine."""
     import ray
     import torch
 
-    if gpus > 0 and address is None and not ray.is_initialized() and not torch.cuda.is_available():
+    if gpus > 0 and cluster_address(address) is None and not ray.is_initialized() and not torch.cuda.is_available():
         raise ShuffleSearchError(f"--gpus-per-trial {gpus:g}: {_cuda_missing()}; leave it out to train on CPU")
 
 

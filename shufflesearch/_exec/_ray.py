@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from shufflesearch._exec._devices import check_cluster_gpus, check_gpus_here, ray_resources
+from shufflesearch._exec._devices import check_cluster_gpus, check_gpus_here, cluster_address, ray_resources
 from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES, failure_reason, lost_error
 from shufflesearch.errors import ShuffleSearchError
 
@@ -100,22 +100,33 @@ def _output_to(log: Path) -> Iterator[None]:
                 lg.handlers, lg.level = handlers, level
 
 
+def local_cpus() -> int:
+    """The CPUs a local Ray may use here: Ray's own count (which reads a container's cgroup CPU quota),
+    and no more than this process may run on (its CPU affinity: `taskset`, a pinned container), which
+    Ray's count does not see."""
+    from ray._private.utils import get_num_cpus  # Ray's detection, which ray.init uses when given none
+
+    return max(1, min(int(get_num_cpus()), len(os.sched_getaffinity(0))))
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None = None, log: Path | None = None) -> Iterator[None]:
-    """A quiet Ray for the block: the running one, the cluster at `address`, or a new local one; with
-    `log`, Ray's console output goes to that file."""
+    """A quiet Ray for the block: the running one, the cluster at `address` (else at $RAY_ADDRESS), or a
+    new local one of `local_cpus()` CPUs; with `log`, Ray's console output goes to that file."""
     import ray
 
+    given = "--address" if address else "$RAY_ADDRESS"
+    address = cluster_address(address)
     with _quiet(), (_output_to(log) if log else contextlib.nullcontext()):
         if ray.is_initialized():
             yield
             return
         try:
             # workers' output reaches the driver only to be written to `log`
-            ray.init(address=address or "local", num_cpus=None if address else os.cpu_count(),
+            ray.init(address=address or "local", num_cpus=None if address else local_cpus(),
                      include_dashboard=False, log_to_driver=log is not None, logging_level=logging.ERROR)
         except ConnectionError as e:
-            raise ShuffleSearchError(f"--address {address}: cannot connect to a Ray cluster ({e})") from None
+            raise ShuffleSearchError(f"{given} {address}: cannot connect to a Ray cluster ({e})") from None
         if log:  # ray.init installs its own printer of workers' output: that one goes
             _drop_console_printer()
         try:

@@ -35,8 +35,10 @@ from shufflesearch.driver._loop import SearchLoop
 from shufflesearch.errors import ShuffleSearchError, errors_from
 from shufflesearch.genome._arch import Arch
 from shufflesearch.runs._pareto import best_row, pareto_front
+from shufflesearch._exec._lock import run_lock
 from shufflesearch.runs._records import STATUSES, RecordLog, make_row, package_versions, read_rows, write_rows
 from shufflesearch.space._objectives import OBJECTIVES
+from shufflesearch.runs._run import run_folder
 from shufflesearch.space._space import SearchSettings, SearchSpace
 
 if TYPE_CHECKING:
@@ -119,7 +121,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
         space = SearchSpace.from_yaml(space)
     if budget_mflops is not None:
         space = space.with_budget(budget_mflops)
-    run_dir = Path(runs_dir) / (name or space.name)
+    run_dir = run_folder(runs_dir, name or space.name)
     config_path = run_dir / "config.json"
     previous = _previous_run(run_dir, space, resume)
     from shufflesearch.supernet._score import resolve_evaluator
@@ -133,38 +135,40 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
                                settings.gpus_per_trial, address)
     data = load_data(space.proxy.data)  # an unreadable dataset fails here, before Ray starts
 
-    if previous is None:
-        write_text_atomic(run_dir / "space.yaml", space.to_yaml())
-    config = _run_config(run_dir, space, settings, data, address, previous)
-    config.update(evaluator=evaluator, command=f"{config['command']} --evaluator {evaluator}",
-                  supernet=supernet_cfg.to_dict() if supernet_cfg else None)
-    write_json_atomic(config_path, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir, "search"):  # one driver a run: a second one stops here, having written nothing
+        if previous is None:
+            write_text_atomic(run_dir / "space.yaml", space.to_yaml())
+        config = _run_config(run_dir, space, settings, data, address, previous)
+        config.update(evaluator=evaluator, command=f"{config['command']} --evaluator {evaluator}",
+                      supernet=supernet_cfg.to_dict() if supernet_cfg else None)
+        write_json_atomic(config_path, config)
 
-    rows = read_rows(run_dir / "trials.jsonl")
-    if rows:  # a resumed run: both record files whole again (an append cut off by kill -9 dropped)
-        write_rows(run_dir / "trials.jsonl", rows)
-    journal = RunJournal(str(run_dir / "optuna.journal"))
-    try:
-        with quiet_optuna():
-            study = _open_study(journal, run_dir.name, settings, n_done=len(rows))
-            _reconcile(study, rows, list(settings.objectives))
-            remaining = settings.trials - len(rows)
-            if remaining > 0:
-                loop = SearchLoop(space, settings, data, train_cfg, run_dir, address, remaining,
-                                  progress or (lambda line: None))
-                _run_trials(loop, study, journal, rows, supernet_cfg if train_fn is None else None, train_fn,
-                            progress)
-    finally:
-        journal.flush()
-    rows = read_rows(run_dir / "trials.jsonl")
-    wall = (previous or {}).get("wall_seconds", 0.0) + time.monotonic() - started
-    write_json_atomic(config_path, {**config, "wall_seconds": wall})
-    result = _result(run_dir, rows, settings, wall)
-    _write_summary(run_dir, result, settings)
-    if progress and result.interrupted:
-        progress(f"search stopped after {len(rows)} of {settings.trials} trials; continue it with: "
-                 f"shufflesearch search {space.source} --name {run_dir.name} --resume")
-    return result
+        rows = read_rows(run_dir / "trials.jsonl")
+        if rows:  # a resumed run: both record files whole again (an append cut off by kill -9 dropped)
+            write_rows(run_dir / "trials.jsonl", rows)
+        journal = RunJournal(str(run_dir / "optuna.journal"))
+        try:
+            with quiet_optuna():
+                study = _open_study(journal, run_dir.name, settings, n_done=len(rows))
+                _reconcile(study, rows, list(settings.objectives))
+                remaining = settings.trials - len(rows)
+                if remaining > 0:
+                    loop = SearchLoop(space, settings, data, train_cfg, run_dir, address, remaining,
+                                      progress or (lambda line: None))
+                    _run_trials(loop, study, journal, rows, supernet_cfg if train_fn is None else None, train_fn,
+                                progress)
+        finally:
+            journal.flush()
+        rows = read_rows(run_dir / "trials.jsonl")
+        wall = (previous or {}).get("wall_seconds", 0.0) + time.monotonic() - started
+        write_json_atomic(config_path, {**config, "wall_seconds": wall})
+        result = _result(run_dir, rows, settings, wall)
+        _write_summary(run_dir, result, settings)
+        if progress and result.interrupted:
+            progress(f"search stopped after {len(rows)} of {settings.trials} trials; continue it with: "
+                     f"shufflesearch search {space.source} --name {run_dir.name} --resume")
+        return result
 
 
 RUN_SETTINGS = ("trials", "sampler", "objectives", "scheduler", "cpus_per_trial", "seed")  # every run records
