@@ -80,3 +80,31 @@ def test_the_lock_is_released_when_the_block_raises(tmp_path):
             raise RuntimeError("the search failed")
     with run_lock(tmp_path, "search"):  # not held any more: taken at once, no error
         assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b"])
+def test_the_cli_refuses_a_run_name_that_is_not_one_folder_name_with_one_line(name, tmp_path, capsys):
+    from shufflesearch.cli import main
+
+    assert main(["search", "demo", "--name", name, "--runs-dir", str(tmp_path / "runs"), "--trials", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"run name {name!r}: must be one folder name" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_search_on_a_run_another_driver_holds_stops_before_writing(tmp_path):
+    from helpers import tiny_space
+
+    import shufflesearch
+
+    space = tiny_space(tmp_path)
+    run_dir = tmp_path / "runs" / "held"
+    run_dir.mkdir(parents=True)
+    proc = _hold(run_dir)
+    try:
+        with pytest.raises(ShuffleSearchError, match=rf"held: in use by another driver \(pid {proc.pid} on host "):
+            shufflesearch.search(space, name="held", trials=1, runs_dir=tmp_path / "runs", progress=None)
+        assert sorted(os.listdir(run_dir)) == [LOCK]
+    finally:
+        proc.kill()
+        proc.wait()
