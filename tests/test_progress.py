@@ -4,6 +4,7 @@ written (the report's wall time uses it too)."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from shufflesearch._exec._progress import Progress, duration
 from shufflesearch.runs._pareto import best_row
@@ -42,3 +43,14 @@ def test_a_job_line_names_its_split_and_tells_of_retries():
     assert retry.strip() == "t3 seed 0  retry 1/2 (worker died)"
     assert line.startswith("[  1/1] t3 seed 0") and "test acc -" in line and "best" not in line
     Progress(1, None, label=str)(_row(0, 0.1))  # silent: nothing to emit to
+
+
+def test_the_best_so_far_is_the_best_of_the_runs_objectives():
+    """As summary.json names it: with latency an objective, a trial whose latency is unknown is no best."""
+    lines: list[str] = []
+    printer = Progress(3, lines.append, label=lambda r: f"trial {r['number']:>3}",
+                       best=partial(best_row, objectives=["acc", "latency"]))
+    printer(_row(0, 0.9, latency_ms=None))
+    printer(_row(1, 0.8, latency_ms=2.0))
+    assert "best -  2 left" in lines[0] and "best 0.8000  1 left" in lines[1]
+    assert best_row([_row(0, 0.9, latency_ms=None)])["number"] == 0  # the default objectives would show 0.9

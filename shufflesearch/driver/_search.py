@@ -284,7 +284,7 @@ def _run_trials(loop: SearchLoop, study: optuna.Study, journal: RunJournal, rows
     new_searcher = partial(StudySearcher, study, loop.space.sample, list(loop.settings.objectives), rows=list(rows),
                            sync=journal.flush)
     printer = Progress(loop.settings.trials, progress, label=lambda r: f"trial {r['number']:>3}", done=rows,
-                       best=best_row)
+                       best=partial(best_row, objectives=list(loop.settings.objectives)))  # summary.json's best
     log = RecordLog(loop.run_dir / "trials.jsonl", rows, announce=printer, batched=supernet_cfg is not None)
     record = partial(_record, log, _budget_record(loop.space), 1 if supernet_cfg else loop.train_cfg.epochs,
                      loop.settings.seed)
