@@ -23,7 +23,7 @@ import torch
 from shufflesearch._io import write_json_atomic
 from shufflesearch.data import load_data
 from shufflesearch.space._space import SearchSpace
-from shufflesearch.supernet._score import run_scorer
+from shufflesearch.supernet._score import load_supernet, run_scorer
 from shufflesearch.supernet._train import PathSampler, train_supernet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,8 @@ def main() -> None:
     t0 = time.monotonic()
     train_supernet(space, run_dir, seed=0)
     train_s = time.monotonic() - t0
-    scorer = run_scorer(space, run_dir, space.supernet, 0, load_data(space.proxy.data, "search"), True)
+    data = load_data(space.proxy.data, "search")
+    scorer = run_scorer(load_supernet(space, run_dir, data), data, space.supernet, 0, True)
     torch.set_num_threads(1)
     paths = PathSampler(space, seed=12345)  # not the training sequence's seed
     scores: dict[str, list[float]] = {"v1": [], "v2": []}

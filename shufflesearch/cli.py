@@ -300,6 +300,10 @@ def _add_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, metavar="N",
                    help="supernet evaluator: data-parallel Ray Train workers training the supernet "
                         "(default: the space's supernet.workers, 1)")
+    p.add_argument("--storage", metavar="PATH|URI",
+                   help="supernet evaluator: where Ray Train keeps the supernet training's checkpoints, a path or "
+                        "URI every node reaches (NFS, s3://...); needed on a cluster whose other nodes may run its "
+                        "workers (default: the run's, else the space's supernet.storage, else Ray's ~/ray_results)")
     _add_gpus(p, "the space's search.gpus_per_trial, 0")
     _add_retries(p, "the space's search.max_retries, 2")
     _add_address(p)
@@ -322,7 +326,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if why:  # the file's moasha settings, which this --scheduler would ignore
         raise ShuffleSearchError(f"--scheduler {args.scheduler}: {space.source}: {why}")
     done = run_pipeline(space, baselines=args.baselines, address=args.address, name=args.name,
-                        evaluator=args.evaluator, workers=args.workers,
+                        evaluator=args.evaluator, workers=args.workers, storage=args.storage,
                         trials=args.trials, budget_mflops=args.budget_mflops, sampler=args.sampler,
                         objectives=args.objectives, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,
                         gpus_per_trial=args.gpus_per_trial, seed=args.seed, max_retries=args.max_retries,

@@ -31,7 +31,7 @@ from shufflesearch.evaluation._final import final_evaluation
 from shufflesearch.runs._records import read_rows
 from shufflesearch.space._configs import TrainConfig
 from shufflesearch.space._space import SearchSpace
-from shufflesearch.supernet._score import bn_images, load_supernet
+from shufflesearch.supernet._score import bn_images, load_supernet, read_supernet
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,7 @@ def test_the_exported_model_is_the_scored_path(searched, one_thread):
     # and the score is the supernet's path, extracted, re-estimated and evaluated again here the plain way
     space = SearchSpace.from_yaml(run_dir / "space.yaml")
     data = load_data(space.proxy.data, "search")
-    net = load_supernet(space, run_dir, data.num_classes, data.in_chans)
+    net = load_supernet(space, run_dir, data)
     row = next(r for r in rows if r["number"] == best["number"])
     path = net.extract(shufflesearch.Arch.from_dict(row["arch"])).to(memory_format=torch.channels_last)
     images = bn_images(data, 4, space.supernet.batch_size, 0).contiguous(memory_format=torch.channels_last)
@@ -107,11 +107,12 @@ def test_a_scorer_measures_latency_when_an_objective_needs_it(searched, one_thre
     run_dir, _, _ = searched
     space = SearchSpace.from_yaml(run_dir / "space.yaml")
     row = read_rows(run_dir / "trials.jsonl")[0]
-    scorer = _Scorer(space, str(run_dir), space.supernet, 0, load_data(space.proxy.data, "search"), TrainConfig(), 32)
-    (result,) = scorer.score([row["arch"]])
+    data = load_data(space.proxy.data, "search")
+    scorer = _Scorer(space, space.supernet, 0, data, TrainConfig(), 32)
+    (result,) = scorer.score([row["arch"]], [read_supernet(space, run_dir, data)])
     assert result["status"] == "complete" and result["search_acc"] == row["search_acc"]
     assert result["latency_ms"] > 0
-    (broken,) = scorer.score([{**row["arch"], "stages": []}])
+    (broken,) = scorer.score([{**row["arch"], "stages": []}], [])
     assert broken["status"] == "failed" and broken["error"]
 
 

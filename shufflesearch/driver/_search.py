@@ -102,7 +102,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
            cpus_per_trial: int | None = None, gpus_per_trial: float | None = None, address: str | None = None,
            seed: int | None = None, max_retries: int | None = None, resume: bool = False,
            runs_dir: str | Path = "runs", train_fn: Callable | None = None,
-           progress: Callable[[str], None] | None = print) -> SearchResult:
+           progress: Callable[[str], None] | None = print, storage: str | Path | None = None) -> SearchResult:
     """Search `space` (a `SearchSpace` or its YAML path) under its FLOPs (multiply-adds) budget.
 
     Options left as None come from the space file (or, when resuming, from the run's config.json).
@@ -111,7 +111,10 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     (default `shufflesearch.train_proxy`); it runs in Ray workers, so it must be picklable.
     `evaluator` ('proxy' or 'supernet') overrides the space file's; with 'supernet' the run first trains
     the space's weight-sharing supernet (`workers` data-parallel Ray Train workers, overriding
-    `supernet.workers`) and scores each candidate as a path of it (`_supernet_search`).
+    `supernet.workers`) and scores each candidate as a path of it (`driver._supernet`); `storage`
+    (overriding the resumed run's, then `supernet.storage`) is where Ray Train keeps that training's
+    checkpoints, a path or URI every node reaches, which a cluster whose other nodes may run its workers
+    needs. `train_fn` with the supernet evaluator is refused.
     `gpus_per_trial` is each trial's GPU share (0.25: four trials a GPU); `proxy.device: auto` follows it.
     A trial whose Ray worker or node dies starts again, up to `max_retries` times (`_retries`); Ray's
     own messages go to `runs/<name>/ray.log`, not to the console.
@@ -126,7 +129,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     previous = _previous_run(run_dir, space, resume)
     from shufflesearch.supernet._score import resolve_evaluator
 
-    evaluator, supernet_cfg = resolve_evaluator(space, previous, evaluator, workers)
+    evaluator, supernet_cfg = resolve_evaluator(space, previous, evaluator, workers, storage, train_fn)
     settings = _resolve(space, previous, trials=trials, sampler=sampler, objectives=objectives,
                         scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, seed=seed,
                         max_retries=max_retries)
@@ -153,7 +156,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
                 study = _open_study(journal, run_dir.name, settings, n_done=len(rows))
                 _reconcile(study, rows, list(settings.objectives))
                 remaining = settings.trials - len(rows)
-                if remaining > 0:
+                if remaining > 0 or _supernet_missing(run_dir, supernet_cfg):
                     loop = SearchLoop(space, settings, data, train_cfg, run_dir, address, remaining,
                                       progress or (lambda line: None))
                     _run_trials(loop, study, journal, rows, supernet_cfg if train_fn is None else None, train_fn,
@@ -172,6 +175,13 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
 
 
 RUN_SETTINGS = ("trials", "sampler", "objectives", "scheduler", "cpus_per_trial", "seed")  # every run records
+
+
+def _supernet_missing(run_dir: Path, supernet_cfg: SupernetConfig | None) -> bool:
+    """A supernet run whose trained supernet is gone (a deleted folder): resuming it trains it again."""
+    from shufflesearch.supernet._train import CHECKPOINT, checkpoint_dir
+
+    return supernet_cfg is not None and not (checkpoint_dir(run_dir) / CHECKPOINT).is_file()
 
 
 def _previous_run(run_dir: Path, space: SearchSpace, resume: bool) -> dict[str, Any] | None:

@@ -2,10 +2,13 @@
 
 A proxy search runs one Tune trial per candidate, which costs about a second of Tune's and the trial's
 own overhead; a supernet score costs a tenth of that, so here there is no Tune: one actor per trial
-slot (`cpus_per_trial` CPUs each) loads the run's supernet checkpoint and the data once and keeps a
-`supernet_score.PathScorer`. The actors start before the supernet trains (in this process, on one
-thread by default), so their start-up (Ray workers, the imports of torch and timm) overlaps the training
-on the other cores; they load the checkpoint at their first chunk. The driver asks the study for
+slot (`cpus_per_trial` CPUs and the `gpus_per_trial` share each) builds the run's supernet and keeps a
+`supernet_score.PathScorer` on its device. The weights reach the actors through Ray's object store
+(put once by the driver, which reads and checks the run's checkpoint), never through a disk their node
+may not share. A supernet trained in this process (one worker, on CPU) trains after the actors start,
+so their start-up (Ray workers, the imports of torch and timm) overlaps the training on the other
+cores; one trained by Ray Train (several workers, or GPUs) trains first, the CPUs and GPUs the actors
+would hold its own. The actors build the supernet at their first chunk. The driver asks the study for
 candidates through the proxy search's `StudySearcher` (the same over-budget rejection, repeats and
 tells), sends them to the actors `CHUNK` at a time with two chunks in flight per actor (TPE's constant
 liar, NSGA-II and random sampling propose while others are pending), and as each chunk comes back
@@ -46,39 +49,45 @@ CHUNK = 8  # candidates per actor call: ~1 s of scoring, so few round trips and 
 
 
 class _Scorer:
-    """A Ray actor: the run's supernet and data, loaded once, at its first chunk (it may start while the
-    supernet still trains); scores chunks of architectures.
+    """A Ray actor: the run's supernet, built at its first chunk from the weights that chunk names (it may
+    start while the supernet still trains), and the data; scores chunks of architectures.
 
     Args:
         space: The run's search space.
-        run_dir: The run folder (its supernet checkpoint).
         cfg: The `supernet:` settings (BatchNorm batches).
         seed: The run's seed.
         data: The proxy data.
-        train_cfg: The trials' train config: threads, channels_last, where latency is measured.
+        train_cfg: The trials' train config: threads, channels_last, the device (its GPU share's), where
+            latency is measured.
         latency_size: The input size latency is measured at, None when no objective needs it.
     """
 
-    def __init__(self, space: SearchSpace, run_dir: str, cfg: SupernetConfig, seed: int, data: ProxyData,
+    def __init__(self, space: SearchSpace, cfg: SupernetConfig, seed: int, data: ProxyData,
                  train_cfg: TrainConfig, latency_size: int | None):
         import torch
 
+        from shufflesearch._exec._devices import local_device
         from shufflesearch.supernet import (
             _score as supernet_score,  # the imports (torch, timm) are most of an actor's start
         )
 
         torch.set_num_threads(train_cfg.threads)  # an actor's process is ours
         self.train_cfg, self.latency_size = train_cfg, latency_size
-        self._load = lambda: supernet_score.run_scorer(space, run_dir, cfg, seed, data, train_cfg.channels_last)
+        device = local_device(train_cfg.device)  # its GPU share's with one (Ray sets CUDA_VISIBLE_DEVICES)
+        self._load = lambda weights: supernet_score.run_scorer(
+            supernet_score.supernet_from(space, weights, data), data, cfg, seed, train_cfg.channels_last, device)
         self.scorer: supernet_score.PathScorer | None = None
 
-    def score(self, archs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def score(self, archs: list[dict[str, Any]], supernet: list[Any]) -> list[dict[str, Any]]:
         """Each architecture's last report, as a proxy trial's: the one trial body, whose one "epoch" is
-        the scoring of its path."""
+        the scoring of its path. `supernet`: [the weights], or [their object ref], got at the first call."""
         from shufflesearch.train._trial import run_trial_body
 
         if self.scorer is None:
-            self.scorer = self._load()
+            import ray
+
+            weights = supernet[0]
+            self.scorer = self._load(ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights)
         return [run_trial_body(genome, self._score_path, self.train_cfg, latency_size=self.latency_size)
                 for genome in archs]
 
@@ -127,9 +136,12 @@ class _ScoringPool:
         self.replaced = [0] * slots
         self.pending: dict[Any, tuple[int, Any, _Chunk]] = {}  # call -> (slot, the actor called, its chunk)
         self.asked = 0
+        self.supernet: list[Any] = []
 
-    def run(self, flush: Callable[[], None]) -> None:
-        """Score every remaining candidate; `flush` writes each chunk's records before the study hears."""
+    def run(self, flush: Callable[[], None], supernet: Any) -> None:
+        """Score every remaining candidate with the `supernet` weights (their object ref); `flush` writes
+        each chunk's records before the study hears."""
+        self.supernet = [supernet]  # in a list: Ray hands an actor the ref, which it gets once
         for slot in list(range(len(self.actors))) * 2:
             self._ask(slot)
         try:
@@ -146,7 +158,7 @@ class _ScoringPool:
             self._send(slot, _Chunk(ids, [self.searcher.suggest(i) for i in ids]))
 
     def _send(self, slot: int, chunk: _Chunk) -> None:
-        call = self.actors[slot].score.remote([c["arch"] for c in chunk.configs])
+        call = self.actors[slot].score.remote([c["arch"] for c in chunk.configs], self.supernet)
         self.pending[call] = (slot, self.actors[slot], chunk)
 
     def _receive(self, flush: Callable[[], None]) -> None:
@@ -191,33 +203,45 @@ class _ScoringPool:
 
 def score_candidates(loop: SearchLoop, searcher: StudySearcher, flush: Callable[[], None],
                      cfg: SupernetConfig) -> None:
-    """Train (or resume, or reuse) the run's supernet (`cfg`), then score the remaining candidates.
+    """Train (or resume, or reuse) the run's supernet (`cfg`), then score the remaining candidates (none:
+    the supernet is only trained, e.g. again after its folder was deleted).
 
     `searcher` suggests the candidates, records each scored one (its `finish`) and tells the study;
-    `flush` writes a chunk's records, before the study is told of them.
+    `flush` writes a chunk's records, before the study is told of them. A GPU share the cluster has not
+    got is one line before anything trains or waits for it.
     """
+    import ray
+
+    from shufflesearch._exec._devices import check_cluster_gpus
     from shufflesearch._exec._ray import concurrency, ray_session
+    from shufflesearch.supernet._score import read_supernet
     from shufflesearch.supernet._train import train_supernet
 
     settings = loop.settings
     train = partial(train_supernet, loop.space, loop.run_dir, cfg, seed=settings.seed, address=loop.address,
-                    data=loop.data, progress=loop.progress)
+                    data=loop.data, progress=loop.progress, gpus=settings.gpus_per_trial,
+                    max_retries=settings.max_retries)
     # a training in this process leaves the other cores to the actors' start (workers, imports) meanwhile;
-    # a data-parallel one needs the CPUs the actors would hold
-    overlap = cfg.workers == 1
-    if not overlap:
-        train()
+    # one under Ray Train needs the CPUs and GPUs the actors would hold
+    overlap = cfg.workers == 1 and not settings.gpus_per_trial
     with ray_session(loop.address, loop.ray_log):
+        check_cluster_gpus(settings.gpus_per_trial)
+        if not overlap or loop.remaining == 0:
+            train()
+        if loop.remaining == 0:
+            return
         slots = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
         pool = _ScoringPool(_scorer_factory(loop, cfg), slots, searcher, loop.remaining, settings.max_retries,
                             loop.progress, loop.ray_log)
         if overlap:
             train()
+        weights = ray.put(read_supernet(loop.space, loop.run_dir, loop.data, cfg, seed=settings.seed))
         budget = loop.space.budget
+        gpus = f" + {settings.gpus_per_trial:g} GPU" if settings.gpus_per_trial else ""
         loop.progress(f"{loop.run_dir}: {loop.remaining} candidate(s) to score on the supernet, {slots} actor(s) "
-                      f"of {settings.cpus_per_trial} CPU, {CHUNK} a call; budget {budget.mflops:g} MFLOPs "
-                      f"(multiply-adds) at {budget.input_size}px")
-        pool.run(flush)
+                      f"of {settings.cpus_per_trial} CPU{gpus} on {loop.train_cfg.device}, {CHUNK} a call; budget "
+                      f"{budget.mflops:g} MFLOPs (multiply-adds) at {budget.input_size}px")
+        pool.run(flush, weights)
 
 
 def _scorer_factory(loop: SearchLoop, cfg: SupernetConfig) -> Callable[[], Any]:
@@ -232,5 +256,5 @@ def _scorer_factory(loop: SearchLoop, cfg: SupernetConfig) -> Callable[[], Any]:
     resources = ray_resources(settings.cpus_per_trial, settings.gpus_per_trial)
     actor = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_restarts=0)(_Scorer)
     needs_latency = any(OBJECTIVES[o].field == "latency_ms" for o in settings.objectives)
-    return partial(actor.remote, loop.space, str(loop.run_dir.resolve()), cfg, settings.seed, ray.put(loop.data),
-                   loop.train_cfg, loop.space.budget.input_size if needs_latency else None)
+    return partial(actor.remote, loop.space, cfg, settings.seed, ray.put(loop.data), loop.train_cfg,
+                   loop.space.budget.input_size if needs_latency else None)

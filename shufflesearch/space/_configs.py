@@ -164,7 +164,9 @@ class SupernetConfig:
     path's cost must lie in (SPOS's FLOPs-band sampling; [0, 1] takes every path). `bn_batches`
     training batches of `batch_size` re-estimate a scored path's BatchNorm statistics.
     `checkpoint_every` steps between checkpoints (and one at the end of each epoch). `workers`
-    data-parallel Ray Train workers of `threads` torch threads each.
+    data-parallel Ray Train workers of `threads` torch threads each. `storage`: where Ray Train keeps
+    a data-parallel training's checkpoints, a path or URI every node reaches (NFS, `s3://...`); needed
+    when its workers may run on other nodes than the driver, else Ray's default (`~/ray_results`).
     """
     epochs: int = 10
     batch_size: int = 64
@@ -176,6 +178,7 @@ class SupernetConfig:
     checkpoint_every: int = 100
     workers: int = 1
     threads: int = 1
+    storage: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.flops_band, list):
@@ -197,6 +200,8 @@ class SupernetConfig:
                                                        "(fractions of the budget)")
         if self.batch_size % self.workers:
             fail("supernet", "batch_size", self.batch_size, f"must be divisible by workers={self.workers}")
+        if self.storage is not None and not self.storage.strip():
+            fail("supernet", "storage", self.storage, "must be a path or URI every Ray node reaches, or null")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "supernet") -> SupernetConfig:
@@ -206,7 +211,8 @@ class SupernetConfig:
         return {**asdict(self), "flops_band": list(self.flops_band)}
 
     def training(self) -> dict[str, Any]:
-        """The settings a checkpoint depends on (not the scoring's `bn_batches`, nor `workers`/`threads`)."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("bn_batches", "workers", "threads")}
+        """The settings a checkpoint depends on (not the scoring's `bn_batches`, nor where it trains:
+        `workers`, `threads`, `storage`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("bn_batches", "workers", "threads", "storage")}
 
 

@@ -2,14 +2,21 @@
 statistics on a fixed set of training batches, then top-1 on the search-validation split.
 
 `PathScorer` scores paths one after another in one process, sharing what paths share (the stem's
-features); a search with `evaluator: supernet` runs one per Ray actor (`_supernet_search`). The
-BatchNorm batches are the same for every candidate (`bn_batches` batches of `batch_size` drawn by the
-run's seed), so scores compare. A supernet search keeps no weight files: `path_weights` gives a
-scored candidate's weights (the inherited ones with their re-estimated statistics) when it is exported.
+features), on the CPU or a GPU; a search with `evaluator: supernet` runs one per Ray actor
+(`driver._supernet`), which gets the supernet's weights through Ray's object store (its node may not
+share the driver's disk). The BatchNorm batches are the same for every candidate (`bn_batches`
+batches of `batch_size` drawn by the run's seed), so scores compare. A supernet search keeps no weight
+files: `path_weights` gives a scored candidate's weights (the inherited ones with their re-estimated
+statistics) when it is exported.
+
+A checkpoint is loaded only as the run's own: trained to its end, with the run's settings and seed,
+on the run's space and data (`_train.check_identity`); a missing one is one line saying how to train
+it again.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,29 +24,60 @@ import torch
 from torch import nn
 
 from shufflesearch.data import load_data
+from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import Arch
 from shufflesearch.models._network import ShuffleNet
 from shufflesearch.space._configs import SupernetConfig
 from shufflesearch.supernet._network import Supernet
-from shufflesearch.supernet._train import CHECKPOINT, checkpoint_dir, load_checkpoint
+from shufflesearch.supernet._train import CHECKPOINT, check_identity, checkpoint_dir, identity, load_checkpoint
 
 if TYPE_CHECKING:
     from shufflesearch.data._data import ProxyData
     from shufflesearch.space._space import SearchSpace
 
-_LOADED: dict[tuple[str, int], Supernet] = {}  # this process's supernet, by checkpoint file and mtime
+_LOADED: dict[tuple, Supernet] = {}  # this process's supernet, by checkpoint file, mtime and identity
 
 
-def load_supernet(space: SearchSpace, run_dir: str | Path, num_classes: int, in_chans: int) -> Supernet:
-    """The trained supernet of the run at `run_dir` (eval mode), loaded once per process."""
+def read_supernet(space: SearchSpace, run_dir: str | Path, data: ProxyData, cfg: SupernetConfig | None = None,
+                  *, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The trained supernet weights of the run at `run_dir` (`Supernet.state_dict()`'s), once checked to
+    be the run's: trained to the end with `cfg` (default: the space's `supernet:`) and `seed`, on `space`
+    and `data`. A missing, unfinished or foreign checkpoint is a one-line error."""
+    run_dir = Path(run_dir)
     path = checkpoint_dir(run_dir) / CHECKPOINT
-    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if not path.is_file():
+        command = f"shufflesearch search {run_dir / 'space.yaml'} --name {run_dir.name} --runs-dir {run_dir.parent}"
+        raise ShuffleSearchError(f"{path.parent}: no trained supernet there ({CHECKPOINT} missing, deleted?), "
+                                 "from which a supernet search's candidates inherit their weights; restore it, or "
+                                 f"train it again with the run's settings: {command} --resume")
+    tensors, metadata = load_checkpoint(path)
+    check_identity(path, metadata, identity(space, data, cfg or space.supernet, seed),
+                   "it is not this run's supernet: restore the run's, or train it again after deleting it")
+    step, total = (json.loads(metadata.get(k, "null")) for k in ("step", "total_steps"))
+    if total is None or step < total:
+        raise ShuffleSearchError(f"{path}: the supernet's training stopped at step {step} of {total}; finish it "
+                                 f"by running the search again (--resume)")
+    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def supernet_from(space: SearchSpace, weights: dict[str, torch.Tensor], data: ProxyData) -> Supernet:
+    """The `Supernet` of `space` for `data`'s classes and channels with `weights` (`read_supernet`'s), in eval mode."""
+    net = Supernet(space, num_classes=data.num_classes, in_chans=data.in_chans)
+    net.load_state_dict(weights)
+    return net.eval()
+
+
+def load_supernet(space: SearchSpace, run_dir: str | Path, data: ProxyData, cfg: SupernetConfig | None = None,
+                  *, seed: int = 0) -> Supernet:
+    """The trained supernet of the run at `run_dir` (eval mode), checked as `read_supernet` does, loaded
+    once per process."""
+    path = checkpoint_dir(run_dir) / CHECKPOINT
+    key = (str(path.resolve()), path.stat().st_mtime_ns if path.is_file() else -1,
+           json.dumps(identity(space, data, cfg or space.supernet, seed), sort_keys=True))
     if key not in _LOADED:
-        tensors, _ = load_checkpoint(path)
-        net = Supernet(space, num_classes=num_classes, in_chans=in_chans)
-        net.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        net = supernet_from(space, read_supernet(space, run_dir, data, cfg, seed=seed), data)
         _LOADED.clear()
-        _LOADED[key] = net.eval()
+        _LOADED[key] = net
     return _LOADED[key]
 
 
@@ -61,22 +99,23 @@ class PathScorer:
     exceed `cache_bytes` are not kept (large images): such paths run whole.
 
     Args:
-        net: The trained supernet.
+        net: The trained supernet (moved to `device`).
         data: The proxy data: its search split is scored.
         images: The training images BatchNorm is re-estimated on (`bn_images`).
         batch_size: The BatchNorm re-estimation batch.
         channels_last: Run in NHWC layout (as the proxy trains).
         cache_bytes: The most stem features kept, per stem width.
+        device: Where the paths run ('cpu' or 'cuda'): the supernet, the images and the split move there once.
     """
 
     def __init__(self, net: Supernet, data: ProxyData, images: torch.Tensor, batch_size: int,
-                 channels_last: bool = True, cache_bytes: int = 2 ** 28):
+                 channels_last: bool = True, cache_bytes: int = 2 ** 28, device: str = "cpu"):
         from shufflesearch.train._proxy import _EVAL_BATCH
 
-        self.net, self.eval_y = net, data.eval_y
+        self.net, self.eval_y = net.to(device), data.eval_y.to(device)
         self.fmt = torch.channels_last if channels_last else torch.contiguous_format
-        self.eval_x = data.eval_x.contiguous(memory_format=self.fmt)
-        self.bn_images = images.contiguous(memory_format=self.fmt)
+        self.eval_x = data.eval_x.to(device).contiguous(memory_format=self.fmt)
+        self.bn_images = images.to(device).contiguous(memory_format=self.fmt)
         self.bn_sizes = [len(b) for b in images.split(batch_size)]
         self.eval_batches = [self.eval_x[i:i + _EVAL_BATCH] for i in range(0, len(self.eval_x), _EVAL_BATCH)]
         self.cache_bytes = cache_bytes
@@ -166,42 +205,60 @@ def path_weights(run_dir: str | Path, archs: list[Arch]) -> list[bytes]:
     config = read_json(run_dir / "config.json", "the run's config")
     space = SearchSpace.from_yaml(run_dir / "space.yaml")
     cfg = SupernetConfig.from_dict(config["supernet"], f"{run_dir / 'config.json'}: supernet")
+    data = load_data(space.proxy.data, "search")
     with TorchThreads(config["cpus_per_trial"]):
-        scorer = run_scorer(space, run_dir, cfg, config["seed"], load_data(space.proxy.data, "search"),
-                            space.proxy.train.channels_last)
+        net = load_supernet(space, run_dir, data, cfg, seed=config["seed"])
+        scorer = run_scorer(net, data, cfg, config["seed"], space.proxy.train.channels_last)
         models = [scorer.score(arch)[0] for arch in archs]
     return [weights_bytes(m.state_dict()) for m in models]
 
 
-def run_scorer(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig, seed: int, data: ProxyData,
-               channels_last: bool) -> PathScorer:
-    """The `PathScorer` of the run at `run_dir`: its trained supernet, and BatchNorm re-estimated on
+def run_scorer(net: Supernet, data: ProxyData, cfg: SupernetConfig, seed: int, channels_last: bool,
+               device: str = "cpu") -> PathScorer:
+    """A `PathScorer` of a run's trained supernet `net` on `device`, BatchNorm re-estimated on
     `cfg.bn_batches` batches of `cfg.batch_size` training images drawn by the run's `seed` (the same
     for every candidate, so scores compare)."""
-    net = load_supernet(space, run_dir, data.num_classes, data.in_chans)
     images = bn_images(data, cfg.bn_batches, cfg.batch_size, seed)
-    return PathScorer(net, data, images, cfg.batch_size, channels_last)
+    return PathScorer(net, data, images, cfg.batch_size, channels_last, device=device)
 
 
 def resolve_evaluator(space: SearchSpace, previous: dict[str, Any] | None, given: str | None,
-                      workers: int | None = None) -> tuple[str, SupernetConfig | None]:
+                      workers: int | None = None, storage: str | Path | None = None,
+                      train_fn: Any = None) -> tuple[str, SupernetConfig | None]:
     """The run's evaluator: `given` (the CLI's --evaluator), else the resumed run's, else the space file's;
-    and for 'supernet' the `supernet:` settings, with `workers` (--workers) overriding the file's."""
+    and for 'supernet' the `supernet:` settings, with `workers` (--workers) overriding the file's and
+    `storage` (--storage) the resumed run's, then the file's (a local path made absolute).
+
+    `train_fn` (search's) replaces the proxy evaluator's trainer: with the supernet evaluator it is
+    refused, rather than the run recorded as a supernet search it is not, or switched to a proxy search
+    its space file and a resume without `train_fn` would not be.
+    """
     from dataclasses import replace
 
-    from shufflesearch.errors import ShuffleSearchError, errors_from
+    from shufflesearch.errors import errors_from
     from shufflesearch.space._file import EVALUATORS
+    from shufflesearch.supernet._train import storage_path
 
     if given is not None and given not in EVALUATORS:
         raise ShuffleSearchError(f"--evaluator {given}: must be one of {list(EVALUATORS)}")
-    evaluator = given or space.evaluator
+    evaluator, source = (given, "given") if given else (space.evaluator, f"{space.source}'s evaluator")
     if previous is not None:
         recorded = previous.get("evaluator", "proxy")  # runs from before evaluators were proxy searches
         if given not in (None, recorded):
             raise ShuffleSearchError(f"--evaluator {given}: this run was started with evaluator {recorded}; "
                                      "choose a new --name")
-        evaluator = recorded
+        evaluator, source = recorded, "the resumed run's evaluator"
     if evaluator != "supernet":
         return evaluator, None
+    if train_fn is not None:
+        raise ShuffleSearchError(f"train_fn: replaces the proxy evaluator's trainer, but the evaluator is supernet "
+                                 f"({source}); search a new run with evaluator='proxy' to train with train_fn")
     with errors_from("--workers"):
-        return evaluator, space.supernet if workers is None else replace(space.supernet, workers=workers)
+        cfg = space.supernet if workers is None else replace(space.supernet, workers=workers)
+    if storage is None:
+        storage = ((previous or {}).get("supernet") or {}).get("storage", cfg.storage)
+    if storage is not None:
+        with errors_from("--storage"):
+            cfg = replace(cfg, storage=str(storage) if isinstance(storage, Path) else storage)
+        cfg = replace(cfg, storage=storage_path(cfg.storage))
+    return evaluator, cfg

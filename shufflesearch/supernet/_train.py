@@ -8,14 +8,22 @@ Gradients reach only the path's blocks; the others' are cleared before the optim
 momentum and weight decay do not move weights the step did not use.
 
 The run folder's `supernet/` holds `supernet.safetensors` (weights, BatchNorm statistics, the
-optimiser's momentum, and in its metadata the step and the settings) and `state.json` (progress),
-both written atomically; a killed training (even `kill -9`) resumes from the last checkpoint with
-the same data order, paths and augmentation as an uninterrupted one. A checkpoint of other settings
-is refused.
+optimiser's momentum, and in its metadata the step, the training settings, the hash of the space it
+was built from and the identity of the data it was trained on) and `state.json` (progress), both
+written atomically by the driver; a killed training (even `kill -9`) resumes from the last
+checkpoint with the same data order, paths and augmentation as an uninterrupted one. A checkpoint of
+other settings, another space or other data is refused, when resumed, reused or loaded.
 
-With `workers > 1` the training runs under Ray Train's `TorchTrainer` (DistributedDataParallel, gloo
-on CPU), each worker on its share of every batch, in a `ray_session` (local Ray, or the cluster at
-`address`; the run folder must then be on storage every node shares).
+With `workers > 1`, or a GPU share (`gpus`), the training runs under Ray Train's `TorchTrainer`
+(DistributedDataParallel: gloo on CPU, nccl on GPUs), each worker on its share of every batch, in a
+`ray_session` (local Ray, or the cluster at `address`). Its workers never write the run folder: rank 0
+reports each checkpoint to Ray Train, which keeps it in `storage` (a path or URI every node reaches,
+which a cluster whose nodes may run the workers needs; Ray's default `~/ray_results` on one machine).
+A worker or node that dies restarts the worker group from the latest checkpoint (Ray Train's
+`FailureConfig(max_failures=max_retries)`, `ray.train.get_checkpoint()`), without the user running
+anything again; a driver killed meanwhile resumes from it too (the run's name in the storage is
+fixed). At the end the driver copies the last checkpoint into the run folder and removes the run
+from the storage.
 
 Written here because SPOS training is a loop over sampled paths that no trainer library runs as such;
 the optimiser, schedule, DDP and worker group are timm's, torch's and Ray's.
@@ -23,17 +31,21 @@ the optimiser, schedule, DDP and worker group are timm's, torch's and Ray's.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
 from shufflesearch._io import read_json, write_bytes_atomic, write_json_atomic
 from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError
@@ -52,6 +64,48 @@ _STORAGE_DRAWS = 10_000
 
 def _training(cfg: SupernetConfig, seed: int) -> dict[str, Any]:
     return {**cfg.training(), "seed": seed}
+
+
+def space_hash(space: SearchSpace) -> str:
+    """What a supernet is built and its paths sampled from, hashed: the budget, the width range, the stem,
+    the head and every stage's choices, as validated (not the space's name, search or proxy settings)."""
+    built_from = (space.budget, space.width_multiplier, space.stem, space.stem_channels, space.head_conv,
+                  space.shared, space.stages)
+    return hashlib.sha256(repr(built_from).encode()).hexdigest()[:16]
+
+
+def data_identity(data: ProxyData, split_seed: int) -> dict[str, Any]:
+    """What a supernet was trained on: the dataset, its image size and channels, the split seed, the sizes
+    of the training and scored splits, augmentation, and a digest of the training labels (which the
+    split and subset choose and order)."""
+    return {"spec": data.spec, "image_size": data.image_size, "in_chans": data.in_chans,
+            "num_classes": data.num_classes, "split_seed": split_seed, "train_images": len(data.train_y),
+            f"{data.eval_split}_images": len(data.eval_y), "augment": data.augment,
+            "labels": hashlib.sha256(data.train_y.numpy().tobytes()).hexdigest()[:16]}
+
+
+def identity(space: SearchSpace, data: ProxyData, cfg: SupernetConfig, seed: int) -> dict[str, Any]:
+    """A supernet checkpoint's identity, kept in its metadata: the training settings (and seed), the
+    space's hash and the data's identity. A checkpoint is resumed, reused or loaded only by its own."""
+    return {"settings": _training(cfg, seed), "space": space_hash(space),
+            "data": data_identity(data, space.proxy.data.split_seed)}
+
+
+def check_identity(path: Path, metadata: dict[str, str], expected: dict[str, Any], advice: str) -> None:
+    """A one-line error unless the checkpoint at `path` (its `metadata`) has the `expected` identity."""
+    if "space" not in metadata or "data" not in metadata:
+        raise ShuffleSearchError(f"{path}: written by an older shufflesearch, which did not record the space "
+                                 f"and data it was trained on; {advice}")
+    recorded = {k: json.loads(metadata.get(k, "null")) for k in expected}
+    settings = recorded["settings"] or {}
+    differ = sorted(k for k in set(expected["settings"]) | set(settings)
+                    if settings.get(k) != expected["settings"].get(k))
+    if recorded["space"] != expected["space"]:
+        differ.append("the search space")
+    data = recorded["data"] or {}
+    differ += [f"the data's {k}" for k in expected["data"] if data.get(k) != expected["data"][k]]
+    if differ:
+        raise ShuffleSearchError(f"{path}: trained with other settings ({', '.join(differ)} differ); {advice}")
 
 
 def _rng_seed(*keys: int) -> int:
@@ -103,15 +157,21 @@ def read_state(run_dir: str | Path) -> dict[str, Any] | None:
     return read_json(path, "the supernet's training state") if path.exists() else None
 
 
-def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors and metadata of a supernet checkpoint; unreadable or corrupt is a one-line error."""
+def read_metadata(path: Path) -> dict[str, str]:
+    """A supernet checkpoint's metadata alone (its header); unreadable or corrupt is a one-line error."""
+    return load_checkpoint(path, tensors=False)[1]
+
+
+def load_checkpoint(path: Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors (none unless `tensors`) and metadata of a supernet checkpoint; unreadable or corrupt
+    is a one-line error."""
     import safetensors
     import safetensors.torch
 
     try:
         with safetensors.safe_open(str(path), "pt") as f:
             metadata = f.metadata() or {}
-        return safetensors.torch.load_file(str(path)), metadata
+        return safetensors.torch.load_file(str(path)) if tensors else {}, metadata
     except (OSError, safetensors.SafetensorError) as e:
         raise ShuffleSearchError(f"{path}: cannot read the supernet checkpoint ({e}); delete it to train anew") \
             from None
@@ -120,23 +180,21 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
 def _save(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
     from shufflesearch.train._weights import weights_bytes
 
-    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    tensors = {f"model.{k}": v.cpu() for k, v in net.state_dict().items()}
     names = {p: n for n, p in net.named_parameters()}
     for p, state in optimizer.state.items():
         if "momentum_buffer" in state and state["momentum_buffer"] is not None:
-            tensors[f"momentum.{names[p]}"] = state["momentum_buffer"]
+            tensors[f"momentum.{names[p]}"] = state["momentum_buffer"].cpu()
     write_bytes_atomic(path, weights_bytes(tensors, {k: json.dumps(v) for k, v in meta.items()}))
 
 
+_RETRAIN = "restore them or delete the supernet folder to train anew"
+
+
 def _restore(path: Path, net: nn.Module, optimizer: torch.optim.Optimizer, expected: dict[str, Any]) -> int:
-    """Load a checkpoint into `net` and `optimizer`; the step it was taken after."""
+    """Load a checkpoint of the `expected` identity into `net` and `optimizer`; the step it was taken after."""
     tensors, metadata = load_checkpoint(path)
-    settings = json.loads(metadata.get("settings", "null"))
-    if settings != expected:
-        changed = sorted(k for k in set(expected) | set(settings or {})
-                         if (settings or {}).get(k) != expected.get(k))
-        raise ShuffleSearchError(f"{path}: trained with other settings ({', '.join(changed) or 'unknown'} "
-                                 "differ); restore them or delete the supernet folder to train anew")
+    check_identity(path, metadata, expected, _RETRAIN)
     net.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     params = dict(net.named_parameters())
     for k, v in tensors.items():
@@ -155,16 +213,71 @@ class _Training:
         cfg: The `supernet:` settings.
         seed: The run's seed (paths, data order, augmentation).
         data: The proxy data (its training split).
-        run_dir: The run folder (absolute: a Ray worker runs elsewhere), whose `supernet/` is written.
-        progress: Where the training's lines go (a data-parallel training prints none).
+        identity: What a checkpoint records and a resumed one must match (`identity`).
+        run_dir: The run folder (absolute) whose `supernet/` a training in the driver writes; None under
+            Ray Train, whose rank 0 reports its checkpoints to Ray Train instead.
+        device: 'cuda' (a Ray Train worker's GPU) or 'cpu'.
+        initial: Under Ray Train: the run folder's checkpoint (bytes) and state, which the driver sends,
+            to start from where Ray Train has no checkpoint further on.
+        progress: Where the training's lines go (a Ray Train training prints none).
     """
 
     space: SearchSpace
     cfg: SupernetConfig
     seed: int
     data: ProxyData
-    run_dir: str
+    identity: dict[str, Any]
+    run_dir: str | None = None
+    device: str = "cpu"
+    initial: tuple[bytes, dict[str, Any]] | None = None
     progress: Callable[[str], None] | None = None
+
+
+def _steps_per_epoch(cfg: SupernetConfig, data: ProxyData) -> int:
+    n = len(data.train_y)
+    if n < cfg.batch_size:
+        raise ShuffleSearchError(f"dataset {data.spec!r}: {n} training images, fewer than "
+                                 f"supernet.batch_size = {cfg.batch_size}")
+    return n // cfg.batch_size
+
+
+def _step_of(folder: Path) -> int:
+    return int(json.loads(read_metadata(folder / CHECKPOINT)["step"]))
+
+
+@contextlib.contextmanager
+def _resume_point(training: _Training) -> Iterator[Path | None]:
+    """The folder of the checkpoint (and state) to resume from, None to start anew: in the driver, the run
+    folder's; under Ray Train, the latest Ray Train has (`ray.train.get_checkpoint()`: after a worker or
+    node died, or a driver was killed meanwhile) or the run folder's the driver sent, the further on."""
+    if training.run_dir is not None:
+        folder = checkpoint_dir(training.run_dir)
+        yield folder if (folder / CHECKPOINT).exists() else None
+        return
+    import ray.train
+
+    latest = ray.train.get_checkpoint()
+    with tempfile.TemporaryDirectory() as tmp, (latest.as_directory() if latest else contextlib.nullcontext()) as got:
+        found = [Path(got)] if got else []
+        if training.initial is not None:
+            blob, state = training.initial
+            (Path(tmp) / CHECKPOINT).write_bytes(blob)
+            (Path(tmp) / STATE).write_text(json.dumps(state))
+            found.append(Path(tmp))
+        yield max(found, key=_step_of, default=None)
+
+
+def _report(rank: int, state: dict[str, Any], save: Callable[[Path], None]) -> None:
+    """Every Ray Train worker reports (a barrier); rank 0 with the checkpoint `save` writes and the state."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            save(Path(tmp) / CHECKPOINT)
+            (Path(tmp) / STATE).write_text(json.dumps(state))
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report({"step": state["step"], "train_loss": state["train_loss"]}, checkpoint=checkpoint)
 
 
 def _train_loop(training: _Training) -> None:
@@ -176,65 +289,73 @@ def _train_loop(training: _Training) -> None:
     from shufflesearch.supernet._network import Supernet
 
     space, cfg, seed, data = training.space, training.cfg, training.seed, training.data
-    folder = checkpoint_dir(training.run_dir)
     progress = training.progress or (lambda line: None)
-    rank, world = 0, 1
-    if cfg.workers > 1:
+    rank, world, device = 0, 1, torch.device("cpu")
+    if training.run_dir is None:  # a Ray Train worker
         import ray.train
+        import ray.train.torch
 
         context = ray.train.get_context()
         rank, world = context.get_world_rank(), context.get_world_size()
         torch.set_num_threads(cfg.threads)  # a Ray Train worker's process is ours
+        if training.device == "cuda":
+            device = ray.train.torch.get_device()  # the GPU Ray gave this worker
     torch.manual_seed(seed)
-    net = Supernet(space, num_classes=data.num_classes, in_chans=data.in_chans)
+    net = Supernet(space, num_classes=data.num_classes, in_chans=data.in_chans).to(device)
     if space.proxy.train.channels_last:  # as the proxy trains: ~1.35x the steps/s of NCHW here
         net = net.to(memory_format=torch.channels_last)
     optimizer = create_optimizer_v2(net, opt="sgd", lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=0.9)
     n = len(data.train_y)
     batch = cfg.batch_size // world
-    steps_per_epoch = n // cfg.batch_size
-    if steps_per_epoch < 1:
-        raise ShuffleSearchError(f"dataset {data.spec!r}: {n} training images, fewer than "
-                                 f"supernet.batch_size = {cfg.batch_size}")
+    steps_per_epoch = _steps_per_epoch(cfg, data)
     total = steps_per_epoch * cfg.epochs
     scheduler, _ = create_scheduler_v2(optimizer, sched="poly", decay_rate=1.0, num_epochs=cfg.epochs,
                                        warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.lr / 100,
                                        step_on_epochs=False, updates_per_epoch=steps_per_epoch)
-    settings = {**_training(cfg, seed), "space": space.to_yaml(), "data": data.info()}
-    step, spent = 0, 0.0  # spent: the training's seconds in earlier calls
-    if (folder / CHECKPOINT).exists():
-        step = _restore(folder / CHECKPOINT, net, optimizer, settings)
-        spent = (read_state(training.run_dir) or {}).get("seconds", 0.0)
-        scheduler.step_update(step)  # the lr of the step after the checkpoint's
+    step, spent, resumed, last_loss = 0, 0.0, [], None  # spent: the training's seconds in earlier calls
+    with _resume_point(training) as folder:
+        if folder is not None:
+            step = _restore(folder / CHECKPOINT, net, optimizer, training.identity)
+            prior = read_json(folder / STATE, "the supernet's training state") if (folder / STATE).exists() else {}
+            spent, last_loss = prior.get("seconds", 0.0), prior.get("train_loss")
+            resumed = [*prior.get("resumed_from", []), step]
+            scheduler.step_update(step)  # the lr of the step after the checkpoint's
     model = net
-    if cfg.workers > 1:
-        import ray.train.torch
-
+    if training.run_dir is None:
         model = ray.train.torch.prepare_model(net, parallel_strategy_kwargs={"find_unused_parameters": True})
+    train_x, train_y = data.train_x.to(device), data.train_y.to(device)  # once, not per batch
     params = dict(net.named_parameters())
     sample_path = PathSampler(space, seed, cfg.flops_band)
     loss_fn = nn.CrossEntropyLoss()
-    started, window, losses = time.monotonic(), time.monotonic(), []
+    started, window, losses, written = time.monotonic(), time.monotonic(), [], False
 
-    def checkpoint(done_step: int, loss: float) -> None:
-        if rank == 0:
-            _save(folder / CHECKPOINT, net, optimizer, {"step": done_step, "settings": settings})
-            state = {"step": done_step, "total_steps": total, "epoch": done_step / steps_per_epoch,
-                     "train_loss": loss, "done": done_step >= total, "training": _training(cfg, seed),
-                     "workers": world, "seconds": spent + time.monotonic() - started}
-            write_json_atomic(folder / STATE, state)
+    def checkpoint(done_step: int, loss: float | None) -> None:
+        nonlocal written
+        written = True
+        state = {"step": done_step, "total_steps": total, "epoch": done_step / steps_per_epoch,
+                 "train_loss": loss, "done": done_step >= total, "training": _training(cfg, seed),
+                 "workers": world, "device": device.type, "resumed_from": resumed,
+                 "seconds": spent + time.monotonic() - started}
+        save = partial(_save, net=net, optimizer=optimizer,
+                       meta={**training.identity, "step": done_step, "total_steps": total})
+        if training.run_dir is None:
+            _report(rank, state, save)
+            return
+        folder = checkpoint_dir(training.run_dir)
+        save(folder / CHECKPOINT)
+        write_json_atomic(folder / STATE, state)
 
     net.train()
     while step < total:
         epoch = step // steps_per_epoch
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(_rng_seed(seed, epoch)))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(_rng_seed(seed, epoch))).to(device)
         arch = sample_path(step)
         start = (step % steps_per_epoch) * cfg.batch_size + rank * batch
         idx = order[start:start + batch]
-        x = data.train_x[idx]
+        x = train_x[idx]
         if data.augment:
             x = augment_batch(x, torch.Generator().manual_seed(_rng_seed(seed, step, rank)), data.hflip)
-        loss = loss_fn(model(x, arch), data.train_y[idx])
+        loss = loss_fn(model(x, arch), train_y[idx])
         if not torch.isfinite(loss):
             raise ShuffleSearchError(f"supernet training diverged at step {step} (loss {loss.item()}); "
                                      "lower supernet.lr")
@@ -249,68 +370,143 @@ def _train_loop(training: _Training) -> None:
         scheduler.step_update(step)
         losses.append(loss.item())
         if step % cfg.checkpoint_every == 0 or step % steps_per_epoch == 0 or step == total:
-            mean = float(np.mean(losses))
-            checkpoint(step, mean)
+            last_loss = float(np.mean(losses))
+            checkpoint(step, last_loss)
             seconds = time.monotonic() - window
             progress(f"supernet step {step:>5}/{total}  epoch {step / steps_per_epoch:5.2f}/{cfg.epochs}  "
-                     f"loss {mean:.4f}  lr {optimizer.param_groups[0]['lr']:.4f}  "
+                     f"loss {last_loss:.4f}  lr {optimizer.param_groups[0]['lr']:.4f}  "
                      f"{len(losses) * cfg.batch_size / seconds:.0f} img/s  {time.monotonic() - started:.0f}s")
             window, losses = time.monotonic(), []
+    if not written:  # resumed at the end (a state or a report lost): the finished checkpoint once more
+        checkpoint(step, last_loss)
 
 
 def train_supernet(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig | None = None, *,
                    seed: int = 0, address: str | None = None, data: ProxyData | None = None,
-                   progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+                   progress: Callable[[str], None] | None = print, storage: str | None = None,
+                   gpus: float = 0.0, max_retries: int = DEFAULT_MAX_RETRIES) -> dict[str, Any]:
     """Train the supernet of `space` into `run_dir/supernet/`, resuming a checkpoint there; its state.
 
-    Returns `state.json`'s contents (step, total_steps, train_loss, done, seconds: the wall time of the
-    training so far, over every call that resumed it, ...). A finished training is
-    not repeated. `cfg` defaults to the space's `supernet:` section; `data` to the space's proxy data
+    Returns `state.json`'s contents (step, total_steps, train_loss, done, resumed_from: the steps it
+    resumed at, seconds: the wall time of the training so far, over every call that resumed it, ...).
+    A finished training is not repeated; a checkpoint of other settings, space or data is refused.
+    `cfg` defaults to the space's `supernet:` section; `data` to the space's proxy data
     (`load_data(space.proxy.data, "search")`: pass it when already loaded).
+
+    One worker on CPU trains in this process. `cfg.workers > 1`, or `gpus` (each worker's GPU share,
+    `--gpus-per-trial`; `proxy.device` resolved as for trials) trains under Ray Train at `address`:
+    `storage` (overriding `cfg.storage`) is where it keeps the checkpoints, a path or URI every node
+    reaches, which a cluster whose other nodes may run the workers needs; a worker or node that dies
+    restarts the workers from the latest checkpoint, up to `max_retries` times.
     """
-    from shufflesearch._exec._devices import TorchThreads
+    from shufflesearch._exec._devices import TorchThreads, trial_device
 
     cfg = cfg or space.supernet
-    state = read_state(run_dir)
-    if state is not None and state.get("done") and state.get("training") == _training(cfg, seed):
-        return state
+    if storage is not None:
+        cfg = replace(cfg, storage=storage)
+    device = trial_device(space.proxy.train.device, gpus)
+    if cfg.workers > 1 and 0 < gpus < 1:
+        raise ShuffleSearchError(f"--gpus-per-trial {gpus:g} with supernet.workers = {cfg.workers}: each "
+                                 "data-parallel worker needs a GPU of its own (nccl); use a whole GPU or one worker")
     if data is None:
         data = load_data(space.proxy.data, "search")
-    training = _Training(space, cfg, seed, data, str(Path(run_dir).resolve()))
+    expected = identity(space, data, cfg, seed)
+    path = checkpoint_dir(run_dir) / CHECKPOINT
+    if path.exists():
+        check_identity(path, read_metadata(path), expected, _RETRAIN)
+        state = read_state(run_dir)
+        if state is not None and state.get("done"):
+            return state
+    _steps_per_epoch(cfg, data)  # a dataset too small, or a band without paths, fails here, not in a worker
+    PathSampler(space, seed, cfg.flops_band)(0)
+    training = _Training(space, cfg, seed, data, expected, device=device)
     t0 = time.monotonic()
-    if cfg.workers == 1:
+    if cfg.workers == 1 and device == "cpu":
         with TorchThreads(cfg.threads):
-            _train_loop(replace(training, progress=progress))
+            _train_loop(replace(training, run_dir=str(Path(run_dir).resolve()), progress=progress))
     else:
-        _fit_data_parallel(training, address)
+        _fit_data_parallel(training, Path(run_dir), address, gpus, max_retries, progress)
     state = read_state(run_dir)
     if progress:
-        progress(f"supernet trained: {state['step']} steps, {cfg.workers} worker(s), "
+        progress(f"supernet trained: {state['step']} steps, {cfg.workers} worker(s) on {device}, "
                  f"{time.monotonic() - t0:.0f}s in this call -> {checkpoint_dir(run_dir)}")
     return state
 
 
-def _fit_data_parallel(training: _Training, address: str | None) -> None:
-    """`training` on `cfg.workers` Ray Train workers (DistributedDataParallel over gloo)."""
+def storage_path(storage: str) -> str:
+    """`storage` as Ray Train takes it: a URI as it is, a local path absolute (workers have other cwds)."""
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+
+
+def _storage(cfg: SupernetConfig, gpus: float) -> str | None:
+    """Where Ray Train keeps the checkpoints (in a Ray session): `cfg.storage`; else, where no node but
+    this one could run a worker, Ray's default (None); else a one-line error naming --storage."""
+    import ray
+
+    if cfg.storage is not None:
+        return storage_path(cfg.storage)
+    here = ray.get_runtime_context().get_node_id()
+    need = {"CPU": cfg.threads, **({"GPU": gpus} if gpus else {})}
+    elsewhere = sorted(node["NodeManagerAddress"] for node in ray.nodes()
+                       if node["Alive"] and node["NodeID"] != here
+                       and all(node["Resources"].get(k, 0) >= v for k, v in need.items()))
+    if elsewhere:
+        raise ShuffleSearchError(
+            f"--storage: the supernet's Ray Train workers may run on other nodes than this one "
+            f"({', '.join(elsewhere)}), which share no disk with it: name storage every node reaches for its "
+            "checkpoints, a shared path (NFS) or a URI (s3://...), with --storage PATH|URI")
+    return None
+
+
+def _fit_data_parallel(training: _Training, run_dir: Path, address: str | None, gpus: float, max_retries: int,
+                       progress: Callable[[str], None] | None) -> None:
+    """`training` on `cfg.workers` Ray Train workers (DistributedDataParallel over nccl on GPUs, gloo on
+    CPU), restarted from the latest checkpoint when a worker or node dies (up to `max_retries` times);
+    its last checkpoint is then copied into the run folder here, by the driver."""
+    import ray
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from shufflesearch._exec._devices import check_cluster_gpus
     from shufflesearch._exec._ray import ray_session
+    from shufflesearch._exec._retries import failure_reason
 
-    cfg = training.cfg
-    with ray_session(address):
+    cfg, folder = training.cfg, checkpoint_dir(run_dir)
+    initial = None
+    if (folder / CHECKPOINT).exists():  # of this identity (checked): the workers start from it
+        initial = ((folder / CHECKPOINT).read_bytes(), read_state(run_dir) or {})
+    # one name a run and identity: a driver killed meanwhile resumes from the checkpoints in the storage
+    key = json.dumps([str(run_dir.resolve()), training.identity], sort_keys=True)
+    name = f"{run_dir.name}-supernet-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    with ray_session(address, None if ray.is_initialized() else run_dir / "ray.log"):  # a search's: its log already
+        check_cluster_gpus(gpus)
+        storage = _storage(cfg, gpus)
+        per_worker = {"CPU": cfg.threads, **({"GPU": gpus} if gpus else {})}
+        if progress:
+            progress(f"supernet: training on {cfg.workers} Ray Train worker(s) of "
+                     f"{', '.join(f'{v:g} {k}' for k, v in per_worker.items())}; checkpoints in "
+                     f"{storage or ray.train.RunConfig().storage_path}/{name}")
         trainer = TorchTrainer(
-            partial(_train_loop, training), torch_config=TorchConfig(backend="gloo"),
-            scaling_config=ray.train.ScalingConfig(num_workers=cfg.workers, use_gpu=False,
-                                                   resources_per_worker={"CPU": cfg.threads}),
-            run_config=ray.train.RunConfig(name="train", storage_path=str(checkpoint_dir(training.run_dir) / "ray"),
-                                           failure_config=ray.train.FailureConfig(max_failures=0)))
+            partial(_train_loop, replace(training, initial=initial)),
+            torch_config=TorchConfig(backend="nccl" if gpus else "gloo"),
+            scaling_config=ray.train.ScalingConfig(num_workers=cfg.workers, use_gpu=gpus > 0,
+                                                   resources_per_worker=per_worker),
+            run_config=ray.train.RunConfig(name=name, storage_path=storage,
+                                           failure_config=ray.train.FailureConfig(max_failures=max_retries),
+                                           checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1)))
         try:
-            trainer.fit()
-        except Exception as e:  # a worker's ShuffleSearchError arrives wrapped in Ray's error
-            cause = e
-            while cause is not None and not isinstance(cause, ShuffleSearchError):
-                cause = cause.__cause__
-            if cause is not None:
-                raise ShuffleSearchError(str(cause)) from None
-            raise
+            result = trainer.fit()
+        except ray.train.TrainingFailedError as e:
+            failures = list((getattr(e, "worker_failures", None) or {}).values())
+            ours = next((f for f in failures if isinstance(f, ShuffleSearchError)), None)
+            if ours is not None:  # the training's own error, the same on every attempt
+                raise ShuffleSearchError(str(ours)) from None
+            raise ShuffleSearchError(
+                f"supernet training: its Ray Train workers failed {max_retries + 1} time(s), the last "
+                f"({failure_reason(str(e))}); Ray's messages: {run_dir / 'ray.log'}; run the command again to "
+                f"continue from the last checkpoint") from None
+        with result.checkpoint.as_directory() as reported:  # the storage, read here: the driver writes the run folder
+            write_bytes_atomic(folder / CHECKPOINT, (Path(reported) / CHECKPOINT).read_bytes())
+            write_json_atomic(folder / STATE, read_json(Path(reported) / STATE, "the supernet's training state"))
+        with contextlib.suppress(OSError):  # the run folder has it all now
+            result.filesystem.delete_dir(result.path)
