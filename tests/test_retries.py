@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 from helpers import tiny_space
-from ray.exceptions import ActorDiedError, NodeDiedError, OutOfMemoryError, WorkerCrashedError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, NodeDiedError, OutOfMemoryError, WorkerCrashedError
 
 import shufflesearch
 from shufflesearch._exec._retries import failure_reason
@@ -29,6 +29,14 @@ def test_failure_reasons_from_rays_own_errors():
     assert failure_reason(str(WorkerCrashedError())) == "worker died"
     assert failure_reason(str(ActorDiedError())) == "worker died"
     assert failure_reason(str(NodeDiedError("node 10.0.0.7 has died"))) == "node died"
+    # what a task (run_jobs: the type, then the text) and a Tune trial (its error file: the text) get when
+    # their worker node is killed (tests/test_multinode.py)
+    task = NodeDiedError("Task failed because the node it was running on is dead or unavailable. Node IP: "
+                         "127.0.0.3, node ID: 8bd6ab. This can happen if the node was preempted, ...")
+    assert failure_reason(f"{type(task).__name__}: {task}") == "node died"
+    actor = ActorUnavailableError("The actor is temporarily unavailable: RpcError: RPC error: recvmsg:Connection "
+                                  "reset by peer rpc_code: 14", None)
+    assert failure_reason(f"Failure # 1 (occurred at 2026-12-07_22-41-26)\n{actor}\n") == "node died"
     assert failure_reason("Traceback ...\nSomethingElse: the raylet went away\n") == "SomethingElse: the raylet went away"
 
 

@@ -25,12 +25,12 @@ def digits():
     return load_data("digits", subset_per_class=20)
 
 
-def test_the_body_measures_latency_first_reports_every_epoch_and_writes_a_complete_trials_weights(
+def test_the_body_measures_latency_first_reports_every_epoch_and_returns_a_complete_trials_weights(
         digits, tmp_path, one_thread):
     cfg = TrainConfig(epochs=2, device="cpu")
     reports = []
-    out = run_trial_body(SMALL.to_dict(), proxy_training(digits, cfg), cfg, latency_size=32,
-                         weights_path=tmp_path / "w.safetensors", on_epoch=reports.append)
+    out = run_trial_body(SMALL.to_dict(), proxy_training(digits, cfg), cfg, latency_size=32, keep_weights=True,
+                         on_epoch=reports.append)
     assert out["status"] == "complete" and out["error"] is None and out["epoch"] == 2
     assert [r["epoch"] for r in reports] == [1, 2] and all(r["latency_ms"] == out["latency_ms"] > 0 for r in reports)
     assert out["best_search_acc"] == max(r["search_acc"] for r in reports)
@@ -38,18 +38,19 @@ def test_the_body_measures_latency_first_reports_every_epoch_and_writes_a_comple
     assert out["time_total_s"] >= out["train_seconds"] + out["eval_seconds"] and out["cpu_seconds"] > 0
     trained = shufflesearch.train_proxy(SMALL, digits, cfg)  # the same seed: the same weights
     assert out["search_acc"] == trained.final["search_acc"]
-    torch.testing.assert_close(safetensors.torch.load_file(str(tmp_path / "w.safetensors")), trained.state_dict,
-                               rtol=0, atol=0)
+    # the weights come back in the report, as safetensors bytes; the body writes nothing
+    torch.testing.assert_close(safetensors.torch.load(out["weights"]), trained.state_dict, rtol=0, atol=0)
+    assert list(tmp_path.iterdir()) == [] and all("weights" not in r for r in reports)
 
 
-def test_an_architecture_whose_latency_measurement_raises_is_the_trials_failure(digits, tmp_path):
+def test_an_architecture_whose_latency_measurement_raises_is_the_trials_failure(digits):
     cfg = TrainConfig(epochs=1, device="cpu")
     reports = []
-    out = run_trial_body(TOO_WIDE.to_dict(), proxy_training(digits, cfg), cfg, latency_size=32,
-                         weights_path=tmp_path / "w.safetensors", on_epoch=reports.append)
+    out = run_trial_body(TOO_WIDE.to_dict(), proxy_training(digits, cfg), cfg, latency_size=32, keep_weights=True,
+                         on_epoch=reports.append)
     assert out["status"] == "failed" and "can't allocate memory" in out["error"]
     assert out["epoch"] == 0 and out["latency_ms"] is None and reports == []
-    assert not (tmp_path / "w.safetensors").exists()
+    assert "weights" not in out
 
 
 def test_an_unreadable_genome_is_the_trials_failure(digits):

@@ -192,7 +192,7 @@ def run_jobs(fn: Callable[..., dict[str, Any]], jobs: Sequence[dict[str, Any]], 
             except RayTaskError:
                 raise  # `fn` itself raised: a bug, not a fault of the infrastructure
             except RayError as e:
-                faults[i].append(failure_reason(str(e)))
+                faults[i].append(failure_reason(f"{type(e).__name__}: {e}"))  # e.g. NodeDiedError
                 if len(faults[i]) <= max_retries:
                     if on_retry:
                         on_retry(jobs[i], len(faults[i]), faults[i][-1])

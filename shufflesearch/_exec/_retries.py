@@ -22,11 +22,22 @@ DEFAULT_MAX_RETRIES = 2
 
 def failure_reason(error: str) -> str:
     """What Ray's error text says ended an attempt, in a few words: "out of memory on node 10.0.0.5",
-    "node died", "worker died", or the last line of the error."""
+    "node died", "worker died", or the last line of the error.
+
+    A node that dies (its raylet and workers killed, the machine lost) reaches us as a task's
+    `NodeDiedError` ("the node it was running on is dead"), an actor's `ActorDiedError` whose cause is
+    its node's death, or, for a Tune trial's actor (never restarted by Ray), as `ActorUnavailableError`
+    ("The actor is temporarily unavailable"): Ray raises that when the actor's process cannot be reached
+    and no death has been reported for it, which is what a lost node looks like in the second after (a
+    worker process that dies on a live node is reported by its raylet at once: `ActorDiedError`, "worker
+    died"). All three are "node died".
+    """
     if re.search(r"low on memory|OutOfMemoryError|NODE_OUT_OF_MEMORY|killed due to memory", error):
         node = re.search(r"\bIP: ([0-9a-fA-F.:]+[0-9a-fA-F])", error) or re.search(r"\bip: (\S+)", error)
         return f"out of memory on node {node.group(1)}" if node else "out of memory"
-    if re.search(r"NodeDiedError|\bnode (?:\S+ )?(?:has )?died|preempted", error, re.IGNORECASE):
+    if re.search(r"NodeDiedError|\bnode (?:\S+ )?(?:has )?died|node it was running on is dead|preempted|"
+                 r"ActorUnavailableError|actor is temporarily unavailable", error,
+                 re.IGNORECASE):
         return "node died"
     if re.search(r"ActorDiedError|WorkerCrashedError|worker (?:process )?(?:has )?died|actor died", error,
                  re.IGNORECASE):

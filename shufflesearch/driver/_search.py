@@ -70,15 +70,18 @@ class SearchResult:
 _BEFORE_FIRST_EPOCH = {"search_acc": 0.0, "best_search_acc": 0.0, "search_loss": 0.0}
 
 
-def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, input_size: int,
+def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, input_size: int,
               train_fn: Callable | None = None) -> None:
     """A Tune trial: the one trial body (`train._trial.run_trial_body`) proxy-training `config["arch"]`,
-    its latency measured at `input_size` and its weights saved as `weights/trial_<number>.safetensors`.
+    its latency measured at `input_size`.
 
     Every epoch is reported to Tune with status "running"; the last report has the body's status
     ("complete", "diverged", or "failed" with the error), so the searcher can tell a finished trial from
     one the scheduler stopped (whose last report is still "running"). Every report carries every metric;
-    `cpu_seconds` is the trial process's CPU time so far.
+    `cpu_seconds` is the trial process's CPU time so far. A complete trial's last report carries its
+    weights too (`weights`: safetensors bytes), which the driver writes to
+    `weights/trial_<number>.safetensors` (`TrialWeights`): the trial writes nothing, its node may not
+    share the driver's disk.
     """
     from ray import tune
 
@@ -89,8 +92,7 @@ def run_trial(config: dict[str, Any], data: Any, train_cfg: Any, run_dir: str, i
             tune.report({**_BEFORE_FIRST_EPOCH, **last, "status": "running"})
 
     result = run_trial_body(config["arch"], proxy_training(data, train_cfg, train_fn), train_cfg,
-                            latency_size=input_size, on_epoch=report,
-                            weights_path=Path(run_dir) / "weights" / f"trial_{config['number']}.safetensors")
+                            latency_size=input_size, on_epoch=report, keep_weights=True)
     tune.report({**_BEFORE_FIRST_EPOCH, **result})
 
 
@@ -320,7 +322,7 @@ def _run_tune(loop: SearchLoop, new_searcher: Callable[..., StudySearcher], reco
     from ray import tune
 
     from shufflesearch._exec._ray import concurrency, ray_session
-    from shufflesearch.driver._study_searcher import TrialRetries
+    from shufflesearch.driver._study_searcher import TrialRetries, TrialWeights
 
     space, settings, train_cfg, run_dir = loop.space, loop.settings, loop.train_cfg, loop.run_dir
     with ray_session(loop.address, loop.ray_log):
@@ -337,8 +339,8 @@ def _run_tune(loop: SearchLoop, new_searcher: Callable[..., StudySearcher], reco
             return record(number, arch, result, status)
 
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, data=loop.data, train_cfg=train_cfg, run_dir=str(run_dir.resolve()),
-                                 input_size=space.budget.input_size, train_fn=train_fn),
+            tune.with_parameters(run_trial, data=loop.data, train_cfg=train_cfg, input_size=space.budget.input_size,
+                                 train_fn=train_fn),
             ray_resources(settings.cpus_per_trial, settings.gpus_per_trial))
         tune_dir = (run_dir / "tune").resolve()
         part = 1 + (len(list(tune_dir.glob("part*"))) if tune_dir.exists() else 0)
@@ -354,7 +356,9 @@ def _run_tune(loop: SearchLoop, new_searcher: Callable[..., StudySearcher], reco
                                         reuse_actors=True),
             run_config=tune.RunConfig(name=f"part{part}", storage_path=str(tune_dir), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=settings.max_retries),
-                                      callbacks=[retries]),
+                                      # TrialWeights first: it takes the weights out of the last
+                                      # report before any other callback or Tune's state sees it
+                                      callbacks=[TrialWeights((run_dir / "weights").resolve()), retries]),
         )
         tuner.fit()
 

@@ -14,6 +14,28 @@ leaves a NaN-valued trial RUNNING for ever, and aborts the run if the define-by-
 * an architecture the sampler proposes again is told its recorded outcome, not trained twice;
 * a structure the space's sampler cannot fit into the budget is told PRUNED (its `budget`
   constraint set) and another is asked for, so no over-budget model ever reaches Tune.
+
+Two Tune callbacks of the driver live here too: `TrialRetries` (below) and `TrialWeights`, which writes
+each complete trial's weights into the run folder. A trial runs in a Ray worker that may be on a machine
+that does not share the driver's disk, so it writes nothing: its weights (0.1-2 MB of safetensors bytes)
+come back in its last `tune.report`, the way every result travels (the actor's return value), and the
+driver writes them. Chosen over an actor holding the bytes until the driver takes them, or object refs
+the driver would have to own and collect, because it needs only Tune's public `Callback` and Tune's
+order of handling a result (Ray 2.60: `TuneController._process_trial_result`, `Callback.on_trial_result`):
+
+* the scheduler and the searcher see a result first ("the search algorithm and scheduler are notified
+  before this hook is called", the callback's documentation), each as a flattened shallow copy; none of
+  ours keeps it;
+* then every callback is handed the very dict that Tune stores next as the trial's `last_result`
+  (`trial.update_last_result(result)`, after "NOTE: Allow user callbacks to modify the Trial result in
+  place"), and Tune's own callbacks (loggers, progress reporters) come after the user's
+  (`_create_default_callbacks` appends them). `TrialWeights`, first in the list, pops the bytes: they
+  never reach Tune's loggers, its `last_result` or the experiment state it writes to `tune/`
+  (`Trial.get_json_state` serialises `run_metadata.last_result`), so Tune's state is not bloated;
+* the searcher records a trial in `on_trial_complete`, after the result that completed it has been
+  through the callbacks (the function's return arrives as a `RESULT_DUPLICATE` result, or `stop_trial`
+  follows a STOP decision): the weights file is on disk before the trial's row, as when the worker
+  wrote it. A trial retried after its last report reports again, and its file is written again.
 """
 
 from __future__ import annotations
@@ -28,6 +50,7 @@ from ray.tune import Callback
 from ray.tune.search import Searcher
 
 from shufflesearch._exec._retries import failure_reason, retry_line
+from shufflesearch._io import write_bytes_atomic
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import Arch
 from shufflesearch.space._objectives import OBJECTIVES
@@ -166,6 +189,20 @@ class TrialRetries(Callback):
         if failed and number in self._trials:
             reasons.append(_last_failure(self._trials[number]))
         return reasons
+
+
+class TrialWeights(Callback):
+    """A Tune callback that writes the weights a complete trial's last report carries (`weights`,
+    safetensors bytes) to `<folder>/trial_<number>.safetensors`, and takes them out of the result (see
+    the module docstring), so that only the driver writes into the run folder."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
+        weights = result.pop("weights", None)
+        if weights is not None:
+            write_bytes_atomic(self.folder / f"trial_{trial.config['number']}.safetensors", weights)
 
 
 _FAILURE_HEADER = re.compile(r"^Failure # \d+ \(occurred at [^)]*\)$", re.MULTILINE)

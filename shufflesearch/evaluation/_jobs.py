@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 from shufflesearch._exec._progress import Progress
 from shufflesearch._exec._ray import run_jobs
 from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
+from shufflesearch._io import write_bytes_atomic
 from shufflesearch.data._data import ProxyData
 from shufflesearch.runs._records import RecordLog
 from shufflesearch.space._configs import TrainConfig
@@ -30,17 +31,19 @@ def from_run(config: Mapping[str, Any], name: str, given: Any) -> Any:
 
 
 def train_job(arch: dict[str, Any], seed: int, data: ProxyData, train_cfg: TrainConfig,
-              weights_path: str | None = None, latency_size: int | None = None) -> dict[str, Any]:
-    """A Ray task's body: train the genome `arch` with `seed`, score it on `data`'s scored split, write its
-    weights to `weights_path` when complete, measure its latency at `latency_size` when given.
+              keep_weights: bool = False, latency_size: int | None = None) -> dict[str, Any]:
+    """A Ray task's body: train the genome `arch` with `seed`, score it on `data`'s scored split, return
+    its weights when complete and `keep_weights`, measure its latency at `latency_size` when given.
 
-    Returns the trial body's last report (`train._trial.run_trial_body`): an error of the architecture is
-    its "failed" report, never an exception, so Ray retries only what Ray lost.
+    Returns the trial body's last report (`train._trial.run_trial_body`), with a complete job's
+    `weights` (safetensors bytes) when asked: the task writes nothing, its node may not share the
+    driver's disk. An error of the architecture is its "failed" report, never an exception, so Ray
+    retries only what Ray lost.
     """
     from shufflesearch.train._trial import proxy_training, run_trial_body
 
     cfg = replace(train_cfg, seed=seed)
-    return run_trial_body(arch, proxy_training(data, cfg), cfg, latency_size=latency_size, weights_path=weights_path)
+    return run_trial_body(arch, proxy_training(data, cfg), cfg, latency_size=latency_size, keep_weights=keep_weights)
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,33 @@ class JobPool:
     def run(self, jobs: Sequence[dict[str, Any]], row: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
             log: RecordLog, printer: Progress, label: Callable[[dict[str, Any]], str]) -> None:
         """Run `jobs` (each `train_job`'s keyword arguments); record each as `row(job, report)` in `log` as it
-        finishes; tell of each retry under `label(job)`."""
-        run_jobs(train_job, jobs, cpus_per_job=self.cpus, on_result=lambda job, report: log.add(row(job, report)),
+        finishes; tell of each retry under `label(job)`. A job's `weights_path`, if it has one, is the
+        driver's: the task returns a complete job's weights and the driver writes them there before
+        recording its row."""
+        tasks = [_task(job) for job in jobs]
+        job_of = {id(task): job for task, job in zip(tasks, jobs)}  # run_jobs hands back the task's own dict
+
+        def done(task: dict[str, Any], report: dict[str, Any]) -> None:
+            job = job_of[id(task)]
+            log.add(row(job, _write_weights(job, report)))
+
+        run_jobs(train_job, tasks, cpus_per_job=self.cpus, on_result=done,
                  shared={"data": self.data, "train_cfg": self.train_cfg}, address=self.address,
                  gpus_per_job=self.gpus, max_retries=self.retries, log=self.ray_log,
-                 on_retry=lambda job, attempt, reason: printer.retry(label(job), attempt, self.retries, reason,
-                                                                     self.ray_log))
+                 on_retry=lambda task, attempt, reason: printer.retry(label(job_of[id(task)]), attempt, self.retries,
+                                                                      reason, self.ray_log))
+
+
+def _task(job: Mapping[str, Any]) -> dict[str, Any]:
+    """`train_job`'s keyword arguments for `job`: its driver-side `weights_path` becomes `keep_weights`."""
+    task = {k: v for k, v in job.items() if k != "weights_path"}
+    return {**task, "keep_weights": True} if job.get("weights_path") else task
+
+
+def _write_weights(job: Mapping[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """`report` without the weights it carries, which are written to `job`'s `weights_path` (here, in the
+    driver: the task's node may not share this disk)."""
+    weights = report.pop("weights", None)
+    if weights is not None and job.get("weights_path"):
+        write_bytes_atomic(job["weights_path"], weights)
+    return report

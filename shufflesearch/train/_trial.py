@@ -7,7 +7,10 @@ they do with the reports; the steps and their order are the same, so they are wr
 1. the genome is read (`Arch.from_dict`) and its latency measured where asked (`trial_latency_ms`):
    first, so that every epoch's report carries it (MO-ASHA ranks trials on it while they train);
 2. `evaluate(arch, report)` trains or scores it, calling `report(epoch, metrics)` after each epoch;
-3. a complete trial's weights are written where asked (`weights_bytes`).
+3. a complete trial's weights are serialised where asked (`weights_bytes`) and returned in the report
+   (`weights`), never written here: the body runs in a Ray worker, which may be on a machine that does
+   not share the driver's disk, so the driver writes them into the run folder when the report reaches it
+   (a search's `_study_searcher.TrialWeights`, a final evaluation's `evaluation._jobs.JobPool`).
 
 Where the architecture's own failures end is decided here, once: every step runs inside one `try`,
 so an error of the architecture (it cannot be built, measured, trained or scored) becomes the trial's
@@ -21,12 +24,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 import torch
 
-from shufflesearch._io import write_bytes_atomic
 from shufflesearch.data._data import ProxyData
 from shufflesearch.genome._arch import Arch
 from shufflesearch.space._configs import TrainConfig
@@ -68,7 +69,7 @@ def _train(train_fn: Callable[..., Evaluated], data: ProxyData, cfg: TrainConfig
 
 
 def run_trial_body(genome: Mapping[str, Any], evaluate: Evaluate, cfg: TrainConfig, *,
-                   latency_size: int | None = None, weights_path: str | Path | None = None,
+                   latency_size: int | None = None, keep_weights: bool = False,
                    on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Evaluate the architecture `genome` describes; its last report (see the module docstring).
 
@@ -77,15 +78,16 @@ def run_trial_body(genome: Mapping[str, Any], evaluate: Evaluate, cfg: TrainConf
         evaluate: Trains or scores it (`proxy_training`, or a supernet path's scoring).
         cfg: The trial's train config: where its latency is measured (`trial_latency_ms`).
         latency_size: The input size latency is measured at; None: not measured.
-        weights_path: Where a complete trial's weights go (safetensors); None: nowhere.
+        keep_weights: Return a complete trial's weights, as safetensors bytes, in the report's `weights`.
         on_epoch: Called with the report so far after every epoch.
 
     Returns:
         The report: `status` (the evaluation's, or "failed" with `error`), `epoch` (the last one
         finished, 0 before any), that epoch's metrics (`<split>_acc`, `<split>_loss`, ...) and
         `best_<split>_acc`, `train_seconds` and `eval_seconds` summed over the epochs, `latency_ms`
-        (None when not measured), and the whole trial's wall and CPU seconds (`time_total_s`,
-        `cpu_seconds`: CPU time does not grow while other processes share the cores).
+        (None when not measured), the whole trial's wall and CPU seconds (`time_total_s`,
+        `cpu_seconds`: CPU time does not grow while other processes share the cores), and with
+        `keep_weights` a complete trial's `weights` (safetensors bytes; absent otherwise).
     """
     started, cpu_started = time.perf_counter(), time.process_time()
     last: dict[str, Any] = {"epoch": 0, "train_seconds": 0.0, "eval_seconds": 0.0, "latency_ms": None}
@@ -101,13 +103,14 @@ def run_trial_body(genome: Mapping[str, Any], evaluate: Evaluate, cfg: TrainConf
         if latency_size:
             last["latency_ms"] = trial_latency_ms(arch, latency_size, cfg)
         result = evaluate(arch, report)
-        if result.status == "complete" and weights_path and result.state_dict is not None:
-            write_bytes_atomic(weights_path, weights_bytes(result.state_dict))
+        weights = {}
+        if result.status == "complete" and keep_weights and result.state_dict is not None:
+            weights["weights"] = weights_bytes(result.state_dict)
         status, error = result.status, None
     except Exception as e:  # the architecture's own failure: recorded, never retried, the others go on
-        status, error = "failed", f"{type(e).__name__}: {e}"
+        status, error, weights = "failed", f"{type(e).__name__}: {e}", {}
     return {**last, "status": status, "error": error, "time_total_s": time.perf_counter() - started,
-            "cpu_seconds": time.process_time() - cpu_started}
+            "cpu_seconds": time.process_time() - cpu_started, **weights}
 
 
 def _add_epoch(last: dict[str, Any], epoch: int, metrics: Mapping[str, Any]) -> None:
