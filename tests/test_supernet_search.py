@@ -195,3 +195,22 @@ def test_a_resumed_run_keeps_its_evaluator(searched, tmp_path):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "--workers: supernet.workers = 0: must be an integer >= 1" in bad.stderr
     assert not (tmp_path / "other").exists()
+
+
+def test_export_after_the_supernet_was_deleted_says_how_to_train_it_again_and_that_works(searched, tmp_path):
+    run_dir, _, _ = searched
+    copy = tmp_path / "runs" / "sn"
+    shutil.copytree(run_dir, copy)
+    exported = (copy / "models" / "ss_sn_best" / "model.safetensors").read_bytes()
+    shutil.rmtree(copy / "supernet")  # a clean-up
+    out = run_cli("export", "sn", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert f"{copy / 'supernet'}: no trained supernet there (supernet.safetensors missing, deleted?)" in out.stderr
+    command = out.stderr.strip().rsplit("train it again with the run's settings: ", 1)[1].split()
+    assert command[:2] == ["shufflesearch", "search"] and command[-1] == "--resume"
+    again = run_cli(*command[1:], cwd=tmp_path)  # no trial left to run: the supernet alone trains again
+    assert again.returncode == 0, again.stderr
+    assert "supernet trained" in again.stdout and read_rows(copy / "trials.jsonl") == read_rows(run_dir / "trials.jsonl")
+    out = run_cli("export", "sn", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (copy / "models" / "ss_sn_best" / "model.safetensors").read_bytes() == exported  # the same supernet
