@@ -112,6 +112,32 @@ def test_selection_spreads_along_the_front_and_zoo_respects_the_budget():
 def test_summary_lists_test_accuracies_in_seed_order_whichever_job_finished_first():
     from shufflesearch.evaluation._final import _summarise
     arch = shufflesearch.get_arch(ZOO[0])
-    rows = [{"arch_hash": arch.hash, "status": "complete", "seed": s, "test_acc": a} for s, a in ((2, 0.3), (0, 0.1), (1, 0.2))]
+    rows = [{"name": ZOO[0], "arch_hash": arch.hash, "status": "complete", "seed": s, "test_acc": a}
+            for s, a in ((2, 0.3), (0, 0.1), (1, 0.2))]
     (entry,) = _summarise(rows, [Candidate("zoo", ZOO[0], arch)], {"input_size": 224})
     assert entry["test_accs"] == [0.1, 0.2, 0.3]
+
+
+def test_a_found_genome_equal_to_a_zoo_one_keeps_its_own_seeds(searched, tmp_path):
+    """Jobs and rows are matched by candidate, not genome: a trial whose genome is a zoo model's is two
+    candidates, each with its seeds (they were once merged into one)."""
+    import shutil
+
+    from shufflesearch.models._registry import register_arch
+
+    run_dir = tmp_path / "fin"
+    shutil.copytree(searched.run_dir, run_dir, ignore=shutil.ignore_patterns("final", ".lock"))
+    (best,) = select_candidates(read_rows(run_dir / "trials.jsonl"), ["acc", "mflops"], 1)
+    register_arch("ss_same_as_found", best.arch)
+    result = final_evaluation(run_dir, top=1, seeds=1, epochs=1, zoo=["ss_same_as_found"], progress=None,
+                              export=False)
+    assert sorted((r["name"], r["seed"]) for r in result.rows) == sorted([(best.name, 0), ("ss_same_as_found", 0)])
+    assert [(s["name"], s["seeds"]) for s in result.summary] == [(best.name, 1), ("ss_same_as_found", 1)]
+
+
+def test_two_names_for_one_genome_are_two_baselines_each_with_its_row(searched):
+    from shufflesearch.models._registry import register_arch
+
+    register_arch("ss_alias_of_zoo", shufflesearch.get_arch(ZOO[0]))
+    rows = shufflesearch.run_baselines(searched.run_dir, [ZOO[0], "ss_alias_of_zoo"])
+    assert [(r["model"], r["status"]) for r in rows] == [(ZOO[0], "complete"), ("ss_alias_of_zoo", "complete")]

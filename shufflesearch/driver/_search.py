@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import optuna
 
 from shufflesearch._exec._devices import check_cluster_gpus, for_trials, ray_resources
+from shufflesearch._exec._lock import run_lock
 from shufflesearch._exec._optuna import quiet_optuna
 from shufflesearch._exec._progress import Progress
 from shufflesearch._exec._retries import lost_error
@@ -35,10 +36,9 @@ from shufflesearch.driver._loop import SearchLoop
 from shufflesearch.errors import ShuffleSearchError, errors_from
 from shufflesearch.genome._arch import Arch
 from shufflesearch.runs._pareto import best_row, pareto_front
-from shufflesearch._exec._lock import run_lock
 from shufflesearch.runs._records import STATUSES, RecordLog, make_row, package_versions, read_rows, write_rows
-from shufflesearch.space._objectives import OBJECTIVES
 from shufflesearch.runs._run import run_folder
+from shufflesearch.space._objectives import OBJECTIVES
 from shufflesearch.space._space import SearchSettings, SearchSpace
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ from shufflesearch._exec._progress import Progress
 from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError, errors_from
 from shufflesearch.evaluation._jobs import JobPool, from_run
-from shufflesearch.genome._arch import Arch
 from shufflesearch.genome._cost import budget_cost
 from shufflesearch.genome._zoo import ZOO
 from shufflesearch.runs._records import RecordLog, make_row, read_rows, write_rows
@@ -70,22 +69,20 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     if not names:
         raise ShuffleSearchError(f"{config_path}: budget.mflops = {budget}: no zoo model within "
                                  f"{NEAR_BUDGET}x of it; name the baselines with --models")
-    archs = {name: get_arch(name) for name in names}  # unknown names fail before any training
+    archs = {name: get_arch(name) for name in names}  # unknown names fail before any training; each name once
     data = load_data(proxy.data)
-    by_hash = {arch.hash: name for name, arch in archs.items()}
 
-    def row(job: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-        name = by_hash[Arch.from_dict(job["arch"]).hash]
+    def row(name: str, report: dict[str, Any]) -> dict[str, Any]:
         return make_row(archs[name], report, report["status"], number=None, budget=config["budget"],
                         max_epochs=train_cfg.epochs, seed=seed, model=name)
 
     rows_path = path / "baselines.jsonl"
     printer = Progress(len(archs), progress, label=lambda r: r["model"])
     log = RecordLog(rows_path, read_rows(rows_path), key=lambda r: r.get("model"), announce=printer)
-    jobs = [{"arch": arch.to_dict(), "seed": seed, "latency_size": input_size} for arch in archs.values()]
+    jobs = {name: {"arch": arch.to_dict(), "seed": seed, "latency_size": input_size} for name, arch in archs.items()}
     pool = JobPool(data, train_cfg, train_cfg.threads, gpus, from_run(config, "max_retries", max_retries), address,
                    path / "ray.log")
-    pool.run(jobs, row, log, printer, lambda job: by_hash[Arch.from_dict(job["arch"]).hash])
-    new = sorted((r for r in log.rows if r.get("model") in archs), key=lambda r: names.index(r["model"]))
+    pool.run(jobs, row, log, printer)
+    new = sorted((r for r in log.rows if r.get("model") in archs), key=lambda r: list(archs).index(r["model"]))
     write_rows(rows_path, [r for r in log.rows if r.get("model") not in archs] + new)  # in the order asked for
     return new

@@ -199,7 +199,7 @@ def _summarise(rows: Sequence[Mapping[str, Any]], candidates: Sequence[Candidate
     """Per candidate: its cost, search-split accuracy, and test accuracies (seed order), mean and sample sd."""
     out = []
     for c in candidates:
-        done = sorted((r for r in rows if r["arch_hash"] == c.arch.hash and r["status"] == "complete"),
+        done = sorted((r for r in rows if r["name"] == c.name and r["status"] == "complete"),
                       key=lambda r: r["seed"])  # seed order, whichever job finished first
         accs = [r["test_acc"] for r in done]
         c_cost = budget_cost(c.arch, budget)
@@ -257,25 +257,20 @@ def _retrain(final_dir: Path, protocol: _Protocol, candidates: Sequence[Candidat
     recording each row in results.jsonl as it finishes; all the rows."""
     results_path = final_dir / "results.jsonl"
     rows = [r for r in read_rows(results_path) if r["status"] in ("complete", "diverged")]
-    done = {(r["arch_hash"], r["seed"]) for r in rows}
-    jobs = [{"arch": c.arch.to_dict(), "seed": s, "weights_path": str(_weights_path(final_dir, c, s))}
-            for c in candidates for s in protocol.seeds if (c.arch.hash, s) not in done]
+    done = {(r["name"], r["seed"]) for r in rows}
+    jobs = {(c.name, s): {"arch": c.arch.to_dict(), "seed": s, "weights_path": str(_weights_path(final_dir, c, s))}
+            for c in candidates for s in protocol.seeds if (c.name, s) not in done}
     if progress:
         progress(f"{final_dir}: {len(jobs)} retraining(s) to run ({len(candidates)} architectures x "
                  f"{len(protocol.seeds)} seeds, {len(rows)} done before); {protocol.train.epochs} epochs on "
                  f"{pool.data.summary()}")
     printer = Progress(len(rows) + len(jobs), progress, label=lambda r: f"{r['name']} seed {r['seed']}",
                        acc="test_acc", done=rows)
-    log = RecordLog(results_path, rows, fields=RESULT_FIELDS, key=lambda r: (r["arch_hash"], r["seed"]),
-                    announce=printer)
-    by_hash = {c.arch.hash: c for c in candidates}
-
-    def candidate(job: dict[str, Any]) -> Candidate:
-        return by_hash[Arch.from_dict(job["arch"]).hash]
-
+    log = RecordLog(results_path, rows, fields=RESULT_FIELDS, key=lambda r: (r["name"], r["seed"]), announce=printer)
+    by_name = {c.name: c for c in candidates}  # a candidate is its name: a found genome may equal a zoo one
     if jobs:
-        pool.run(jobs, lambda job, report: _row(candidate(job), job["seed"], report, budget, protocol.train.epochs),
-                 log, printer, lambda job: f"{candidate(job).name} seed {job['seed']}")
+        pool.run(jobs, lambda key, report: _row(by_name[key[0]], key[1], report, budget, protocol.train.epochs),
+                 log, printer, lambda key: f"{key[0]} seed {key[1]}")
     return log.rows
 
 
@@ -311,13 +306,13 @@ def _export(loaded: Any, candidates: Sequence[Candidate], summary: Sequence[Mapp
     from shufflesearch.genome._catalog import read_model_config
     from shufflesearch.models._folder import PREFIX, model_card, model_name, sanitize, write_model_dir
 
-    stats = {s["arch_hash"]: s for s in summary}
+    stats = {s["name"]: s for s in summary}
     folders = []
     for c in candidates:
         weights = _weights_path(final_dir, c, seed)
         if not weights.is_file():
             continue  # that seed diverged or failed
-        s = stats[c.arch.hash]
+        s = stats[c.name]
         final = _final_card_entry(s, data, train_cfg, seed)
         name = (model_name(loaded.path.name, c.number) if c.kind == "found"
                 else f"{PREFIX}{sanitize(loaded.path.name)}_{c.name}") + "_final"

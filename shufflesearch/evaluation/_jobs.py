@@ -3,15 +3,15 @@
 Both train architectures from scratch as Ray tasks (`_ray.run_jobs`), each job the one trial body with
 proxy training (`train_job`); both take the run's own settings for the options left out (`from_run`);
 both run them in a `JobPool`, which records each job's row as it finishes through a `RecordLog` and
-prints one line per job and per retry. They differ in which architectures they train, on which split they score, and the
-rows they keep: that stays in `_baselines` and `_final`.
+prints one line per job and per retry. They differ in which architectures they train, on which split
+they score, and the rows they keep: that stays in `_baselines` and `_final`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, TypeVar
 
 from shufflesearch._exec._progress import Progress
 from shufflesearch._exec._ray import run_jobs
@@ -21,6 +21,7 @@ from shufflesearch.data._data import ProxyData
 from shufflesearch.runs._records import RecordLog
 from shufflesearch.space._configs import TrainConfig
 
+K = TypeVar("K", bound=Hashable)
 # what a run that did not record a setting ran with
 RUN_DEFAULTS = {"cpus_per_trial": 1, "gpus_per_trial": 0.0, "max_retries": DEFAULT_MAX_RETRIES}
 
@@ -60,24 +61,25 @@ class JobPool:
     address: str | None
     ray_log: Path
 
-    def run(self, jobs: Sequence[dict[str, Any]], row: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
-            log: RecordLog, printer: Progress, label: Callable[[dict[str, Any]], str]) -> None:
-        """Run `jobs` (each `train_job`'s keyword arguments); record each as `row(job, report)` in `log` as it
-        finishes; tell of each retry under `label(job)`. A job's `weights_path`, if it has one, is the
-        driver's: the task returns a complete job's weights and the driver writes them there before
-        recording its row."""
-        tasks = [_task(job) for job in jobs]
-        job_of = {id(task): job for task, job in zip(tasks, jobs)}  # run_jobs hands back the task's own dict
+    def run(self, jobs: Mapping[K, dict[str, Any]], row: Callable[[K, dict[str, Any]], dict[str, Any]],
+            log: RecordLog, printer: Progress, label: Callable[[K], str] = str) -> None:
+        """Run `jobs` (each `train_job`'s keyword arguments, under a key naming the job: a model, or a
+        candidate and seed); record each as `row(key, report)` in `log` as it finishes; tell of each retry
+        under `label(key)`. Jobs are told apart by their keys, never by their genomes: two names for one
+        genome are two jobs with a row each. A job's `weights_path`, if it has one, is the driver's: the
+        task returns a complete job's weights and the driver writes them there before recording its row."""
+        tasks = {key: _task(job) for key, job in jobs.items()}
+        key_of = {id(task): key for key, task in tasks.items()}  # run_jobs hands back the task's own dict
 
         def done(task: dict[str, Any], report: dict[str, Any]) -> None:
-            job = job_of[id(task)]
-            log.add(row(job, _write_weights(job, report)))
+            key = key_of[id(task)]
+            log.add(row(key, _write_weights(jobs[key], report)))
 
-        run_jobs(train_job, tasks, cpus_per_job=self.cpus, on_result=done,
+        run_jobs(train_job, list(tasks.values()), cpus_per_job=self.cpus, on_result=done,
                  shared={"data": self.data, "train_cfg": self.train_cfg}, address=self.address,
                  gpus_per_job=self.gpus, max_retries=self.retries, log=self.ray_log,
-                 on_retry=lambda task, attempt, reason: printer.retry(label(job_of[id(task)]), attempt, self.retries,
-                                                                      reason, self.ray_log))
+                 on_retry=lambda job, attempt, reason: printer.retry(label(key_of[id(job)]), attempt, self.retries,
+                                                                     reason, self.ray_log))
 
 
 def _task(job: Mapping[str, Any]) -> dict[str, Any]:
