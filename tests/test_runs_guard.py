@@ -108,3 +108,25 @@ def test_a_search_on_a_run_another_driver_holds_stops_before_writing(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.slow
+def test_final_and_baselines_on_a_run_another_driver_holds_stop_before_writing(tmp_path, ray_local):
+    from helpers import tiny_space
+
+    import shufflesearch
+
+    done = shufflesearch.search(tiny_space(tmp_path, epochs=1), name="held", trials=1, scheduler="none",
+                                runs_dir=tmp_path / "runs", progress=None)
+    before = sorted(p.name for p in done.run_dir.iterdir())
+    proc = _hold(done.run_dir)
+    try:
+        for call in (lambda: shufflesearch.final_evaluation(done.run_dir, top=1, seeds=1, epochs=1, zoo=[],
+                                                            progress=None),
+                     lambda: shufflesearch.run_baselines(done.run_dir, ["shufflenet_v1_g3_x0_25"])):
+            with pytest.raises(ShuffleSearchError, match=rf"in use by another driver \(pid {proc.pid} on host "):
+                call()
+        assert sorted(p.name for p in done.run_dir.iterdir()) == before
+    finally:
+        proc.kill()
+        proc.wait()

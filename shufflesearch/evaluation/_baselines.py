@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from shufflesearch._exec._devices import for_trials
+from shufflesearch._exec._lock import run_lock
 from shufflesearch._exec._progress import Progress
 from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError, errors_from
@@ -76,13 +77,15 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
         return make_row(archs[name], report, report["status"], number=None, budget=config["budget"],
                         max_epochs=train_cfg.epochs, seed=seed, model=name)
 
-    rows_path = path / "baselines.jsonl"
-    printer = Progress(len(archs), progress, label=lambda r: r["model"])
-    log = RecordLog(rows_path, read_rows(rows_path), key=lambda r: r.get("model"), announce=printer)
-    jobs = {name: {"arch": arch.to_dict(), "seed": seed, "latency_size": input_size} for name, arch in archs.items()}
-    pool = JobPool(data, train_cfg, train_cfg.threads, gpus, from_run(config, "max_retries", max_retries), address,
-                   path / "ray.log")
-    pool.run(jobs, row, log, printer)
-    new = sorted((r for r in log.rows if r.get("model") in archs), key=lambda r: list(archs).index(r["model"]))
-    write_rows(rows_path, [r for r in log.rows if r.get("model") not in archs] + new)  # in the order asked for
+    with run_lock(path, "baselines"):  # not while another driver searches or evaluates the run
+        rows_path = path / "baselines.jsonl"
+        printer = Progress(len(archs), progress, label=lambda r: r["model"])
+        log = RecordLog(rows_path, read_rows(rows_path), key=lambda r: r.get("model"), announce=printer)
+        jobs = {name: {"arch": arch.to_dict(), "seed": seed, "latency_size": input_size}
+                for name, arch in archs.items()}
+        pool = JobPool(data, train_cfg, train_cfg.threads, gpus, from_run(config, "max_retries", max_retries),
+                       address, path / "ray.log")
+        pool.run(jobs, row, log, printer)
+        new = sorted((r for r in log.rows if r.get("model") in archs), key=lambda r: list(archs).index(r["model"]))
+        write_rows(rows_path, [r for r in log.rows if r.get("model") not in archs] + new)  # in the order asked
     return new

@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from shufflesearch._config import renamed
 from shufflesearch._exec._devices import for_trials
+from shufflesearch._exec._lock import run_lock
 from shufflesearch._exec._progress import Progress
 from shufflesearch._io import read_json, write_json_atomic, write_text_atomic
 from shufflesearch.data import load_data
@@ -242,12 +243,14 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
                          cpus=cpus, gpus=gpus, address=address)
     candidates = _candidates(loaded, protocol)
     final_dir = loaded.path / FINAL_DIR
-    data = _begin(loaded, final_dir, protocol, candidates, _command(loaded, protocol, subset_per_class, gpus))
-    pool = JobPool(data, protocol.train, cpus, gpus, from_run(loaded.config, "max_retries", max_retries), address,
-                   loaded.path / "ray.log")
-    rows = _retrain(final_dir, protocol, candidates, loaded.config["budget"], pool, progress)
-    summary = _write_summary(final_dir, rows, candidates, protocol, data, loaded.config["budget"])
-    models = _export(loaded, candidates, summary, data, final_dir, protocol.seeds[0], protocol.train) if export else []
+    with run_lock(loaded.path, "final evaluation"):  # not while another driver searches or evaluates the run
+        data = _begin(loaded, final_dir, protocol, candidates, _command(loaded, protocol, subset_per_class, gpus))
+        pool = JobPool(data, protocol.train, cpus, gpus, from_run(loaded.config, "max_retries", max_retries),
+                       address, loaded.path / "ray.log")
+        rows = _retrain(final_dir, protocol, candidates, loaded.config["budget"], pool, progress)
+        summary = _write_summary(final_dir, rows, candidates, protocol, data, loaded.config["budget"])
+        models = _export(loaded, candidates, summary, data, final_dir, protocol.seeds[0], protocol.train) \
+            if export else []
     return FinalResult(final_dir, rows, summary, models)
 
 
