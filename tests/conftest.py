@@ -41,6 +41,17 @@ def _without_the_users_models() -> None:
         registry.unregister_model(name)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ray_without_tokens() -> Iterator[None]:
+    """Every Ray the tests start or join runs without token authentication, as the nodes of the test
+    cluster (tests/cluster.py) do. A local ray.init() in token mode (Ray 2.60's default) leaves this
+    process's token state on for its later drivers; a search on the test cluster after one would never
+    start its trials (their actors are cancelled before they run)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_AUTH_MODE", "disabled")
+        yield
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _isolated_module(_without_the_users_models, tmp_path_factory) -> Iterator[None]:
     with _isolated(tmp_path_factory.mktemp("cwd")):
