@@ -32,6 +32,7 @@ from shufflesearch.errors import ShuffleSearchError, errors_from
 from shufflesearch.genome._arch import Arch, Stem
 from shufflesearch.genome._cost import Cost, cost
 from shufflesearch.space import _sampling as sampling
+from shufflesearch.space._configs import ProxyConfig, SupernetConfig
 from shufflesearch.space._file import Budget, Choice, SearchSettings, StageSpace, parse_space
 
 if TYPE_CHECKING:
@@ -74,10 +75,10 @@ class SearchSpace:
     head_conv: Choice
     shared: dict[str, Choice]
     stages: tuple[StageSpace, ...]
-    proxy: Any
+    proxy: ProxyConfig  # the `proxy:` section: its data and its training
     search: SearchSettings
-    evaluator: str  # 'proxy' or 'supernet' (`_space_file.EVALUATORS`)
-    supernet: Any  # the `supernet:` section, a `supernet_train.SupernetConfig`
+    evaluator: str  # 'proxy' or 'supernet' (`space._file.EVALUATORS`)
+    supernet: SupernetConfig  # the `supernet:` section
     raw: dict[str, Any] = field(repr=False)
 
     @classmethod
