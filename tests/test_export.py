@@ -63,10 +63,10 @@ def test_missing_roots_named_by_the_user_are_errors_and_the_default_is_silent(tm
 # --- after a real search ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, ray_local):
-    """`run_pipeline` of a 3-trial search named 'Demo Run' (its models are ss_demo_run_*): the search, best
+    """`run_pipeline` of a 3-trial search named 'Demo-Run' (its models are ss_demo_run_*): the search, best
     and Pareto exported, the report; then the best exported again with ONNX."""
     tmp = tmp_path_factory.mktemp("export")
-    done = shufflesearch.run_pipeline(tiny_space(tmp), name="Demo Run", trials=3, scheduler="none",
+    done = shufflesearch.run_pipeline(tiny_space(tmp), name="Demo-Run", trials=3, scheduler="none",
                                       runs_dir=tmp / "runs", progress=None)
     export_run(done.search.run_dir, "best", onnx=True)
     return done
@@ -104,7 +104,7 @@ def test_export_writes_whole_hub_format_folders(run):
     assert len(cfg["mean"]) == len(cfg["std"]) == 1 and cfg["num_classes"] == 10
     for key in ("search_acc", "epochs", "mflops", "params", "latency_ms", "seed"):
         assert best["shufflesearch"][key] == row[key]
-    assert best["shufflesearch"]["run"] == "Demo Run" and best["shufflesearch"]["dataset"] == "digits"
+    assert best["shufflesearch"]["run"] == "Demo-Run" and best["shufflesearch"]["dataset"] == "digits"
     weights = models / "ss_demo_run_best" / "model.safetensors"
     assert weights.read_bytes() == (run.run_dir / "weights" / f"trial_{row['number']}.safetensors").read_bytes()
     assert shufflesearch.Arch.load(models / "ss_demo_run_best" / "arch.yaml").to_dict() == row["arch"]
@@ -144,11 +144,11 @@ def test_a_pareto_export_removes_points_no_longer_on_the_front(run):
 @pytest.mark.slow
 def test_a_new_process_loads_the_best_model_with_its_recorded_accuracy(run):
     code = ("import json, shufflesearch, timm; from helpers import evaluate; from pathlib import Path\n"
-            "run = Path('runs/Demo Run')\n"
+            "run = Path('runs/Demo-Run')\n"
             "print(json.dumps({'listed': timm.list_models('ss_*'),\n"
             "    'arch': shufflesearch.get_arch('ss_demo_run_best').to_dict(),\n"
             "    'name': evaluate(timm.create_model('ss_demo_run_best', pretrained=True), run),\n"
-            "    'local': evaluate(timm.create_model('local-dir:runs/Demo Run/models/ss_demo_run_best',\n"
+            "    'local': evaluate(timm.create_model('local-dir:runs/Demo-Run/models/ss_demo_run_best',\n"
             "                                        pretrained=True), run)}))")
     done = python(code, run.run_dir.parent.parent)  # runs/ is found in the working directory
     assert done.returncode == 0, done.stderr
@@ -252,13 +252,13 @@ def test_final_training_writes_a_new_model_beside_the_proxy_one(run):
 @pytest.mark.slow
 def test_cli_export_train_models_and_their_errors(run):
     cwd = run.run_dir.parent.parent
-    done = run_cli("export", "Demo Run", "--trial", str(run.best["number"]), cwd=cwd,
+    done = run_cli("export", "Demo-Run", "--trial", str(run.best["number"]), cwd=cwd,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert f"timm.create_model('ss_demo_run_t{run.best['number']}', pretrained=True)" in done.stdout
     listed = run_cli("models", cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert "ss_demo_run_best " in listed.stdout and "shufflenet_v2_x1_0 " in listed.stdout
-    for args, why in ((("export", "Demo Run", "--trial", "99"), "trial 99: not recorded"),
+    for args, why in ((("export", "Demo-Run", "--trial", "99"), "trial 99: not recorded"),
                       (("export", "no_such_run"), "no_such_run"),
                       (("train", "ss_demo_run_bset", "--epochs", "1"), "did you mean ss_demo_run_best")):
         bad = run_cli(*args, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
