@@ -3,6 +3,7 @@ recorded with its attempts; Ray's own messages go to the run's ray.log, not to t
 
 from __future__ import annotations
 
+import builtins
 import functools
 import os
 import signal
@@ -38,6 +39,19 @@ def test_failure_reasons_from_rays_own_errors():
                                   "reset by peer rpc_code: 14", None)
     assert failure_reason(f"Failure # 1 (occurred at 2026-12-07_22-41-26)\n{actor}\n") == "node died"
     assert failure_reason("Traceback ...\nSomethingElse: the raylet went away\n") == "SomethingElse: the raylet went away"
+
+
+def test_the_retries_callback_pickles_after_ray_has_replaced_print(monkeypatch):
+    # Tune pickles its callbacks into tuner.pkl. Ray's printer of a worker's output or error replaces
+    # builtins.print for good (ray.experimental.tqdm_ray.instance, in a process that has seen a worker
+    # die, e.g. a test before this one): the callback's printer, print itself, must not need to pickle.
+    from ray import cloudpickle
+
+    from shufflesearch.driver._study_searcher import TrialRetries
+
+    retries = TrialRetries(2, print)
+    monkeypatch.setattr(builtins, "print", lambda *args, **kwargs: None)
+    assert cloudpickle.loads(cloudpickle.dumps(retries)).max_retries == 2
 
 
 def _wait_and_kill(marker: Path) -> None:

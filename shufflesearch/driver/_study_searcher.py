@@ -174,6 +174,13 @@ class TrialRetries(Callback):
         self._trials: dict[int, Any] = {}
         self._faults: dict[int, list[str]] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What Tune's `tuner.pkl` keeps of it (never read back: see `StudySearcher.__getstate__`): not
+        the live trials, nor `emit`, the driver's printer, which need not pickle: `print` pickles only
+        while `builtins.print` is still Python's own, and Ray's distributed tqdm replaces it in a process
+        that has shown a Ray worker's output with Ray's printer (`ray.experimental.tqdm_ray.instance`)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("emit", "_trials")}
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._trials[trial.config["number"]] = trial
 
