@@ -74,6 +74,37 @@ def best_row(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] 
     return front[-1] if front else None
 
 
+GREEDY_BY = {"mflops": "params", "params": "mflops"}  # a greedy pick's cost -> its tie-breaking cost
+
+
+def within_budget(row: Mapping[str, Any], budget: Mapping[str, Any]) -> bool:
+    """Whether a cost (a row's `mflops` and `params`, on the run's cost basis) is within a run's budget
+    (config.json "budget": `mflops`, and `max_params` where set)."""
+    cap = budget.get("max_params")
+    return (finite(row.get("mflops")) and row["mflops"] <= budget["mflops"]
+            and (cap is None or (finite(row.get("params")) and row["params"] <= cap)))
+
+
+def greedy_pick(rows: Iterable[Mapping[str, Any]], budget: Mapping[str, Any], by: str = "mflops") -> dict | None:
+    """A run's greedy pick: the choice a user makes without training anything.
+
+    Among the run's candidates (every trial row that did not fail, trained to full fidelity, stopped
+    early or diverged, and is within `budget`, see `within_budget`), the one of the greatest cost `by`:
+    "mflops" (the FLOPs-greedy pick: most multiply-adds) or "params" (the params-greedy pick). Ties: the
+    fewest of the other cost (params, or MFLOPs), then the lowest trial number. None where no row qualifies.
+
+    Args:
+        rows: The run's trial rows (`Run.trials`).
+        budget: The run's budget (config.json "budget").
+        by: "mflops" or "params".
+    """
+    other = GREEDY_BY[by]
+    candidates = [r for r in rows if r.get("status") != "failed" and finite(r.get(by)) and finite(r.get(other))
+                  and within_budget(r, budget)]
+    best = min(candidates, key=lambda r: (-r[by], r[other], _number(r)), default=None)
+    return None if best is None else dict(best)
+
+
 def hypervolume(points: Iterable[Sequence[float]], reference: Sequence[float]) -> float:
     """Area dominated by 2-D minimisation `points` and bounded by `reference`; points beyond it add nothing."""
     rx, ry = reference
