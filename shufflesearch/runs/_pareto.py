@@ -105,6 +105,13 @@ def greedy_pick(rows: Iterable[Mapping[str, Any]], budget: Mapping[str, Any], by
     return None if best is None else dict(best)
 
 
+def full_fidelity_acc(rows: Iterable[Mapping[str, Any]], row: Mapping[str, Any]) -> float | None:
+    """`row`'s search accuracy where it is one of the run's full-fidelity `rows` (see `full_fidelity`), else
+    None: a trial stopped early, diverged, failed or trained at a lower fidelity has no number to compare."""
+    done = {r.get("number") for r in full_fidelity(rows) if finite(r.get(ACC))}
+    return row[ACC] if row.get("number") in done and row.get("number") is not None else None
+
+
 def hypervolume(points: Iterable[Sequence[float]], reference: Sequence[float]) -> float:
     """Area dominated by 2-D minimisation `points` and bounded by `reference`; points beyond it add nothing."""
     rx, ry = reference
