@@ -158,9 +158,9 @@ def marked_training(arch, data, train_cfg, report=None, *, folder: str):
 
 
 def marked_jobs(folder: str):
-    """`evaluation.train_job`, marked while it runs (`_marked`): a function (ray.remote takes no partial)."""
+    """`driver._jobs.train_job`, marked while it runs (`_marked`): a function (ray.remote takes no partial)."""
     def train_job(*args, **kwargs):
-        from shufflesearch.evaluation import _jobs
+        from shufflesearch.driver import _jobs
 
         return _marked(folder, lambda: _jobs.train_job(*args, **kwargs))
     return train_job
@@ -208,7 +208,7 @@ def test_a_search_that_loses_a_node_finishes_on_the_other(own_cluster, tmp_path)
 
 
 def test_a_final_evaluation_that_loses_a_node_finishes_on_the_other(own_cluster, tmp_path, monkeypatch):
-    from shufflesearch.evaluation import _jobs
+    from shufflesearch.driver import _jobs
 
     c, marks = own_cluster
     runs = tmp_path / "runs"

@@ -8,7 +8,6 @@ the run's; `export --best`, `baseline --address` and the folder `train` writes t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -90,10 +89,8 @@ def test_final_evaluation_threads_default_to_the_runs_cpus_per_trial(started_run
     config = json.loads((started_run / "config.json").read_text())
     (started_run / "config.json").write_text(json.dumps({**config, "cpus_per_trial": 2}))
     calls = []
-    # the module that hands the retrainings to Ray (`_jobs` since the trial body was unified)
-    jobs = "shufflesearch.evaluation._jobs" if importlib.util.find_spec("shufflesearch.evaluation._jobs") \
-        else "shufflesearch.evaluation._final"
-    monkeypatch.setattr(f"{jobs}.run_jobs", lambda *a, **kw: calls.append(kw))
+    # the module that hands the retrainings to Ray (`driver._jobs`, where the search's re-ranking uses it too)
+    monkeypatch.setattr("shufflesearch.driver._jobs.run_jobs", lambda *a, **kw: calls.append(kw))
     final_evaluation(started_run, top=0, zoo=[MODEL], epochs=1, cpus_per_trial=given, progress=None)
     assert calls[0]["cpus_per_job"] == expected and calls[0]["shared"]["train_cfg"].threads == expected
     assert build_parser().parse_args(["final", "run"]).cpus_per_trial is None  # the CLI leaves it to the run

@@ -1,6 +1,6 @@
 """The one trial body: a genome in, its last report out; every job that trains or scores an architecture
 runs it. A search trial (`driver._search.run_trial`), a final or baseline retraining
-(`evaluation._jobs.train_job`) and a supernet candidate (`driver._supernet._Scorer`) differ only in how
+(`driver._jobs.train_job`) and a supernet candidate (`driver._supernet._Scorer`) differ only in how
 they evaluate the architecture (proxy training, or scoring its path of a trained supernet) and in what
 they do with the reports; the steps and their order are the same, so they are written once:
 
@@ -10,7 +10,7 @@ they do with the reports; the steps and their order are the same, so they are wr
 3. a complete trial's weights are serialised where asked (`weights_bytes`) and returned in the report
    (`weights`), never written here: the body runs in a Ray worker, which may be on a machine that does
    not share the driver's disk, so the driver writes them into the run folder when the report reaches it
-   (a search's `_study_searcher.TrialWeights`, a final evaluation's `evaluation._jobs.JobPool`).
+   (a search's `_study_searcher.TrialWeights`, a final evaluation's `driver._jobs.JobPool`).
 
 Where the architecture's own failures end is decided here, once: every step runs inside one `try`,
 so an error of the architecture (it cannot be built, measured, trained or scored) becomes the trial's
