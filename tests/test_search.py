@@ -68,7 +68,7 @@ def test_four_trial_search_end_to_end(tmp_path, ray_local):
     assert all(states[r["number"]] == expected[r["status"]] for r in rows)
 
 
-@pytest.mark.parametrize("sampler", ["random", "nsga2"])
+@pytest.mark.parametrize("sampler", ["random", "nsga2", "gp"])
 def test_each_sampler_runs(tmp_path, ray_local, sampler):
     result = shufflesearch.search(tiny_space(tmp_path), sampler=sampler, trials=3, scheduler="none",
                                   runs_dir=tmp_path / "runs", progress=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 from optuna.trial import TrialState
 
@@ -69,6 +71,32 @@ def test_the_space_files_tpe_settings_reach_optunas_sampler(tmp_path):
     sampler = _open_study(RunJournal(str(tmp_path / "optuna.journal")), "run", settings, n_done=0).sampler
     assert isinstance(sampler, optuna.samplers.TPESampler)
     assert (sampler._n_startup_trials, sampler._multivariate, sampler._constant_liar) == (4, True, False)
+    assert sampler._group  # multivariate TPE models the choices that occur together (a v1 stage's groups)
+
+
+def test_a_model_based_samplers_start_up_is_not_random_searchs_draws_at_the_same_seed(tmp_path):
+    """TPE's and GP's random start-up draw from a stream of their own: at one seed, TPE and random search
+    used to share their first 10 architectures, so the two runs differed in their later trials alone."""
+    from shufflesearch.driver._journal import RunJournal
+    from shufflesearch.driver._search import _open_study
+    from shufflesearch.space._space import SearchSettings, SearchSpace
+
+    space = SearchSpace.from_yaml(Path(__file__).parents[1] / "search_spaces" / "demo.yaml")
+
+    def first_archs(sampler: str) -> list[str]:
+        settings = SearchSettings(sampler=sampler, tpe_startup_trials=10)
+        study = _open_study(RunJournal(str(tmp_path / f"{sampler}.journal")), sampler, settings, n_done=0)
+        archs = []
+        for _ in range(5):
+            trial = study.ask()
+            archs.append(space.sample(trial).hash)
+            study.tell(trial, [0.5, 1.0])
+        return archs
+
+    drawn = {name: first_archs(name) for name in ("random", "tpe", "gp")}
+    assert drawn["random"] == first_archs("random")  # same seed, same draws
+    assert not set(drawn["tpe"]) & set(drawn["random"])
+    assert not set(drawn["gp"]) & set(drawn["random"])
 
 
 def test_it_pickles_for_tunes_tuner_pkl_whatever_the_sampler():
@@ -76,7 +104,8 @@ def test_it_pickles_for_tunes_tuner_pkl_whatever_the_sampler():
     sampler holds a lock that cannot be pickled (the CI failure of test_each_sampler_runs[nsga2])."""
     from ray import cloudpickle
 
-    for sampler in (optuna.samplers.NSGAIISampler(seed=0), optuna.samplers.TPESampler(seed=0)):
+    for sampler in (optuna.samplers.NSGAIISampler(seed=0), optuna.samplers.TPESampler(seed=0),
+                    optuna.samplers.GPSampler(seed=0)):
         study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
         s, _ = searcher(study, [ARCH], [recorded(OTHER, 0)])
         s.suggest("t")

@@ -17,11 +17,14 @@ import datetime as dt
 import math
 import shlex
 import time
+import warnings
+import zlib
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+import numpy as np
 import optuna
 
 from shufflesearch._exec._devices import check_cluster_gpus, for_trials, ray_resources
@@ -264,14 +267,33 @@ def _open_study(journal: RunJournal, name: str, settings: SearchSettings, n_done
 
     seed = settings.seed + n_done  # a resumed sampler must not replay the first part's proposals
     sampler = {
-        "tpe": lambda: optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=settings.tpe_startup_trials, multivariate=settings.tpe_multivariate,
-            constant_liar=settings.tpe_constant_liar),
-        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+        "tpe": lambda: _tpe(settings, model_seed(seed, "tpe")),
+        "gp": lambda: optuna.samplers.GPSampler(seed=model_seed(seed, "gp"), warn_independent_sampling=False,
+                                                n_startup_trials=settings.tpe_startup_trials),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=model_seed(seed, "nsga2")),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }[settings.sampler]()
     return optuna.create_study(study_name=name, storage=JournalStorage(journal), sampler=sampler, load_if_exists=True,
                                directions=[OBJECTIVES[o].direction for o in settings.objectives])
+
+
+def _tpe(settings: SearchSettings, seed: int) -> optuna.samplers.TPESampler:
+    """TPE as `settings` say; multivariate TPE models each group of choices that occur together (Optuna's
+    `group`: a v1 stage's groups are not drawn for a v2 one), whose experimental-feature warning is Optuna's
+    note to itself, not the user's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.tpe_startup_trials,
+                                          multivariate=settings.tpe_multivariate, group=settings.tpe_multivariate,
+                                          constant_liar=settings.tpe_constant_liar)
+
+
+def model_seed(seed: int, sampler: str) -> int:
+    """The seed a model-based sampler gets for the run's `seed`: its own stream, so that its random start-up
+    proposals are not the random sampler's draws at the same seed (with one stream, a TPE run and a random
+    run of one seed would share their first `tpe_startup_trials` architectures, and a comparison of the
+    two would be decided by the later trials alone)."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(sampler.encode())]).generate_state(1)[0])
 
 
 def _reconcile(study: optuna.Study, rows: list[dict[str, Any]], objectives: list[str]) -> None:
