@@ -20,14 +20,14 @@ from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
 from shufflesearch.errors import ShuffleSearchError, reject_unknown_keys
 from shufflesearch.genome._arch import SHUFFLES, STAGE_DEFAULTS, V1_ONLY, Stem, invalid_value
 from shufflesearch.genome._cost import Cost
-from shufflesearch.space._configs import RerankConfig, SupernetConfig, proxy_config_from_dict
+from shufflesearch.space._configs import SupernetConfig, proxy_config_from_dict
 from shufflesearch.space._objectives import OBJECTIVE_SETS
 
 STAGE_KEYS = ("unit", "base_channels", "repeats", "stride", "groups", "kernel_size", "bottleneck_ratio",
               "grouped_first_conv", "shuffle")
 SHARED_KEYS = tuple(k for k in STAGE_KEYS if k not in ("base_channels", "stride"))
 _TOP_KEYS = ("name", "description", "budget", "width_multiplier", "stem", "head", "shared", "stages",
-             "proxy", "search", "evaluator", "supernet", "rerank")
+             "proxy", "search", "evaluator", "supernet")
 EVALUATORS = ("proxy", "supernet")  # how a candidate is scored: proxy training, or a path of a trained supernet
 
 
@@ -77,7 +77,8 @@ class SearchSettings:
     mflops] (multiply-adds). The proxy task's epochs live in the `proxy:` section. The `tpe_*` keys are
     `optuna.samplers.TPESampler`'s `n_startup_trials` (random proposals before TPE models anything;
     Optuna's default 10 leaves a 16-trial search only 6 guided ones; GP's too), `multivariate` (one
-    joint density per group of parameters that occur together, instead of one per parameter) and `constant_liar` (running trials count as bad results, so
+    joint density per group of parameters that occur together, instead of one per parameter) and
+    `constant_liar` (running trials count as bad results, so
     parallel proposals spread out). `gpus_per_trial` is each trial's GPU share (0.25: four trials a
     GPU), with the `proxy.device` rules of `_devices.py`. `max_retries`: how often a trial whose Ray
     worker or node died starts again (`_retries`); a trial that raises is never retried.
@@ -233,10 +234,9 @@ def parse_space(data: Any, source: str) -> dict[str, Any]:
     if evaluator not in EVALUATORS:
         raise ShuffleSearchError(f"evaluator = {evaluator!r}: must be one of {list(EVALUATORS)}")
     supernet = SupernetConfig.from_dict(data.get("supernet"), source)
-    rerank = RerankConfig.from_dict(data.get("rerank"), source)
     return dict(name=name, description=description, source=source, budget=budget, width_multiplier=width,
                 stem=stem, stem_channels=stem_channels, head_conv=head_conv, shared=shared, stages=stages,
-                proxy=proxy, search=search, evaluator=evaluator, supernet=supernet, rerank=rerank, raw=copy.deepcopy(dict(data)))
+                proxy=proxy, search=search, evaluator=evaluator, supernet=supernet, raw=copy.deepcopy(dict(data)))
 
 
 def _choice(path: str, key: str, spec: Any, fixed_only: bool = False) -> Choice:
