@@ -207,7 +207,8 @@ def _add_address(p: argparse.ArgumentParser) -> None:
 def _add_baseline(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run name (under runs/) or run directory")
     p.add_argument("--models", default=None,
-                   help="comma-separated registered names (default: the zoo models within 1.5x of the budget)")
+                   help="comma-separated registered names (default: the zoo models within the budget, then those "
+                        "above it by at most 1.5x as extras, marked 'above budget')")
     _add_gpus(p, "the run's")
     _add_retries(p, "the run's")
     _add_address(p)
@@ -360,6 +361,9 @@ def _add_final(p: argparse.ArgumentParser) -> None:
                    help="training images per class (default: the whole training split)")
     p.add_argument("--zoo", help="comma-separated zoo models to retrain too, or 'none' "
                                  "(default: every zoo model within the run's budget)")
+    p.add_argument("--greedy", action="store_true",
+                   help="retrain the run's FLOPs-greedy pick too (its costliest trial within the budget, the "
+                        "choice made without training), under the same protocol and seeds: row kind 'greedy'")
     _add_cpus(p, "retraining", "the run's cpus_per_trial")
     _add_renamed(p, "--cpus-per-job", "--cpus-per-trial", "cpus_per_trial", type=int)
     _add_gpus(p, "the run's")
@@ -376,13 +380,14 @@ def _cmd_final(args: argparse.Namespace) -> int:
 
     zoo = None if args.zoo is None else [m.strip() for m in args.zoo.split(",") if m.strip() not in ("", "none")]
     result = final_evaluation(args.run, top=args.top, seeds=args.seeds, epochs=args.epochs,
-                              subset_per_class=args.subset_per_class, zoo=zoo, cpus_per_trial=args.cpus_per_trial,
+                              subset_per_class=args.subset_per_class, zoo=zoo, greedy=args.greedy,
+                              cpus_per_trial=args.cpus_per_trial,
                               gpus_per_trial=args.gpus_per_trial, max_retries=args.max_retries, address=args.address)
     print("\ntest accuracy, mean ± sd over seeds (test split, read only here):")
     for s in sorted(result.summary, key=lambda s: s["mflops"]):
         sd = "" if s["test_acc_sd"] is None else f" ± {s['test_acc_sd']:.4f}"
         acc = "failed" if s["test_acc_mean"] is None else f"{s['test_acc_mean']:.4f}{sd}"
-        print(f"  {s['kind']:<5} {s['name']:<24} {s['mflops']:7.2f} MFLOPs  {acc}  ({s['seeds']} seeds)")
+        print(f"  {s['kind']:<6} {s['name']:<24} {s['mflops']:7.2f} MFLOPs  {acc}  ({s['seeds']} seeds)")
     print(f"results in {result.final_dir}/; {len(result.models)} retrained model(s) exported")
     print(f"report: {write_report(result.final_dir.parent)}")
     return 0

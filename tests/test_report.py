@@ -110,6 +110,52 @@ def test_report_files_from_a_run_directory(tmp_path):
         assert "shufflenet_v2_x0_5" in text  # the baselines table
 
 
+def bought(md):
+    """The "what the search bought" section of a report.md."""
+    return md.split("## What the search bought (search-validation split)\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_report_says_what_the_search_bought_against_the_flops_greedy_pick(tmp_path):
+    run, rows, _ = make_run(tmp_path, "bought", seed=3, n=4)
+    base = {**rows[0], "max_epochs": 3}
+    hand = [{**base, "number": 0, "mflops": 20.0, "params": 100, "status": "complete", "epochs": 3, "search_acc": 0.8},
+            {**base, "number": 1, "mflops": 39.0, "params": 100, "status": "early_stopped", "epochs": 1,
+             "search_acc": 0.6},
+            {**base, "number": 2, "mflops": 39.5, "params": 100, "status": "failed", "epochs": 0, "search_acc": None},
+            {**base, "number": 3, "mflops": 45.0, "params": 100, "status": "complete", "epochs": 3, "search_acc": 0.7}]
+    (run / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in hand))
+    write_report(run)
+    section = bought((run / "report" / "report.md").read_text())
+    assert "| found top-1 | 0 | 20 | 100 | 0.8000 |" in section
+    # 3 is over the 40-MFLOPs budget, 2 failed: the greedy pick is 1, stopped early
+    assert "| FLOPs-greedy pick | 1 | 39 | 100 | none: early_stopped after 1 of 3 epochs" in section
+    assert "not measured" in section and "points" not in section  # no number invented
+    assert "search-validation split" in section and "final RUN --greedy" in section
+
+    hand[1].update(status="complete", epochs=3, search_acc=0.74)
+    (run / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in hand))
+    write_report(run)
+    section = bought((run / "report" / "report.md").read_text())
+    assert "| FLOPs-greedy pick | 1 | 39 | 100 | 0.7400 |" in section
+    assert "found top-1 − FLOPs-greedy pick: +6.00 points of search-validation accuracy." in section
+    html = (run / "report" / "report.html").read_text()
+    assert "What the search bought (search-validation split)" in html and "+6.00 points" in html
+
+
+def test_baselines_above_the_budget_are_marked_as_extras(tmp_path):
+    run, _, _ = make_run(tmp_path, "marked", seed=3, n=4)  # baselines at 36.6, 37.6 and 40.5 MFLOPs; budget 40
+    write_report(run)
+    md = (run / "report" / "report.md").read_text()
+    assert "| shufflenet_v2_x0_5 | above budget |" in md and "| shufflenet_v1_g3_x0_5 | within |" in md
+    assert "No zoo model here fits the budget" not in md
+    config = json.loads((run / "config.json").read_text())
+    config["budget"]["mflops"] = 30.0
+    (run / "config.json").write_text(json.dumps(config))
+    write_report(run)
+    md = (run / "report" / "report.md").read_text()
+    assert md.count("| above budget |") == 3 and "No zoo model here fits the budget" in md
+
+
 def test_report_with_latency_objective_and_no_summary(tmp_path):
     run, rows, _ = make_run(tmp_path, "r2", seed=4)
     (run / "summary.json").unlink()
@@ -221,15 +267,6 @@ def test_baselines_train_under_the_runs_protocol(tmp_path):
     assert v1["search_acc"] == by_hand.final["search_acc"]
     write_report(run)
     assert "shufflenet_v1_g3_x0_25" in (run / "report" / "report.md").read_text()
-
-
-def test_default_baselines_are_the_zoo_near_the_budget():
-    from shufflesearch.evaluation._baselines import default_baselines
-
-    names = default_baselines({"mflops": 40.0, "input_size": 224})
-    assert "shufflenet_v2_x0_5" in names and "shufflenet_v1_g3_x0_5" in names
-    assert all(40 / 1.5 <= cost(ZOO[n], 224).mflops <= 60 for n in names)
-    assert "shufflenet_v1_g3_x0_25" not in names and "shufflenet_v2_x1_0" not in names
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -4,6 +4,10 @@ The protocol is the run's config.json: its `proxy` section (data and training), 
 per trial (`cpus_per_trial`) and the budget input size for costs and latency, exactly as a search
 trial uses them. Rows are recorded in runs/<run>/baselines.jsonl with the trial fields plus `model`
 (number null); training a model again replaces its row.
+
+By default the baselines are the zoo models within the run's budget (`zoo_within_budget`, the ones a
+found architecture competes with at no greater cost), trained first, then as extras those above it by
+at most 1.5x; the report marks a baseline "above budget" by its recorded cost (`runs.within_budget`).
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from shufflesearch._exec._lock import run_lock
 from shufflesearch._exec._progress import Progress
 from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError, errors_from
+from shufflesearch.evaluation._final import zoo_within_budget
 from shufflesearch.evaluation._jobs import JobPool, from_run
 from shufflesearch.genome._cost import budget_cost
 from shufflesearch.genome._zoo import ZOO
 from shufflesearch.runs._records import RecordLog, make_row, read_rows, write_rows
 from shufflesearch.runs._run import load_run
 
-NEAR_BUDGET = 1.5  # default baselines: zoo models within this factor of the budget, either side
+NEAR_BUDGET = 1.5  # default extras: zoo models above the budget by at most this factor
 
 
 def _field(config: Mapping[str, Any], path: Path, *keys: str) -> Any:
@@ -35,17 +40,29 @@ def _field(config: Mapping[str, Any], path: Path, *keys: str) -> Any:
     return value
 
 
-def default_baselines(budget: Mapping[str, Any]) -> list[str]:
-    """Zoo models whose MFLOPs (multiply-adds, on the run's cost basis) lie within 1.5x of the budget,
-    either side."""
-    return [name for name, arch in ZOO.items()
-            if budget["mflops"] / NEAR_BUDGET <= budget_cost(arch, budget).mflops <= budget["mflops"] * NEAR_BUDGET]
+def default_baselines(budget: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The default baselines of a run with this budget: (the zoo models within it, `zoo_within_budget`;
+    the extras: those above it whose MFLOPs, multiply-adds on the run's cost basis, are at most 1.5x it),
+    each list cheapest first."""
+    mflops = {name: budget_cost(arch, budget).mflops for name, arch in ZOO.items()}
+    within = sorted(zoo_within_budget(budget), key=mflops.get)
+    extras = sorted((n for n in ZOO if n not in within and mflops[n] <= budget["mflops"] * NEAR_BUDGET), key=mflops.get)
+    return within, extras
+
+
+def _defaults_line(budget: Mapping[str, Any], within: Sequence[str], extras: Sequence[str]) -> str:
+    """What the default baselines are, in one line; it says so where no zoo model fits the budget."""
+    fit = (f"{len(within)} zoo model(s) within the budget ({budget['mflops']:g} MFLOPs) first" if within
+           else f"no zoo model fits the budget ({budget['mflops']:g} MFLOPs)")
+    return fit + (f"; {len(extras)} above it, up to {NEAR_BUDGET:g}x, as extras marked 'above budget'" if extras
+                  else "")
 
 
 def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, address: str | None = None,
                   progress: Callable[[str], None] | None = None,
                   gpus_per_trial: float | None = None, max_retries: int | None = None) -> list[dict[str, Any]]:
-    """Proxy-train `models` (registered names; default: the zoo near the budget) as the run's trials were.
+    """Proxy-train `models` (registered names; default: the zoo within the budget, then as extras those
+    above it by at most 1.5x, see `default_baselines`) as the run's trials were.
 
     They train in parallel through Ray (`address`: a running cluster; default a local Ray), as many at
     a time as the run's trials were, each with `gpus_per_trial` GPUs (default: the run's). Returns the new rows, in the order asked for; baselines.jsonl is
@@ -66,10 +83,13 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     with errors_from(str(config_path)):
         train_cfg = for_trials(replace(proxy.train, seed=seed, threads=_field(config, config_path, "cpus_per_trial")),
                                gpus, address)
-    names = list(models) if models else default_baselines(config["budget"])
+    within, extras = default_baselines(config["budget"])
+    names = list(models) if models else within + extras
     if not names:
-        raise ShuffleSearchError(f"{config_path}: budget.mflops = {budget}: no zoo model within "
-                                 f"{NEAR_BUDGET}x of it; name the baselines with --models")
+        raise ShuffleSearchError(f"{config_path}: budget.mflops = {budget}: no zoo model within it or "
+                                 f"{NEAR_BUDGET}x above it; name the baselines with --models")
+    if not models and progress:
+        progress(_defaults_line(config["budget"], within, extras))
     archs = {name: get_arch(name) for name in names}  # unknown names fail before any training; each name once
     data = load_data(proxy.data)
 

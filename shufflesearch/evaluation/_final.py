@@ -6,8 +6,9 @@ training. So, as NAS papers do, `final_evaluation` retrains from scratch, under 
 
 * the `top` best full-fidelity architectures of the run (one objective: the most accurate; two: `top`
   points spread evenly along the Pareto front, from the cheapest to the most accurate, see
-  `select_candidates`), and the zoo models within the run's budget (the hand-designed alternative
-  a user would otherwise take);
+  `select_candidates`), with `greedy` the run's FLOPs-greedy pick (`runs.greedy_pick`: the costliest
+  candidate within the budget, what a user takes without training anything), and the zoo models within
+  the run's budget (the hand-designed alternative a user would otherwise take);
 * each with `seeds` seeds (the run's seed, +1, ...), on the whole training split (search-validation
   included), for `epochs` epochs, with the run's proxy optimiser settings;
 * scored once, after the last epoch, on the test split: the only place shufflesearch reads it.
@@ -16,7 +17,7 @@ Files, all in `runs/<run>/final/`: `config.json` (the protocol, versions, the co
 (+ .csv, one row per architecture and seed, rewritten after each job, so a killed evaluation resumes
 and trains only what is missing), `weights/<name>_<arch hash>_s<seed>.safetensors`, and `summary.json` (per
 architecture: test accuracy mean, sample sd and the values in seed order). The first seed's weights export as
-timm models `ss_<run>_t<N>_final` and `ss_<run>_<zoo name>_final`; the cards of the run's exported models
+timm models `ss_<run>_t<N>_final`, `ss_<run>_greedy_t<N>_final` and `ss_<run>_<zoo name>_final`; the cards of the run's exported models
 gain the test accuracy of their trial. Ray runs the retrainings in parallel (`_ray.run_jobs`).
 """
 
@@ -41,7 +42,7 @@ from shufflesearch.errors import ShuffleSearchError, errors_from
 from shufflesearch.evaluation._jobs import JobPool, from_run
 from shufflesearch.genome._arch import Arch
 from shufflesearch.genome._cost import budget_cost
-from shufflesearch.runs._pareto import by_accuracy, pareto_front
+from shufflesearch.runs._pareto import by_accuracy, full_fidelity_acc, greedy_pick, pareto_front, within_budget
 from shufflesearch.runs._records import RecordLog, make_row, package_versions, read_rows
 from shufflesearch.runs._run import Run, load_run
 from shufflesearch.space._configs import DataConfig, TrainConfig, proxy_config_from_dict
@@ -54,10 +55,11 @@ RESULT_FIELDS = ("kind", "name", "number", "model", "arch_hash", "summary", "mfl
 
 @dataclass(frozen=True)
 class Candidate:
-    """One architecture to retrain: a found one (`kind` "found", its trial row) or a zoo model."""
+    """One architecture to retrain: a found one (`kind` "found", its trial row), the run's FLOPs-greedy
+    pick ("greedy", its trial row) or a zoo model."""
 
-    kind: str  # "found" | "zoo"
-    name: str  # "t<N>" for a trial, the zoo name otherwise
+    kind: str  # "found" | "greedy" | "zoo"
+    name: str  # "t<N>" for a found trial, "greedy_t<N>" for the greedy pick, the zoo name otherwise
     arch: Arch
     number: int | None = None
     search_acc: float | None = None
@@ -102,8 +104,17 @@ def zoo_within_budget(budget: Mapping[str, Any]) -> list[str]:
     from shufflesearch.genome._zoo import ZOO
 
     costs = {name: budget_cost(arch, budget) for name, arch in ZOO.items()}
-    cap = budget.get("max_params")
-    return [name for name, c in costs.items() if c.mflops <= budget["mflops"] and (cap is None or c.params <= cap)]
+    return [name for name, c in costs.items() if within_budget({"mflops": c.mflops, "params": c.params}, budget)]
+
+
+def greedy_candidate(rows: Sequence[Mapping[str, Any]], budget: Mapping[str, Any]) -> Candidate | None:
+    """The run's FLOPs-greedy pick (`runs.greedy_pick`) as a candidate named "greedy_t<N>", with its search
+    accuracy only where the run trained it to full fidelity; None where the run has no candidate in budget."""
+    pick = greedy_pick(rows, budget)
+    if pick is None:
+        return None
+    return Candidate("greedy", f"greedy_t{pick['number']}", Arch.from_dict(pick["arch"]), pick["number"],
+                     full_fidelity_acc(rows, pick))
 
 
 @dataclass(frozen=True)
@@ -115,16 +126,17 @@ class _Protocol:
     seeds: list[int]
     top: int
     zoo: list[str]
+    greedy: bool = False
 
     def recorded(self) -> dict[str, Any]:
         """As final/config.json records it; threads and the seed are the jobs', not the protocol's."""
         return {"data": dataclasses.asdict(self.data),
                 "train": {**dataclasses.asdict(self.train), "threads": None, "seed": None},
-                "seeds": self.seeds, "top": self.top, "zoo": self.zoo}
+                "seeds": self.seeds, "top": self.top, "zoo": self.zoo, "greedy": self.greedy}
 
 
 def _protocol(loaded: Run, *, top: int, seeds: int, epochs: int | None, subset_per_class: int | None,
-              zoo: Sequence[str] | None, cpus: int, gpus: float, address: str | None) -> _Protocol:
+              zoo: Sequence[str] | None, greedy: bool, cpus: int, gpus: float, address: str | None) -> _Protocol:
     """The run's proxy settings on the whole training split, for `epochs` epochs (default 3x the
     proxy's), with `seeds` seeds from the run's; the zoo models (default: those within the budget)."""
     config, config_path = loaded.config, loaded.path / "config.json"
@@ -141,18 +153,24 @@ def _protocol(loaded: Run, *, top: int, seeds: int, epochs: int | None, subset_p
     run_seed = int(config.get("seed", 0))
     return _Protocol(replace(proxy.data, subset_per_class=subset_per_class), train_cfg,
                      [run_seed + i for i in range(seeds)], top,
-                     zoo_within_budget(config["budget"]) if zoo is None else list(zoo))
+                     zoo_within_budget(config["budget"]) if zoo is None else list(zoo), greedy)
 
 
 def _candidates(loaded: Run, protocol: _Protocol) -> list[Candidate]:
-    """The run's `top` found architectures (`select_candidates`), then the protocol's zoo models."""
+    """The run's `top` found architectures (`select_candidates`), its greedy pick where asked
+    (`greedy_candidate`), then the protocol's zoo models."""
     from shufflesearch.genome._catalog import get_arch
 
     objectives = loaded.config.get("objectives") or ["acc", "mflops"]
     found = select_candidates(loaded.trials, objectives, protocol.top)
     if protocol.top and not found:
         raise ShuffleSearchError(f"{loaded.path / 'trials.jsonl'}: no full-fidelity complete trial to retrain")
-    candidates = found + [Candidate("zoo", name, get_arch(name)) for name in protocol.zoo]  # unknown names fail here
+    greedy = greedy_candidate(loaded.trials, loaded.config["budget"]) if protocol.greedy else None
+    if protocol.greedy and greedy is None:
+        raise ShuffleSearchError(f"{loaded.path / 'trials.jsonl'}: --greedy: no trial within the budget "
+                                 f"({loaded.config['budget']['mflops']:g} MFLOPs) that did not fail")
+    candidates = found + ([greedy] if greedy else []) \
+        + [Candidate("zoo", name, get_arch(name)) for name in protocol.zoo]  # unknown names fail here
     if not candidates:
         raise ShuffleSearchError(f"{loaded.path / 'config.json'}: nothing to evaluate (--top 0 and no zoo model)")
     return candidates
@@ -164,6 +182,7 @@ def _command(loaded: Run, protocol: _Protocol, subset_per_class: int | None, gpu
              "--seeds", str(len(protocol.seeds)), "--epochs", str(protocol.train.epochs)]
             + (["--subset-per-class", str(subset_per_class)] if subset_per_class else [])
             + (["--gpus-per-trial", f"{gpus:g}"] if gpus else [])
+            + (["--greedy"] if protocol.greedy else [])
             + ["--zoo", ",".join(protocol.zoo) or "none"])
 
 
@@ -213,7 +232,7 @@ def _summarise(rows: Sequence[Mapping[str, Any]], candidates: Sequence[Candidate
 
 
 def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: int | None = None,
-                     subset_per_class: int | None = None, zoo: Sequence[str] | None = None,
+                     subset_per_class: int | None = None, zoo: Sequence[str] | None = None, greedy: bool = False,
                      cpus_per_trial: int | None = None, gpus_per_trial: float | None = None, max_retries: int | None = None,
                      address: str | None = None, export: bool = True, progress: Callable[[str], None] | None = print,
                      cpus_per_job: int | None = None) -> FinalResult:
@@ -226,6 +245,8 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
         epochs: final training epochs (default: 3x the proxy's).
         subset_per_class: training images per class (default: the whole training split).
         zoo: zoo model names (default: every zoo model within the budget; [] for none).
+        greedy: retrain the run's FLOPs-greedy pick too (`greedy_candidate`), kind "greedy", under the
+            same protocol and seeds, so the test split compares found, greedy and zoo side by side.
         cpus_per_trial: CPUs, and torch threads, per retraining (default: the run's cpus_per_trial);
             `cpus_per_job` is its old name (deprecated).
         gpus_per_trial: GPUs per retraining (a fraction shares one; default: the run's); the run's
@@ -240,7 +261,7 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
                     renamed("cpus_per_trial", cpus_per_trial, "cpus_per_job", cpus_per_job))
     gpus = from_run(loaded.config, "gpus_per_trial", gpus_per_trial)
     protocol = _protocol(loaded, top=top, seeds=seeds, epochs=epochs, subset_per_class=subset_per_class, zoo=zoo,
-                         cpus=cpus, gpus=gpus, address=address)
+                         greedy=greedy, cpus=cpus, gpus=gpus, address=address)
     candidates = _candidates(loaded, protocol)
     final_dir = loaded.path / FINAL_DIR
     with run_lock(loaded.path, "final evaluation"):  # not while another driver searches or evaluates the run
@@ -293,7 +314,7 @@ def _write_summary(final_dir: Path, rows: Sequence[Mapping[str, Any]], candidate
     """final/summary.json: per candidate, the test accuracy over its seeds (`_summarise`); its entries."""
     summary = _summarise(rows, candidates, budget)
     write_json_atomic(final_dir / "summary.json", {
-        "protocol": {"seeds": protocol.seeds, "top": protocol.top, "zoo": protocol.zoo},
+        "protocol": {"seeds": protocol.seeds, "top": protocol.top, "zoo": protocol.zoo, "greedy": protocol.greedy},
         "epochs": protocol.train.epochs, "dataset": data.spec, "split": "test", "candidates": summary,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
     return summary
@@ -318,7 +339,7 @@ def _export(loaded: Any, candidates: Sequence[Candidate], summary: Sequence[Mapp
         s = stats[c.name]
         final = _final_card_entry(s, data, train_cfg, seed)
         name = (model_name(loaded.path.name, c.number) if c.kind == "found"
-                else f"{PREFIX}{sanitize(loaded.path.name)}_{c.name}") + "_final"
+                else f"{PREFIX}{sanitize(loaded.path.name)}_{c.name}") + "_final"  # greedy: ss_<run>_greedy_t<N>
         provenance = {"run": loaded.path.name, "trial": c.number, "source": c.name, "seed": seed,
                       "search_acc": c.search_acc, "mflops": s["mflops"], "params": s["params"],
                       "budget_input_size": loaded.config["budget"]["input_size"],

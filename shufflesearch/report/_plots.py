@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from typing import Any, Iterable, Mapping, Sequence
 
-from shufflesearch.runs._pareto import ACC, budget_of, finite, full_fidelity, progress
+from shufflesearch.runs._pareto import ACC, budget_of, finite, full_fidelity, progress, within_budget
 from shufflesearch.runs._run import Run
 from shufflesearch.space._objectives import COSTS, Objective
 
@@ -78,8 +78,37 @@ def _label_column(ax: Any, xs: Sequence[float], ys: Sequence[float], names: Sequ
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
-def pareto_png(run: Run, axis: Objective, front: list[dict]) -> bytes:
-    """Every trial against `axis`, the front as a step line, the budget and the labelled baselines."""
+def above_budget(row: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
+    """Whether a baseline's recorded cost is above its run's budget (`runs.within_budget`): an extra."""
+    return "budget" in config and not within_budget(row, config["budget"])
+
+
+def _baselines(ax: Any, run: Run, axis: Objective) -> None:
+    """The zoo baselines, labelled: filled diamonds within the run's budget, hollow ones above it (extras)."""
+    named = [r for r in run.baselines if finite(r.get(axis.field)) and finite(r.get(ACC))]
+    over = [above_budget(r, run.config) for r in named]
+    for is_over, style in ((False, {"color": "black", "label": "hand-designed (zoo, same protocol), within budget"}),
+                           (True, {"facecolor": "none", "edgecolor": "black",
+                                   "label": "hand-designed, above budget (extras)"})):
+        group = [r for r, o in zip(named, over) if o == is_over]
+        if group:
+            ax.scatter(*_xy(group, axis), marker="D", s=42, **style)
+    if named:
+        _label_column(ax, *_xy(named, axis), [r.get("model", "?") + (" (above budget)" if o else "")
+                                             for r, o in zip(named, over)])
+
+
+def _greedy_mark(ax: Any, greedy: Mapping[str, Any] | None, axis: Objective) -> None:
+    """The FLOPs-greedy pick: a star at its last search accuracy, whatever its fidelity."""
+    xs, ys = _xy([greedy] if greedy else [], axis)
+    if xs:
+        ax.scatter(xs, ys, marker="*", s=190, color="tab:green", edgecolor="black", linewidth=0.6, zorder=5,
+                   label=f"FLOPs-greedy pick (trial {greedy.get('number')}, {greedy.get('status')})")
+
+
+def pareto_png(run: Run, axis: Objective, front: list[dict], greedy: Mapping[str, Any] | None = None) -> bytes:
+    """Every trial against `axis`, the front as a step line, the budget, the labelled baselines (hollow above
+    the budget) and the FLOPs-greedy pick `greedy` (a trial row; None: not marked)."""
     fig, ax = _subplots((8.5, 5.5))
     full = full_fidelity(run.trials)
     full_ids = {id(r) for r in full}
@@ -92,11 +121,8 @@ def pareto_png(run: Run, axis: Objective, front: list[dict]) -> bytes:
     _step_front(ax, front, axis, color="tab:orange", linewidth=1.8)
     ax.scatter(*_xy(front, axis), s=60, facecolor="none", edgecolor="tab:orange", linewidth=1.8,
                label=f"Pareto front ({len(front)})")
-    bx, by = _xy(run.baselines, axis)
-    if bx:
-        ax.scatter(bx, by, marker="D", s=42, color="black", label="hand-designed (zoo, same protocol)")
-        named = [r for r in run.baselines if finite(r.get(axis.field)) and finite(r.get(ACC))]
-        _label_column(ax, bx, by, [r.get("model", "?") for r in named])
+    _greedy_mark(ax, greedy, axis)
+    _baselines(ax, run, axis)
     _budget_line(ax, run.config, axis)
     ax.set_xlabel(axis.label)
     ax.set_ylabel(_acc_label(run.config, run.legacy))
@@ -138,11 +164,13 @@ def compare_png(runs: Sequence[Run], fronts: Sequence[list[dict]], axis: Objecti
 
 
 def final_png(run: Run) -> bytes:
-    """Final evaluation: test accuracy mean ± sd over seeds against MFLOPs, found and zoo side by side."""
+    """Final evaluation: test accuracy mean ± sd over seeds against MFLOPs, found, greedy and zoo side by side."""
     fig, ax = _subplots((8.5, 5.5))
     final = run.final or {}
     done = [c for c in final.get("candidates", []) if c.get("test_acc_mean") is not None]
     for kind, style in (("found", {"color": "tab:orange", "marker": "o", "label": "found (this run)"}),
+                        ("greedy", {"color": "tab:green", "marker": "*", "markersize": 12,
+                                    "label": "FLOPs-greedy pick (this run)"}),
                         ("zoo", {"color": "black", "marker": "D", "label": "hand-designed (zoo)"})):
         group = [c for c in done if c["kind"] == kind]
         if group:

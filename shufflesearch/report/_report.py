@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from shufflesearch._exec._progress import duration
 from shufflesearch._io import write_text_atomic
 from shufflesearch.report._page import Block, fmt, write_page
-from shufflesearch.report._plots import compare_png, final_png, pareto_png, progress_png
+from shufflesearch.report._plots import above_budget, compare_png, final_png, pareto_png, progress_png
 from shufflesearch.runs._pareto import (
     ACC,
     REFERENCE,
@@ -29,6 +29,8 @@ from shufflesearch.runs._pareto import (
     finite,
     front_hypervolume,
     full_fidelity,
+    full_fidelity_acc,
+    greedy_pick,
     pareto_front,
 )
 from shufflesearch.runs._records import STATUSES
@@ -94,11 +96,58 @@ def _front_table(front: Sequence[Mapping[str, Any]], axis: Objective, models: Ma
     return ("table", headers, rows)
 
 
-def _baseline_table(baselines: Sequence[Mapping[str, Any]]) -> Block:
-    headers = ["zoo model", "search acc", "MFLOPs", "params", "latency ms", "epochs", "status"]
-    rows = [[r.get("model", "?"), fmt(r.get("search_acc")), fmt(r.get("mflops")), fmt(r.get("params")),
-             fmt(r.get("latency_ms"), 3), r.get("epochs"), r.get("status")] for r in baselines]
-    return ("table", headers, rows)
+def _baseline_blocks(baselines: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> list[Block]:
+    """The zoo baselines' table, each marked within the budget or above it (an extra, not a like-for-like
+    comparison); one line where none is within it."""
+    headers = ["zoo model", "budget", "search acc", "MFLOPs", "params", "latency ms", "epochs", "status"]
+    over = [above_budget(r, config) for r in baselines]
+    rows = [[r.get("model", "?"), "above budget" if o else "within", fmt(r.get("search_acc")), fmt(r.get("mflops")),
+             fmt(r.get("params")), fmt(r.get("latency_ms"), 3), r.get("epochs"), r.get("status")]
+            for r, o in zip(baselines, over)]
+    none_within = [("p", "No zoo model here fits the budget: every baseline is above it, so none compares with "
+                         "the search's trials at equal cost.")] if all(over) else []
+    return [("h", "Hand-designed baselines (same proxy protocol, search-validation split)"), *none_within,
+            ("table", headers, rows)]
+
+
+def _not_compared(row: Mapping[str, Any]) -> str:
+    """Why a trial has no full-fidelity accuracy to compare: its status and the epochs it trained."""
+    return (f"none: {row.get('status')} after {row.get('epochs')} of {row.get('max_epochs')} epochs, "
+            "not trained to full fidelity in this run")
+
+
+def _pick_row(label: str, row: Mapping[str, Any] | None, acc: float | None) -> list[Any]:
+    """A row of the "what the search bought" table: the trial, its cost and its full-fidelity accuracy."""
+    if row is None:
+        return [label, "", "", "", "none: no full-fidelity trial yet"]
+    return [label, row.get("number"), fmt(row.get("mflops")), fmt(row.get("params")),
+            f"{acc:.4f}" if acc is not None else _not_compared(row)]
+
+
+def _bought_blocks(rows: Sequence[Mapping[str, Any]], best: Mapping[str, Any] | None,
+                   greedy: Mapping[str, Any] | None, budget: Mapping[str, Any]) -> list[Block]:
+    """What the search bought: its top-1 (`best`) against the FLOPs-greedy pick (`runs.greedy_pick`), both
+    on the search-validation split; the greedy pick's accuracy only where the run trained it to full fidelity."""
+    head: Block = ("h", "What the search bought (search-validation split)")
+    if greedy is None:
+        return [head, ("p", f"No trial within the budget ({budget.get('mflops')} MFLOPs) that did not fail: "
+                            "no FLOPs-greedy pick.")]
+    greedy_acc = full_fidelity_acc(rows, greedy)
+    picks = [("found top-1", best, None if best is None else best[ACC]), ("FLOPs-greedy pick", greedy, greedy_acc)]
+    table = [_pick_row(label, r, acc) for label, r, acc in picks]
+    if best is None or greedy_acc is None:
+        diff = "found top-1 − FLOPs-greedy pick: not measured (no full-fidelity accuracy for both)."
+    else:
+        diff = (f"found top-1 − FLOPs-greedy pick: {100 * (best[ACC] - greedy_acc):+.2f} points of search-validation "
+                "accuracy" + (" (the search's top-1 is the greedy pick itself)" if best.get("number") == greedy.get(
+                    "number") else "") + ".")
+    return [head,
+            ("p", "The FLOPs-greedy pick is the run's costliest candidate within the budget (most multiply-adds; "
+                  "ties: fewest params, then the lowest trial number), trained or not: the choice a user makes "
+                  "without training anything. Accuracies are top-1 on the search-validation split after the "
+                  "run's proxy training, the split the search chose its top-1 by (so that one is biased upwards); "
+                  "`shufflesearch final RUN --greedy` retrains both and compares them on the test split."),
+            ("table", ["", "trial", "MFLOPs", "params", "search acc"], table), ("p", diff)]
 
 
 def _reference_text(axis: Objective, scale: float) -> str:
@@ -124,7 +173,7 @@ def _final_blocks(final: Mapping[str, Any]) -> list[Block]:
                   f"{len(final['protocol']['seeds'])} seeds each (seeds {final['protocol']['seeds']}), and scored once "
                   f"on the test split of {final['dataset']}, which no search trial read. Search accuracy is the "
                   "trial's short proxy on the search-validation split, the number it was chosen by."),
-            ("img", "final.png", "test accuracy mean ± sd against MFLOPs, found and zoo"),
+            ("img", "final.png", "test accuracy mean ± sd against MFLOPs, found, FLOPs-greedy pick and zoo"),
             ("table", ["kind", "name", "MFLOPs", "params", "search acc", "test acc mean", "test acc sd", "seeds",
                        "genome"], rows)]
 
@@ -141,7 +190,8 @@ def write_report(run_dir: str | Path, objectives: str | Sequence[str] | None = N
     scale = cost_scale(run.config, axis, run.trials + run.baselines)
     hv = front_hypervolume(front, axis, scale)
     write_text_atomic(out / "pareto.csv", _pareto_csv(front, run.models))
-    images = {"pareto.png": pareto_png(run, axis, front), "progress.png": progress_png(run, axis, scale)}
+    greedy = greedy_pick(run.trials, run.config["budget"]) if "budget" in run.config else None
+    images = {"pareto.png": pareto_png(run, axis, front, greedy), "progress.png": progress_png(run, axis, scale)}
 
     counts = _status_counts(run.trials)
     summary = run.summary or {}
@@ -157,12 +207,13 @@ def write_report(run_dir: str | Path, objectives: str | Sequence[str] | None = N
                 (f"hypervolume (acc, {axis.name})", f"{hv:.4f}"),
                 ("hypervolume reference", _reference_text(axis, scale))]),
         ("h", f"Accuracy against {axis.label}"), ("img", "pareto.png", f"Pareto front: accuracy against {axis.label}"),
+        *(_bought_blocks(run.trials, best, greedy, run.config["budget"]) if "budget" in run.config else []),
         ("h", "Search progress"), ("img", "progress.png", "best accuracy and hypervolume against trial number"),
         ("h", f"Pareto front ({len(front)} trials, full fidelity; also in pareto.csv)"),
         _front_table(front, axis, run.models) if front else ("p", "No full-fidelity trial yet."),
     ]
     if run.baselines:
-        blocks += [("h", "Hand-designed baselines (same proxy protocol)"), _baseline_table(run.baselines)]
+        blocks += _baseline_blocks(run.baselines, run.config)
     if run.final:
         images["final.png"] = final_png(run)
         blocks += _final_blocks(run.final)
