@@ -13,6 +13,17 @@ and the report all take them from here, so they name the same trials. Convention
 * **Best.** The last point of the front: the most accurate full-fidelity row, of equally accurate
   ones the cheapest, of identical ones the lowest trial number. A run's best is that of its own
   objectives (a single-objective run's: cheapest in MFLOPs).
+* **Re-ranking.** A search may train its near-ties again at a higher fidelity (`driver._rerank`):
+  the candidates (`rerank_candidates`: the leader and the trials within the noise of its accuracy) get
+  a re-ranked accuracy (`rerank_acc`: the mean over seeds, on the same search-validation split), and
+  `rerank` maps each candidate's trial number to it (None where no seed completed). Proxy and re-ranked
+  accuracies are never compared with each other: the front is then the proxy front's points that are
+  not candidates and cost less than every candidate (they keep their proxy accuracy), followed by the
+  front of the candidates on their re-ranked accuracy (same ties). Since the candidates are the most
+  accurate (with two objectives: the dearest) points within the margin, every other front point is
+  cheaper than all of them, so this replaces the top of the front and keeps the rest. The best is its
+  last point, as always: the candidate of the highest re-ranked accuracy. A re-ranking in which no
+  candidate completed a seed changes nothing.
 * **Hypervolume** is computed in a normalised minimisation space: x = cost / scale, y = 1 - accuracy,
   against the reference point (1.1, 1.0), i.e. 10% over the scale at accuracy 0. The scale is the
   run's budget for that cost (`budget.mflops`, `budget.max_params`) or, with no budget (latency), the
@@ -23,10 +34,11 @@ and the report all take them from here, so they name the same trials. Convention
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any, Iterable, Mapping, Sequence
 
 from shufflesearch.runs._records import is_full_fidelity
-from shufflesearch.space._objectives import ACCURACY, Objective, cost_axis
+from shufflesearch.space._objectives import ACCURACY, Objective, cost_axis, parse_objectives
 
 REFERENCE = (1.1, 1.0)  # normalised (cost / scale, 1 - accuracy)
 ACC = ACCURACY.field
@@ -48,30 +60,120 @@ def full_fidelity(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in done if r["max_epochs"] == top]
 
 
-def pareto_front(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None) -> list[dict]:
-    """The non-dominated full-fidelity rows (max accuracy, min cost), cheapest first; ties: see module doc."""
-    key = cost_axis(objectives).field
-    candidates = [r for r in full_fidelity(rows) if finite(r.get(ACC)) and finite(r.get(key))]
-    candidates.sort(key=lambda r: (r[key], -r[ACC], _number(r)))
+Reranked = Mapping[int, "float | None"]  # a re-ranking: trial number -> re-ranked accuracy (None: none complete)
+
+
+def _front(rows: Iterable[Mapping[str, Any]], key: str, acc: str = ACC) -> list[dict]:
+    """The non-dominated `rows` (max `acc`, min `key`), cheapest first; ties: see the module doc."""
+    ordered = sorted((r for r in rows if finite(r.get(acc)) and finite(r.get(key))),
+                     key=lambda r: (r[key], -r[acc], _number(r)))
     front: list[dict] = []
-    for r in candidates:
-        if not front or r[ACC] > front[-1][ACC]:
+    for r in ordered:
+        if not front or r[acc] > front[-1][acc]:
             front.append(dict(r))
     return front
 
 
-def by_accuracy(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None) -> list[dict]:
-    """The full-fidelity rows, best first: most accurate, then cheapest in the run's cost, then the lowest
-    trial number (the order `best_row` picks by, continued past the best)."""
+def _scored(rows: Iterable[Mapping[str, Any]], rerank: Reranked | None) -> list[dict]:
+    """The full-fidelity rows of the candidates `rerank` gives an accuracy, each with it as `rerank_acc`."""
+    return [{**r, RERANK_ACC: rerank[r["number"]]} for r in full_fidelity(rows)
+            if rerank and finite(rerank.get(r.get("number")))]
+
+
+def pareto_front(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None,
+                 rerank: Reranked | None = None) -> list[dict]:
+    """The non-dominated full-fidelity rows (max accuracy, min cost), cheapest first; ties and a
+    re-ranking (`rerank`, see `Reranked`): see the module doc."""
     key = cost_axis(objectives).field
-    ranked = [r for r in full_fidelity(rows) if finite(r.get(ACC)) and finite(r.get(key))]
-    return [dict(r) for r in sorted(ranked, key=lambda r: (-r[ACC], r[key], _number(r)))]
+    front = _front(full_fidelity(rows), key)
+    scored = _scored(rows, rerank)
+    if not scored:
+        return front
+    candidates = [r for r in full_fidelity(rows) if r.get("number") in rerank and finite(r.get(key))]
+    cheapest = min(r[key] for r in candidates)
+    return [r for r in front if r["number"] not in rerank and r[key] < cheapest] + _front(scored, key, RERANK_ACC)
 
 
-def best_row(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None) -> dict | None:
-    """The best row (see module doc) for `objectives`, None before any full-fidelity row."""
-    front = pareto_front(rows, objectives)
+def by_accuracy(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None,
+                rerank: Reranked | None = None) -> list[dict]:
+    """The full-fidelity rows, best first: most accurate, then cheapest in the run's cost, then the lowest
+    trial number (the order `best_row` picks by, continued past the best). With a re-ranking, its
+    candidates come first, in the same order on their re-ranked accuracy (`rerank_acc`)."""
+    key = cost_axis(objectives).field
+    scored = sorted(_scored(rows, rerank), key=lambda r: (-r[RERANK_ACC], r[key], _number(r)))
+    ranked = [r for r in full_fidelity(rows) if finite(r.get(ACC)) and finite(r.get(key))
+              and all(r.get("number") != s["number"] for s in scored)]
+    return scored + [dict(r) for r in sorted(ranked, key=lambda r: (-r[ACC], r[key], _number(r)))]
+
+
+def best_row(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None,
+             rerank: Reranked | None = None) -> dict | None:
+    """The best row (see module doc) for `objectives` and the re-ranking `rerank` if any, None before any
+    full-fidelity row."""
+    front = pareto_front(rows, objectives, rerank)
     return front[-1] if front else None
+
+
+# --- the re-ranking of the near-ties (`driver._rerank` runs it) ------------------------------------
+RERANK_ACC = "rerank_acc"  # a candidate's mean search-validation accuracy at the re-ranking's fidelity
+
+
+def noise_margin(acc: float, n: int, factor: float) -> float:
+    """`factor` binomial standard errors of an accuracy `acc` measured on `n` images: factor x sqrt(acc
+    (1 - acc) / n). How far below the leader a trial may score and still be "within its noise"."""
+    return factor * math.sqrt(max(acc * (1.0 - acc), 0.0) / max(n, 1))
+
+
+def rerank_candidates(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None, n: int,
+                      factor: float, top: int) -> tuple[list[dict], float]:
+    """The trials a re-ranking trains again, most accurate first, and the margin that chose them.
+
+    The leader is the run's best (`best_row`); the margin is `noise_margin(leader accuracy, n, factor)`.
+    With two objectives the candidates are the front's points whose accuracy is within the margin of
+    the leader's (the front's most accurate, hence dearest, points); with one (`acc`), any full-fidelity
+    row's. At most `top`, in `by_accuracy` order, the leader first.
+
+    Args:
+        rows: The run's trial rows.
+        objectives: The run's objectives (None: accuracy and MFLOPs).
+        n: Images in the search-validation split the accuracies were measured on.
+        factor: The margin in standard errors (`rerank.margin`).
+        top: At most this many candidates (`rerank.candidates`).
+    """
+    rows = list(rows)
+    leader = best_row(rows, objectives)
+    if leader is None:
+        return [], 0.0
+    margin = noise_margin(leader[ACC], n, factor)
+    two = objectives is None or len(parse_objectives(objectives)) == 2
+    pool = pareto_front(rows, objectives) if two else by_accuracy(rows, objectives)
+    within = [r for r in by_accuracy(pool, objectives) if leader[ACC] - r[ACC] <= margin + 1e-9]  # rounding
+    return within[:top], margin
+
+
+def rerank_results(rows: Iterable[Mapping[str, Any]], plan: Mapping[str, Any]) -> list[dict] | None:
+    """Per candidate of a re-ranking `plan` (rerank.json: `candidates`, `seeds`, `max_epochs`,
+    `subset_per_class`), in the plan's order: `number`, its re-ranked search accuracies `accs` (seed
+    order, the seeds trained to full fidelity), their `mean` (None: none) and sample `sd` (None under two),
+    and the `cpu_seconds` of its jobs. None until every candidate's every seed has a row in `rows`
+    (rerank.jsonl) at the plan's fidelity: an unfinished re-ranking decides nothing."""
+    got = {(r.get("number"), r.get("seed")): r for r in rows
+           if r.get("max_epochs") == plan["max_epochs"] and r.get("subset_per_class") == plan["subset_per_class"]}
+    if any((n, s) not in got for n in plan["candidates"] for s in plan["seeds"]):
+        return None
+    out = []
+    for n in plan["candidates"]:
+        jobs = [got[(n, s)] for s in plan["seeds"]]
+        accs = [r[ACC] for r in jobs if is_full_fidelity(r) and finite(r.get(ACC))]
+        out.append({"number": n, "accs": accs, "mean": statistics.fmean(accs) if accs else None,
+                    "sd": statistics.stdev(accs) if len(accs) > 1 else None,
+                    "cpu_seconds": sum(r.get("cpu_seconds") or 0.0 for r in jobs)})
+    return out
+
+
+def reranked(results: Sequence[Mapping[str, Any]] | None) -> dict[int, float | None] | None:
+    """The re-ranking `rerank_results` gives, as `pareto_front` and `best_row` take it."""
+    return None if results is None else {r["number"]: r["mean"] for r in results}
 
 
 GREEDY_BY = {"mflops": "params", "params": "mflops"}  # a greedy pick's cost -> its tie-breaking cost

@@ -216,3 +216,46 @@ class SupernetConfig:
         return {k: v for k, v in self.to_dict().items() if k not in ("bn_batches", "workers", "threads", "storage")}
 
 
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """The space file's `rerank:` section: the search's last stage, which trains its near-ties again.
+
+    The leader of a short search wins by less than the noise of its own score (a 6-epoch proxy, one
+    seed, one search-validation split). With `enabled`, after the last trial the run's candidates within
+    the noise of the leader (at most `candidates`, the leader included; see `runs._pareto.rerank_candidates`)
+    are trained again from scratch at a higher fidelity, with `seeds` seeds each: `epochs_factor` x the
+    proxy's epochs, on `subset_per_class` training images per class (null: the whole training split,
+    search-validation excluded), scored on the same search-validation split. The run's best and the
+    front's top then come from their mean accuracy (`runs._pareto.pareto_front`).
+
+    "Within the noise": a search accuracy p measured on n search-validation images has the binomial
+    standard error sqrt(p (1 - p) / n); a trial is a candidate when it is at most `margin` such errors
+    (of the leader's accuracy) below the leader. The default 2 is about the spread measured between
+    seeds of one architecture on Fashion-MNIST (0.3-0.5 points) times two, at n = 12,000 and p = 0.88
+    (one error = 0.30 points). It is off by default: see docs/benchmarks.md for what it buys.
+    """
+    enabled: bool = False
+    candidates: int = 3
+    margin: float = 2.0
+    epochs_factor: int = 2
+    subset_per_class: int | None = None
+    seeds: int = 2
+
+    def __post_init__(self) -> None:
+        check_types(self, "rerank")
+        if self.candidates < 2:
+            fail("rerank", "candidates", self.candidates, "must be an integer >= 2 (the leader and one other)")
+        if not 0 <= self.margin < math.inf:
+            fail("rerank", "margin", self.margin, "must be a number >= 0 (standard errors of the leader's accuracy)")
+        if self.epochs_factor < 1:
+            fail("rerank", "epochs_factor", self.epochs_factor, "must be an integer >= 1 (x the proxy's epochs)")
+        if self.subset_per_class is not None and self.subset_per_class < 1:
+            fail("rerank", "subset_per_class", self.subset_per_class, "must be >= 1 or null (all)")
+        if self.seeds < 1:
+            fail("rerank", "seeds", self.seeds, "must be an integer >= 1")
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "rerank") -> RerankConfig:
+        return from_mapping(cls, {} if data is None else data, source, "rerank")

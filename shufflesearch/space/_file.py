@@ -20,14 +20,14 @@ from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
 from shufflesearch.errors import ShuffleSearchError, reject_unknown_keys
 from shufflesearch.genome._arch import SHUFFLES, STAGE_DEFAULTS, V1_ONLY, Stem, invalid_value
 from shufflesearch.genome._cost import Cost
-from shufflesearch.space._configs import SupernetConfig, proxy_config_from_dict
+from shufflesearch.space._configs import RerankConfig, SupernetConfig, proxy_config_from_dict
 from shufflesearch.space._objectives import OBJECTIVE_SETS
 
 STAGE_KEYS = ("unit", "base_channels", "repeats", "stride", "groups", "kernel_size", "bottleneck_ratio",
               "grouped_first_conv", "shuffle")
 SHARED_KEYS = tuple(k for k in STAGE_KEYS if k not in ("base_channels", "stride"))
 _TOP_KEYS = ("name", "description", "budget", "width_multiplier", "stem", "head", "shared", "stages",
-             "proxy", "search", "evaluator", "supernet")
+             "proxy", "search", "evaluator", "supernet", "rerank")
 EVALUATORS = ("proxy", "supernet")  # how a candidate is scored: proxy training, or a path of a trained supernet
 
 
@@ -86,11 +86,14 @@ class SearchSettings:
     rungs at `grace_period` x `reduction_factor`^k epochs, promotion by Pareto rank) or `none`; left
     out (None), `default_scheduler(objectives)`: moasha for two objectives, asha for one.
     `grace_period` and `reduction_factor` are moasha's alone (`SCHEDULER_SETTINGS`): set under another
-    scheduler they would be ignored, so they are refused.
+    scheduler they would be ignored, so they are refused. `sampler: evolution` (the supernet evaluator's
+    default, `default_sampler`) is SPOS's evolutionary search (`driver._evolution`): generations of
+    `evolution_population` candidates, children of the best `evolution_parents` so far, by mutation (each
+    choice redrawn with `evolution_mutation_prob`) or crossover.
     """
 
     trials: int = 32
-    sampler: Literal["tpe", "gp", "nsga2", "random"] = "tpe"
+    sampler: Literal["tpe", "gp", "nsga2", "random", "evolution"] = "tpe"
     objectives: tuple = ("acc", "mflops")
     scheduler: Literal["asha", "moasha", "none"] = None  # type: ignore[assignment]  # None: by the objectives
     cpus_per_trial: int = 1
@@ -102,6 +105,9 @@ class SearchSettings:
     max_retries: int = DEFAULT_MAX_RETRIES
     reduction_factor: int = 3
     grace_period: int = 1
+    evolution_population: int = 50  # SPOS's population_num (arXiv 1904.00420, its search.py)
+    evolution_parents: int = 10  # SPOS's select_num
+    evolution_mutation_prob: float = 0.1  # SPOS's m_prob
 
     @classmethod
     def choices(cls, name: str) -> tuple[str, ...]:
@@ -132,6 +138,13 @@ class SearchSettings:
             fail("search", "reduction_factor", self.reduction_factor, "must be an integer >= 2")
         if self.grace_period < 1:
             fail("search", "grace_period", self.grace_period, "must be an integer >= 1 (epochs)")
+        if self.evolution_population < 2:
+            fail("search", "evolution_population", self.evolution_population, "must be an integer >= 2")
+        if not 1 <= self.evolution_parents <= self.evolution_population:
+            fail("search", "evolution_parents", self.evolution_parents,
+                 f"must be an integer in [1, evolution_population = {self.evolution_population}]")
+        if not 0 <= self.evolution_mutation_prob <= 1:
+            fail("search", "evolution_mutation_prob", self.evolution_mutation_prob, "must be a number in [0, 1]")
         if self.objectives not in OBJECTIVE_SETS:
             fail("search", "objectives", list(self.objectives),
                  f"must be one of {[list(o) for o in OBJECTIVE_SETS]}")
@@ -149,6 +162,30 @@ SCHEDULER_SETTINGS = {"asha": (), "moasha": MOASHA_ONLY, "none": ()}  # what eac
 def default_scheduler(objectives: tuple[str, ...]) -> str:
     """The scheduler of a search that names none: moasha (Pareto promotion) for two objectives, asha for one."""
     return "moasha" if len(objectives) == 2 else "asha"
+
+
+SUPERNET_SAMPLERS = ("evolution", "random")  # samplers made for thousands of cheap candidates (`driver._evolution`)
+
+
+def default_sampler(evaluator: str) -> str:
+    """The sampler of a search whose space file names none: evolution for the supernet evaluator, tpe for the proxy."""
+    return "evolution" if evaluator == "supernet" else "tpe"
+
+
+def sampler_conflict(sampler: str, evaluator: str) -> str | None:
+    """Why `sampler` does not go with `evaluator`, or None.
+
+    The supernet evaluator scores thousands of candidates: the model-based samplers' asks read the whole
+    study, so they slow as it grows, and they propose scored genomes again; evolution's candidates are
+    made by the supernet's loop alone (a proxy search asks Optuna's samplers through Tune).
+    """
+    if evaluator == "supernet" and sampler not in SUPERNET_SAMPLERS:
+        return (f"search.sampler = {sampler!r}: the supernet evaluator takes {' or '.join(SUPERNET_SAMPLERS)} "
+                f"(its thousands of candidates would slow {sampler}'s every ask); choose --sampler evolution")
+    if evaluator != "supernet" and sampler == "evolution":
+        return (f"search.sampler = 'evolution': is for the supernet evaluator, not {evaluator}; "
+                "choose another --sampler")
+    return None
 
 
 def scheduler_conflict(scheduler: str, given: Mapping[str, Any]) -> str | None:
@@ -234,9 +271,11 @@ def parse_space(data: Any, source: str) -> dict[str, Any]:
     if evaluator not in EVALUATORS:
         raise ShuffleSearchError(f"evaluator = {evaluator!r}: must be one of {list(EVALUATORS)}")
     supernet = SupernetConfig.from_dict(data.get("supernet"), source)
+    rerank = RerankConfig.from_dict(data.get("rerank"), source)
     return dict(name=name, description=description, source=source, budget=budget, width_multiplier=width,
                 stem=stem, stem_channels=stem_channels, head_conv=head_conv, shared=shared, stages=stages,
-                proxy=proxy, search=search, evaluator=evaluator, supernet=supernet, raw=copy.deepcopy(dict(data)))
+                proxy=proxy, search=search, evaluator=evaluator, supernet=supernet, rerank=rerank,
+                raw=copy.deepcopy(dict(data)))
 
 
 def _choice(path: str, key: str, spec: Any, fixed_only: bool = False) -> Choice:

@@ -32,7 +32,7 @@ from shufflesearch.errors import ShuffleSearchError, errors_from
 from shufflesearch.genome._arch import Arch, Stem
 from shufflesearch.genome._cost import Cost, cost
 from shufflesearch.space import _sampling as sampling
-from shufflesearch.space._configs import ProxyConfig, SupernetConfig
+from shufflesearch.space._configs import ProxyConfig, RerankConfig, SupernetConfig
 from shufflesearch.space._file import Budget, Choice, SearchSettings, StageSpace, parse_space
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ class SearchSpace:
     search: SearchSettings
     evaluator: str  # 'proxy' or 'supernet' (`space._file.EVALUATORS`)
     supernet: SupernetConfig  # the `supernet:` section
+    rerank: RerankConfig  # the `rerank:` section: the search's re-ranking of its near-ties
     raw: dict[str, Any] = field(repr=False)
 
     @classmethod
