@@ -24,7 +24,8 @@ _EXPORTS = {  # public name -> the package that defines it
     **dict.fromkeys(["get_arch", "list_archs", "resolve_arch"], "shufflesearch.genome"),
     **dict.fromkeys(["ShuffleNet", "build", "channel_shuffle", "register_models"], "shufflesearch.models"),
     **dict.fromkeys(["Latency", "ProxyResult", "measure_latency", "train_final", "train_proxy"], "shufflesearch.train"),
-    **dict.fromkeys(["Run", "best_row", "hypervolume", "load_run", "pareto_front"], "shufflesearch.runs"),
+    **dict.fromkeys(["Run", "best_row", "greedy_pick", "hypervolume", "load_run", "pareto_front"],
+                    "shufflesearch.runs"),
     **dict.fromkeys(["Supernet", "train_supernet"], "shufflesearch.supernet"),
     **dict.fromkeys(["SearchResult", "search"], "shufflesearch.driver"),
     **dict.fromkeys(["FinalResult", "final_evaluation", "run_baselines"], "shufflesearch.evaluation"),
@@ -66,7 +67,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     )
     from shufflesearch.pipeline import PipelineResult, run_pipeline
     from shufflesearch.report import write_report
-    from shufflesearch.runs import Run, best_row, hypervolume, load_run, pareto_front
+    from shufflesearch.runs import Run, best_row, greedy_pick, hypervolume, load_run, pareto_front
     from shufflesearch.space import DataConfig, ProxyConfig, SearchSettings, SearchSpace, SupernetConfig, TrainConfig
     from shufflesearch.supernet import Supernet, train_supernet
     from shufflesearch.train import Latency, ProxyResult, measure_latency, train_final, train_proxy
