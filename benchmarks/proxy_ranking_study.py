@@ -44,10 +44,13 @@ at nice 19 beside other test runs on the same 2 cores).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import math
 import multiprocessing as mp
+import os
+import platform
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -126,15 +129,46 @@ def sample_archs(space: SearchSpace, n: int, seed: int) -> dict[str, Arch]:
         arch = space.sample(study.ask())
         if arch is not None:
             pool[arch.hash] = arch
-    lo, hi = (math.log(space.budget.min_fraction * space.budget.macs), math.log(space.budget.macs))
+    chosen = _spread(space, pool, n, space.budget.min_fraction)
+    return {f"s{i:02d}": a for i, a in enumerate(chosen)}
+
+
+def _spread(space: SearchSpace, pool: dict[str, Arch], n: int, fraction: float) -> list[Arch]:
+    """For each of `n` targets spread evenly in log-cost across [fraction, 1] x budget, the nearest unused
+    architecture of `pool`; cheapest first."""
+    lo, hi = math.log(fraction * space.budget.macs), math.log(space.budget.macs)
     chosen: list[Arch] = []
     for i in range(n):
         target = lo + (i + 0.5) / n * (hi - lo)
         pick = min((a for a in pool.values() if a not in chosen),
                    key=lambda a: abs(math.log(space.cost(a).macs) - target))
         chosen.append(pick)
-    chosen.sort(key=lambda a: space.cost(a).macs)
-    return {f"s{i:02d}": a for i, a in enumerate(chosen)}
+    return sorted(chosen, key=lambda a: space.cost(a).macs)
+
+
+def sample_band(space: SearchSpace, n: int, fraction: float, seed: int, taken: list[Arch]) -> dict[str, Arch]:
+    """`n` more samples of `space` near its budget, cost in [fraction, 1] x budget, spread evenly in log-cost;
+    none equal to one in `taken`. Named b00.. in the order they train: the first k are spread across the band
+    too (every other target of a bisection order), so a study cut off early still spans it."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    lo = math.log(fraction * space.budget.macs)
+    taken_hashes = {a.hash for a in taken}
+    pool: dict[str, Arch] = {}
+    for _ in range(500 * n):
+        if len(pool) >= 20 * n:
+            break
+        arch = space.sample(study.ask())
+        if arch is not None and arch.hash not in taken_hashes and math.log(space.cost(arch).macs) >= lo:
+            pool[arch.hash] = arch
+    chosen = _spread(space, pool, n, fraction)
+    order = sorted(range(n), key=lambda i: (_bit_reversed(i, n), i))
+    return {f"b{k:02d}": chosen[i] for k, i in enumerate(order)}
+
+
+def _bit_reversed(i: int, n: int) -> float:
+    """Van der Corput position of i: 0, 1/2, 1/4, 3/4, ... (an order that covers [0, n) evenly at every prefix)."""
+    bits = max(1, (n - 1).bit_length())
+    return int(format(i, f"0{bits}b")[::-1], 2) / 2 ** bits
 
 
 def zoo_in_band(space: SearchSpace) -> dict[str, Arch]:
@@ -190,7 +224,8 @@ def markdown(stats: dict[str, dict], labels: dict[str, str], cpu: dict[str, floa
 
 
 def plot(path: Path, scores: dict[str, tuple[np.ndarray, np.ndarray]], stats: dict[str, dict],
-         labels: dict[str, str], zoo: np.ndarray, ref_label: str) -> None:
+         band_stats: dict[str, dict], labels: dict[str, str], zoo: np.ndarray, band: np.ndarray, fraction: float,
+         ref_label: str) -> None:
     cols = 4
     rows = math.ceil(len(scores) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
@@ -201,10 +236,12 @@ def plot(path: Path, scores: dict[str, tuple[np.ndarray, np.ndarray]], stats: di
             ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             x = 100 * x
-        ax.scatter(x[~zoo], 100 * y[~zoo], s=18, label="sampled")
-        ax.scatter(x[zoo], 100 * y[zoo], s=30, marker="^", label="zoo")
-        s = stats[name]
-        ax.set_title(f"{labels[name]}\nτ {s['tau']:+.2f}  ρ {s['rho']:+.2f}", fontsize=9)
+        ax.scatter(x[~zoo & ~band], 100 * y[~zoo & ~band], s=18, c="tab:blue", label="sampled")
+        ax.scatter(x[band], 100 * y[band], s=18, c="tab:orange", label=f"sampled, in band (>= {fraction:g} x budget)")
+        ax.scatter(x[zoo], 100 * y[zoo], s=30, c="tab:green", marker="^", label="zoo")
+        s, b = stats[name], band_stats[name]
+        ax.set_title(f"{labels[name]}\nall: τ {s['tau']:+.2f} ρ {s['rho']:+.2f} | in band: τ {b['tau']:+.2f} "
+                     f"[{b['tau_ci'][0]:+.2f}, {b['tau_ci'][1]:+.2f}]", fontsize=8)
         ax.set_xlabel("first reference seed, test acc %" if name == "ceiling" else
                       {"flops": "MACs at 32 px", "params": "parameters"}.get(name, "search-val acc % (proxy)"),
                       fontsize=8)
@@ -215,6 +252,20 @@ def plot(path: Path, scores: dict[str, tuple[np.ndarray, np.ndarray]], stats: di
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     write_bytes_atomic(path, buf.getvalue())
+
+
+def _differs(old, new, path: str = "config") -> str | None:
+    """Where the recorded configuration `old` differs from `new`, or None. A key `new` has and `old` lacks is
+    a field added since the study was recorded (a TrainConfig or DataConfig field at its default, the band):
+    it changes none of the recorded jobs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in old:
+            if k not in new:
+                return f"{path}.{k}: recorded, not in this version"
+            if differs := _differs(old[k], new[k], f"{path}.{k}"):
+                return differs
+        return None
+    return None if old == new else f"{path}: recorded {old!r}, now {new!r}"
 
 
 def _clock(seconds: float) -> str:
@@ -234,6 +285,13 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--band", type=float, default=0.7,
+                   help="the in-band table: landmarks at cost >= BAND x budget (issue 30.2)")
+    p.add_argument("--band-archs", type=int, default=24,
+                   help="more sampled architectures in [BAND, 1] x budget, added to the stratified ones")
+    p.add_argument("--band-seed", type=int, default=1, help="RandomSampler seed of the in-band samples")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: the tables, plot and landmarks from the finished jobs (a study may be running)")
     p.add_argument("--quick", action="store_true", help="smoke run: 4 archs + 1 zoo model, 1/10 of the images")
     args = p.parse_args()
 
@@ -246,6 +304,7 @@ def main() -> None:
     if args.quick:
         zoo = dict(list(zoo.items())[:1])
     archs.update(zoo)
+    band = sample_band(space, 3 if args.quick else args.band_archs, args.band, args.band_seed, list(archs.values()))
     proxies = dict(PROXIES)
     ref = Protocol(f"reference: {args.ref_epochs} ep x {args.ref_per_class:,}/class, 32 px, t10k",
                    args.ref_epochs, args.ref_per_class, 32, "test")
@@ -262,35 +321,45 @@ def main() -> None:
                           search_per_class=search_per_class, test_per_class=test_per_class)
 
     ref_seeds = list(range(1, args.seeds + 1))
-    trained = {name: cost(a, 32, 10, 1) for name, a in archs.items()}  # what the reference trains
+    trained = {name: cost(a, 32, 10, 1) for name, a in {**archs, **band}.items()}  # what the reference trains
     config = json.loads(json.dumps({
         "space": space.source, "budget_mflops": space.budget.mflops, "sample_seed": args.sample_seed,
         "archs": {name: a.to_json() for name, a in archs.items()}, "zoo": list(zoo),
         "proxies": {k: asdict(v) for k, v in proxies.items()}, "reference": asdict(ref), "ref_seeds": ref_seeds,
         "proxy_seed": PROXY_SEED, "data": {k: asdict(data_cfg(v)) for k, v in {**proxies, "reference": ref}.items()},
-        "train": asdict(TrainConfig(threads=1)), "workers": args.workers}))
+        "train": asdict(TrainConfig(threads=1)), "workers": args.workers,
+        # the in-band landmarks (issue 30.2): apart from "archs", so the stratified study's configuration, its jobs
+        # and the readers of config["archs"] (supernet_study.py) stay as they were
+        "band": {"fraction": args.band, "sample_seed": args.band_seed,
+                 "archs": {name: a.to_json() for name, a in band.items()}}}))
     state = {"config": config, "jobs": {}, "sessions": []}
     if raw_path.exists():
         state = json.loads(raw_path.read_text())
-        if state["config"] != config:
-            raise SystemExit(f"{raw_path} holds a study with another configuration: pass another --out "
-                             "or delete it to start over")
+        # workers change no result; a study recorded before the band had none: it is added, the jobs reused
+        if differs := _differs(state["config"], {**config, "workers": state["config"]["workers"]}):
+            raise SystemExit(f"{raw_path} holds a study with another configuration ({differs}): pass another "
+                             "--out or delete it to start over")
+        state["config"]["band"] = config["band"]
 
     jobs = [(name, a, "reference", ref, seed, data_cfg(ref)) for name, a in archs.items() for seed in ref_seeds]
     jobs += [(name, a, k, v, PROXY_SEED, data_cfg(v)) for name, a in archs.items() for k, v in proxies.items()]
     jobs.sort(key=lambda j: -j[3].work * (1 + trained[j[0]].macs / 1e5))  # longest first: workers end together
-    todo = [j for j in jobs if job_key(j[0], j[2], j[4]) not in state["jobs"]]
+    # then the band's, one architecture after another (b00 first): a study cut off early has whole landmarks
+    jobs += [job for name, a in band.items() for job in
+             [(name, a, "reference", ref, seed, data_cfg(ref)) for seed in ref_seeds]
+             + [(name, a, k, v, PROXY_SEED, data_cfg(v)) for k, v in proxies.items()]]
+    todo = [] if args.report_only else [j for j in jobs if job_key(j[0], j[2], j[4]) not in state["jobs"]]
     print(f"{space.source} at {space.budget.mflops:g} MFLOPs: {len(archs) - len(zoo)} sampled + {len(zoo)} zoo "
-          f"architectures ({min(c.macs for c in trained.values()) / 1e6:.3f}-"
+          f"+ {len(band)} in [{args.band:g}, 1] x budget architectures ({min(c.macs for c in trained.values()) / 1e6:.3f}-"
           f"{max(c.macs for c in trained.values()) / 1e6:.3f} MMACs at 32 px); {len(jobs)} jobs, "
-          f"{len(jobs) - len(todo)} done already; {args.workers} workers x 1 thread -> {raw_path}", flush=True)
+          f"{sum(job_key(j[0], j[2], j[4]) in state['jobs'] for j in jobs)} done already; {args.workers} workers x 1 thread -> {raw_path}", flush=True)
     total_work = sum(j[3].work for j in todo)
     start, done_work = time.perf_counter(), 0.0
     session = {"jobs": 0, "wall_seconds": 0.0, "workers": args.workers}
     if todo:
         state["sessions"].append(session)
-    with mp.get_context("spawn").Pool(args.workers) as pool:
-        for key, row in pool.imap_unordered(_run, todo):
+    with mp.get_context("spawn").Pool(args.workers) if todo else contextlib.nullcontext() as pool:
+        for key, row in pool.imap_unordered(_run, todo) if todo else ():
             elapsed = time.perf_counter() - start
             state["jobs"][key] = row
             session.update(jobs=session["jobs"] + 1, wall_seconds=elapsed)
@@ -300,8 +369,11 @@ def main() -> None:
                   f"{row['status']:<8} {row['cpu_seconds']:5.1f} CPU s | {_clock(elapsed)} elapsed, ETA "
                   f"{_clock(elapsed * (total_work - done_work) / done_work)}", flush=True)
 
-    names = list(archs)
     rows = state["jobs"]
+    keys = [("reference", s) for s in ref_seeds] + [(k, PROXY_SEED) for k in proxies]
+    every = {**archs, **band}
+    names = [n for n in every if all(job_key(n, k, s) in rows for k, s in keys)]  # whole landmarks only
+    missing = [n for n in every if n not in names]
     ref_acc = np.array([[rows[job_key(n, "reference", s)]["acc"] for s in ref_seeds] for n in names])
     target = ref_acc.mean(1)
     scores = {k: (np.array([rows[job_key(n, k, PROXY_SEED)]["acc"] for n in names]), target) for k in proxies}
@@ -315,37 +387,98 @@ def main() -> None:
     cpu = {k: float(np.mean([rows[job_key(n, k, PROXY_SEED)]["cpu_seconds"] for n in names])) for k in proxies}
     cpu["ceiling"] = float(np.mean([rows[job_key(n, "reference", s)]["cpu_seconds"] for n in names
                                     for s in ref_seeds]))
-    stats = rank_table(scores, args.bootstrap, seed=0)
     zoo_mask = np.array([n in zoo for n in names])
-    # what a search ranks: the space's own samples, without the zoo's deeper, narrower networks
-    space_stats = rank_table({k: (x[~zoo_mask], y[~zoo_mask]) for k, (x, y) in scores.items()}, args.bootstrap,
-                             seed=0)
+    mflops = np.array([space.cost(every[n]).mflops for n in names])
+    band_mask = mflops >= args.band * space.budget.mflops
+    design = np.array([n in archs for n in names])  # the stratified study as recorded: 30 sampled + 5 zoo
+
+    def table(mask: np.ndarray) -> dict[str, dict]:
+        return rank_table({k: (x[mask], y[mask]) for k, (x, y) in scores.items()}, args.bootstrap, seed=0)
+
+    subsets = {  # name: (mask, what it is)
+        "band": (band_mask, f"in band: cost >= {args.band:g} x budget ({args.band * space.budget.mflops:g}-"
+                            f"{space.budget.mflops:g} MFLOPs at 224 px), the stratified samples there + the band's"),
+        "all": (np.ones(len(names), bool), "global: every landmark (stratified + zoo + band)"),
+        "stratified": (design, "the stratified design as first recorded (sampled + zoo, 7.5-30 MFLOPs)"),
+        "sampled_only": (design & ~zoo_mask, "the stratified samples alone (no zoo models)")}
+    stats = {k: table(mask) for k, (mask, _) in subsets.items()}
     failed = [k for k, r in rows.items() if r["status"] != "complete"]
+    noise = 100 * np.abs(ref_acc[:, 0] - ref_acc[:, -1])
 
-    print(f"\n## Per architecture (reference: mean of seeds {ref_seeds}, test split)\n")
-    print("| arch | MFLOPs @224 | MMACs @32 | params | reference | " + " | ".join(proxies) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(proxies))
+    md = [f"# Proxy ranking study: {space.source} at {space.budget.mflops:g} MFLOPs, Fashion-MNIST\n",
+          f"Written by `benchmarks/proxy_ranking_study.py` on {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
+          f"{os.cpu_count()} cores, no GPU (CPU, 1 torch thread per job). Reproduce: `nice -n 19 python "
+          f"benchmarks/proxy_ranking_study.py` (finished jobs in {raw_path.name} are reused; `--report-only` "
+          "rewrites this page from them).\n",
+          f"Reference: {ref.label.removeprefix('reference: ')} (the test split), mean of seeds {ref_seeds}; proxies: seed {PROXY_SEED}, scored on "
+          f"{search_per_class} search-validation images per class (the search split). {len(names)} landmarks: "
+          f"{int((design & ~zoo_mask).sum())} stratified samples in [{space.budget.min_fraction:g}, 1] x budget, "
+          f"{int(zoo_mask.sum())} zoo models, {len(names) - int(design.sum())} more samples in "
+          f"[{args.band:g}, 1] x budget (sample seed {args.band_seed})"
+          + (f"; not finished yet: {', '.join(missing)}" if missing else "") + ". "
+          f"τ and ρ against the reference mean; 95% bootstrap intervals over landmarks ({args.bootstrap} resamples, "
+          "the same for every score: τ − τ(FLOPs) is paired); regret: best reference accuracy minus the best "
+          "among the score's top 1 / top 5. The noise ceiling is seed 1 against seed 2, each one training; "
+          "a score is ranked against the mean of both, which is less noisy, so the ceiling is conservative: "
+          "a noise-free score would reach ρ ≈ √(2r/(1+r)) against the mean, r the seed-vs-seed ρ "
+          "(Spearman-Brown; the ceiling row's ρ interval maps through it).\n",
+          f"## In band vs global, {int(band_mask.sum())} in-band / {len(names)} landmarks\n",
+          "| score | CPU s / arch | global τ | global ρ | in-band τ | in-band ρ | in-band τ − τ(FLOPs) "
+          "| in-band top-1 / top-5 regret |", "|---|---|---|---|---|---|---|---|"]
+    ci = "{:+.2f} [{:+.2f}, {:+.2f}]"
+    for k in stats["band"]:
+        g, b = stats["all"][k], stats["band"][k]
+        md.append(f"| {labels[k]} | {cpu.get(k, 0.0):.1f} | {ci.format(g['tau'], *g['tau_ci'])} "
+                  f"| {ci.format(g['rho'], *g['rho_ci'])} | {ci.format(b['tau'], *b['tau_ci'])} "
+                  f"| {ci.format(b['rho'], *b['rho_ci'])} | "
+                  + ("—" if k in ("flops", "ceiling") else ci.format(b["dtau_flops"], *b["dtau_flops_ci"]))
+                  + f" | {100 * b['regret1']:.2f} / {100 * b['regret5']:.2f} pt |")
+    for k, (mask, what) in subsets.items():
+        r, r_ci = stats[k]["ceiling"]["rho"], stats[k]["ceiling"]["rho_ci"]
+        md += [f"\n## {what}: {int(mask.sum())} landmarks\n",
+               "Noise ceiling against the 2-seed mean (Spearman-Brown from the seed-vs-seed ρ): ρ ≈ "
+               + ci.format(*(math.sqrt(max(v, 0) * 2 / (1 + max(v, 0))) for v in (r, *r_ci))) + ".\n",
+               f"Reference test accuracy {100 * target[mask].min():.2f}-{100 * target[mask].max():.2f}% "
+               f"(sd {100 * target[mask].std(ddof=1):.2f} pt); mean |seed 1 − seed 2| {noise[mask].mean():.2f} pt.\n",
+               markdown(stats[k], labels, cpu)]
+    md += [f"\n## Per architecture (reference: seeds {' / '.join(map(str, ref_seeds))}, test split; "
+           "proxies: search-validation accuracy)\n",
+           "| arch | MFLOPs @224 | in band | MMACs @32 | params | reference | " + " | ".join(proxies) + " |",
+           "|---|---|---|---|---|---|" + "---|" * len(proxies)]
     for i, n in enumerate(names):
-        print(f"| {n} | {space.cost(archs[n]).mflops:.1f} | {trained[n].macs / 1e6:.3f} | {trained[n].params:,} "
-              f"| {' / '.join(f'{a:.4f}' for a in ref_acc[i])} | "
-              + " | ".join(f"{scores[k][0][i]:.4f}" for k in proxies) + " |")
-    print(f"\n## Ranking against the reference ({ref.label}, mean of {len(ref_seeds)} seeds; "
-          f"{len(names)} architectures; {args.bootstrap} bootstrap resamples)\n")
-    print(markdown(stats, labels, cpu))
-    print(f"\n## The same, {len(names) - len(zoo)} sampled architectures only (no zoo models)\n")
-    print(markdown(space_stats, labels, cpu))
-    print(f"\nreference test acc: {100 * target.min():.2f}-{100 * target.max():.2f}% across architectures; "
-          f"mean |seed 1 - seed 2| {100 * np.abs(ref_acc[:, 0] - ref_acc[:, -1]).mean():.2f} pt"
-          + (f"; not complete: {', '.join(failed)} (scored 0)" if failed else ""))
+        md.append(f"| {n} | {mflops[i]:.1f} | {'yes' if band_mask[i] else ''} | {trained[n].macs / 1e6:.3f} "
+                  f"| {trained[n].params:,} | {' / '.join(f'{a:.4f}' for a in ref_acc[i])} | "
+                  + " | ".join(f"{scores[k][0][i]:.4f}" for k in proxies) + " |")
     cpu_total = sum(r["cpu_seconds"] for r in rows.values())
-    print(f"wall: {sum(s['wall_seconds'] for s in state['sessions']) / 60:.1f} min over {len(state['sessions'])} "
-          f"session(s); the jobs' CPU time {cpu_total / 60:.1f} min ({cpu_total / 60 / args.workers:.1f} min on "
-          f"{args.workers} idle cores)")
-    plot(png_path, scores, stats, labels, zoo_mask, "reference test acc %, seed mean")
-    state["summary"] = {"stats": stats, "stats_sampled_only": space_stats, "cpu_seconds_per_arch": cpu}
-    write_json_atomic(raw_path, state)
-    print(f"wrote {raw_path} and {png_path}")
-
+    md.append(f"\nCompute: the jobs' CPU time {cpu_total / 60:.1f} min; wall "
+              f"{sum(s['wall_seconds'] for s in state['sessions']) / 60:.1f} min over {len(state['sessions'])} "
+              "session(s) at nice 19 on a shared machine"
+              + (f"; not complete: {', '.join(failed)} (scored 0)" if failed else "") + ".")
+    text = "\n".join(md) + "\n"
+    print(text)
+    md_path, lm_path = out / f"{RESULT}.md", out / f"{RESULT}_landmarks.json"
+    write_bytes_atomic(md_path, text.encode())
+    plot(png_path, scores, stats["all"], stats["band"], labels, zoo_mask, band_mask, args.band,
+         "reference test acc %, seed mean")
+    write_json_atomic(lm_path, {
+        "about": "landmarks of the proxy ranking study: architectures with their reference accuracy (test split) "
+                 "and proxy accuracies (search split); in_band: cost >= band_fraction x budget",
+        "space": space.source, "budget_mflops": space.budget.mflops, "band_fraction": args.band,
+        "reference": {**asdict(ref), "seeds": ref_seeds}, "proxy_seed": PROXY_SEED,
+        "proxies": {k: asdict(v) for k, v in proxies.items()},
+        "landmarks": {n: {"arch": every[n].to_json(),
+                          "source": "zoo" if n in zoo else "stratified" if n in archs else "band",
+                          "mflops": float(mflops[i]), "in_band": bool(band_mask[i]),
+                          "macs_32px": trained[n].macs, "params_32px": trained[n].params,
+                          "reference_acc": ref_acc[i].tolist(), "reference_mean": float(target[i]),
+                          "proxy_acc": {k: float(scores[k][0][i]) for k in proxies}}
+                      for i, n in enumerate(names)},
+        "stats": stats, "cpu_seconds_per_arch": cpu})
+    if not args.report_only:  # a running study owns the raw file
+        state["summary"] = {"stats": stats["stratified"], "stats_sampled_only": stats["sampled_only"],
+                            "stats_all": stats["all"], "stats_band": stats["band"], "cpu_seconds_per_arch": cpu}
+        write_json_atomic(raw_path, state)
+    print(f"wrote {md_path}, {png_path} and {lm_path}")
 
 if __name__ == "__main__":
     main()
