@@ -1,5 +1,6 @@
-"""Final evaluation (`shufflesearch final`): a real search on digits, then its top architectures and zoo
-models retrained with several seeds and scored on the test split, resumably, through Ray."""
+"""Final evaluation (`shufflesearch final`): a real search on digits, then its top architectures, its
+FLOPs-greedy pick and zoo models retrained with several seeds and scored on the test split, resumably,
+through Ray."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from helpers import evaluate, run_cli, tiny_space, too_wide
 import shufflesearch
 from shufflesearch import ShuffleSearchError
 from shufflesearch.evaluation._final import Candidate, final_evaluation, select_candidates, zoo_within_budget
+from shufflesearch.runs._pareto import greedy_pick
 from shufflesearch.runs._records import read_rows
 
 pytestmark = pytest.mark.slow
@@ -28,22 +30,31 @@ def searched(tmp_path_factory, ray_local):
 @pytest.fixture(scope="module")
 def evaluated(searched):
     lines: list[str] = []
-    result = final_evaluation(searched.run_dir, top=2, seeds=2, epochs=1, zoo=ZOO, progress=lines.append)
+    result = final_evaluation(searched.run_dir, top=2, seeds=2, epochs=1, zoo=ZOO, greedy=True,
+                              progress=lines.append)
     return result, lines
 
 
-def test_final_retrains_top_and_zoo_with_each_seed_on_the_test_split(searched, evaluated):
+def test_final_retrains_top_greedy_and_zoo_with_each_seed_on_the_test_split(searched, evaluated):
     result, lines = evaluated
-    assert len(result.rows) == 3 * 2 and {r["seed"] for r in result.rows} == {0, 1}
+    assert len(result.rows) == 4 * 2 and {r["seed"] for r in result.rows} == {0, 1}
     assert all(r["status"] == "complete" and 0 <= r["test_acc"] <= 1 for r in result.rows)
-    assert {r["kind"] for r in result.rows} == {"found", "zoo"}
+    assert {r["kind"] for r in result.rows} == {"found", "greedy", "zoo"}
     found = [s for s in result.summary if s["kind"] == "found"]
     assert len(found) == 2 and all(s["seeds"] == 2 and s["test_acc_sd"] is not None for s in found)
     assert {s["number"] for s in found} <= {r["number"] for r in searched.rows}
+    # the greedy pick: the run's costliest trial, retrained with the same seeds; its search acc is its trial's
+    pick = greedy_pick(searched.rows, json.loads((searched.run_dir / "config.json").read_text())["budget"])
+    (greedy,) = [s for s in result.summary if s["kind"] == "greedy"]
+    assert (greedy["name"], greedy["number"], greedy["seeds"]) == (f"greedy_t{pick['number']}", pick["number"], 2)
+    assert greedy["arch_hash"] == pick["arch_hash"] and greedy["search_acc"] == pick["search_acc"]
+    summary = json.loads((result.final_dir / "summary.json").read_text())
+    assert summary["protocol"]["greedy"] is True and summary["split"] == "test"
+    assert "--greedy" in json.loads((result.final_dir / "config.json").read_text())["command"]
     # the test split is the digits split the search never saw: 360 images
     config = json.loads((result.final_dir / "config.json").read_text())
     assert config["data"]["subset_per_class"] is None and "search_acc" not in result.rows[0]["status"]
-    assert sum(1 for line in lines if line.startswith("[")) == 6 and "test acc" in lines[-1]
+    assert sum(1 for line in lines if line.startswith("[")) == 8 and "test acc" in lines[-1]
     assert read_rows(result.final_dir / "results.jsonl") == result.rows
 
 
@@ -51,6 +62,7 @@ def test_retrained_weights_are_timm_models_whose_test_accuracy_is_recorded(searc
     result, _ = evaluated
     names = sorted(p.name for p in result.models)
     assert names == sorted([f"ss_fin_t{s['number']}_final" for s in result.summary if s["kind"] == "found"]
+                           + [f"ss_fin_{s['name']}_final" for s in result.summary if s["kind"] == "greedy"]
                            + ["ss_fin_shufflenet_v1_g3_x0_25_final"])
     zoo = next(s for s in result.summary if s["kind"] == "zoo")
     model = timm.create_model("ss_fin_shufflenet_v1_g3_x0_25_final", pretrained=True)
@@ -61,7 +73,8 @@ def test_retrained_weights_are_timm_models_whose_test_accuracy_is_recorded(searc
 
 def test_a_second_call_resumes_and_a_changed_protocol_is_refused(searched, evaluated):
     result, _ = evaluated
-    again = final_evaluation(searched.run_dir, top=2, seeds=2, epochs=1, zoo=ZOO, progress=None, export=False)
+    again = final_evaluation(searched.run_dir, top=2, seeds=2, epochs=1, zoo=ZOO, greedy=True, progress=None,
+                             export=False)
     assert again.rows == result.rows  # nothing trained again
     with pytest.raises(ShuffleSearchError, match="another protocol"):
         final_evaluation(searched.run_dir, top=2, seeds=2, epochs=2, zoo=ZOO, progress=None)
@@ -69,11 +82,13 @@ def test_a_second_call_resumes_and_a_changed_protocol_is_refused(searched, evalu
 
 def test_final_cli_reports_and_fails_with_one_line(searched, evaluated):
     out = run_cli("final", str(searched.run_dir), "--top", "2", "--seeds", "2", "--epochs", "1",
-                  "--zoo", ",".join(ZOO))
+                  "--zoo", ",".join(ZOO), "--greedy")
     assert out.returncode == 0, out.stderr
     assert "0 retraining(s) to run" in out.stdout and "test accuracy, mean ± sd" in out.stdout
+    assert "  greedy greedy_t" in out.stdout
     page = (searched.run_dir / "report" / "report.md").read_text()
     assert "## Final evaluation (test split)" in page and "final.png" in page
+    assert "| greedy | greedy_t" in page and "## What the search bought (search-validation split)" in page
     zoo = next(s for s in evaluated[0].summary if s["kind"] == "zoo")
     assert f"{zoo['test_acc_mean']:.4f}" in page
     assert (searched.run_dir / "report" / "final.png").read_bytes().startswith(b"\x89PNG")
@@ -141,3 +156,16 @@ def test_two_names_for_one_genome_are_two_baselines_each_with_its_row(searched):
     register_arch("ss_alias_of_zoo", shufflesearch.get_arch(ZOO[0]))
     rows = shufflesearch.run_baselines(searched.run_dir, [ZOO[0], "ss_alias_of_zoo"])
     assert [(r["model"], r["status"]) for r in rows] == [(ZOO[0], "complete"), ("ss_alias_of_zoo", "complete")]
+
+
+def test_trials_asked_by_number_are_retrained_whatever_their_rank(searched, evaluated):
+    result, _ = evaluated
+    trained = {s["number"] for s in result.summary if s["kind"] == "found"}
+    (other,) = [r["number"] for r in searched.rows if r["number"] not in trained and r["status"] != "failed"][:1]
+    again = final_evaluation(searched.run_dir, top=0, trials=[other], seeds=2, epochs=1, zoo=[], progress=None,
+                             export=False)
+    (summary,) = again.summary
+    assert (summary["kind"], summary["name"], summary["number"], summary["seeds"]) == ("found", f"t{other}", other, 2)
+    assert "--trial" in json.loads((again.final_dir / "config.json").read_text())["command"]
+    bad = run_cli("final", str(searched.run_dir), "--top", "0", "--trial", "99", "--zoo", "none")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--trial 99: no such trial" in bad.stderr
