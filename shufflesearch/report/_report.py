@@ -135,12 +135,12 @@ def _bought_blocks(rows: Sequence[Mapping[str, Any]], best: Mapping[str, Any] | 
     greedy_acc = full_fidelity_acc(rows, greedy)
     picks = [("found top-1", best, None if best is None else best[ACC]), ("FLOPs-greedy pick", greedy, greedy_acc)]
     table = [_pick_row(label, r, acc) for label, r, acc in picks]
+    diff = "found top-1 − FLOPs-greedy pick: "
     if best is None or greedy_acc is None:
-        diff = "found top-1 − FLOPs-greedy pick: not measured (no full-fidelity accuracy for both)."
+        diff += "not measured (no full-fidelity accuracy for both)."
     else:
-        diff = (f"found top-1 − FLOPs-greedy pick: {100 * (best[ACC] - greedy_acc):+.2f} points of search-validation "
-                "accuracy" + (" (the search's top-1 is the greedy pick itself)" if best.get("number") == greedy.get(
-                    "number") else "") + ".")
+        same = " (the search's top-1 is the greedy pick itself)" if best.get("number") == greedy.get("number") else ""
+        diff += f"{100 * (best[ACC] - greedy_acc):+.2f} points of search-validation accuracy{same}."
     return [head,
             ("p", "The FLOPs-greedy pick is the run's costliest candidate within the budget (most multiply-adds; "
                   "ties: fewest params, then the lowest trial number), trained or not: the choice a user makes "
