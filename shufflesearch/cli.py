@@ -370,6 +370,8 @@ def _add_final(p: argparse.ArgumentParser) -> None:
     _add_retries(p, "the run's")
     _add_address(p)
 
+    p.add_argument("--trial", type=int, action="append", default=[], metavar="N",
+                   help="retrain trial N too, whatever its rank (repeatable)")
 
 @_command("final", "final evaluation of a run: its best architectures and the zoo retrained from scratch, "
                    "several seeds, scored on the test split (into runs/RUN/final/); one model's final training "
@@ -380,7 +382,7 @@ def _cmd_final(args: argparse.Namespace) -> int:
 
     zoo = None if args.zoo is None else [m.strip() for m in args.zoo.split(",") if m.strip() not in ("", "none")]
     result = final_evaluation(args.run, top=args.top, seeds=args.seeds, epochs=args.epochs,
-                              subset_per_class=args.subset_per_class, zoo=zoo, greedy=args.greedy,
+                              subset_per_class=args.subset_per_class, zoo=zoo, greedy=args.greedy, trials=args.trial,
                               cpus_per_trial=args.cpus_per_trial,
                               gpus_per_trial=args.gpus_per_trial, max_retries=args.max_retries, address=args.address)
     print("\ntest accuracy, mean ± sd over seeds (test split, read only here):")

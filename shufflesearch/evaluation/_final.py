@@ -109,6 +109,20 @@ def zoo_within_budget(budget: Mapping[str, Any]) -> list[str]:
 
 def greedy_candidate(rows: Sequence[Mapping[str, Any]], budget: Mapping[str, Any]) -> Candidate | None:
     """The run's FLOPs-greedy pick (`runs.greedy_pick`) as a candidate named "greedy_t<N>", with its search
+def trial_candidates(loaded: Run, numbers: Sequence[int]) -> list[Candidate]:
+    """The run's trials `numbers` as found candidates "t<N>"; a number the run has no trial of, or whose
+    trial failed (no architecture that trains), is a one-line error naming it."""
+    rows = {r["number"]: r for r in loaded.trials}
+    out = []
+    for n in numbers:
+        row = rows.get(n)
+        if row is None or row["status"] == "failed":
+            why = "no such trial" if row is None else "it failed, so there is nothing to retrain"
+            raise ShuffleSearchError(f"{loaded.path / 'trials.jsonl'}: --trial {n}: {why}")
+        out.append(Candidate("found", f"t{n}", Arch.from_dict(row["arch"]), n, row.get("search_acc")))
+    return out
+
+
     accuracy only where the run trained it to full fidelity; None where the run has no candidate in budget."""
     pick = greedy_pick(rows, budget)
     if pick is None:
@@ -129,14 +143,16 @@ class _Protocol:
     greedy: bool = False
 
     def recorded(self) -> dict[str, Any]:
+    trials: list[int] = dataclasses.field(default_factory=list)
         """As final/config.json records it; threads and the seed are the jobs', not the protocol's."""
         return {"data": dataclasses.asdict(self.data),
                 "train": {**dataclasses.asdict(self.train), "threads": None, "seed": None},
-                "seeds": self.seeds, "top": self.top, "zoo": self.zoo, "greedy": self.greedy}
+                "seeds": self.seeds, "top": self.top, "zoo": self.zoo, "greedy": self.greedy, "trials": self.trials}
 
 
 def _protocol(loaded: Run, *, top: int, seeds: int, epochs: int | None, subset_per_class: int | None,
-              zoo: Sequence[str] | None, greedy: bool, cpus: int, gpus: float, address: str | None) -> _Protocol:
+              zoo: Sequence[str] | None, greedy: bool, trials: Sequence[int], cpus: int, gpus: float,
+              address: str | None) -> _Protocol:
     """The run's proxy settings on the whole training split, for `epochs` epochs (default 3x the
     proxy's), with `seeds` seeds from the run's; the zoo models (default: those within the budget)."""
     config, config_path = loaded.config, loaded.path / "config.json"
@@ -153,12 +169,12 @@ def _protocol(loaded: Run, *, top: int, seeds: int, epochs: int | None, subset_p
     run_seed = int(config.get("seed", 0))
     return _Protocol(replace(proxy.data, subset_per_class=subset_per_class), train_cfg,
                      [run_seed + i for i in range(seeds)], top,
-                     zoo_within_budget(config["budget"]) if zoo is None else list(zoo), greedy)
+                     zoo_within_budget(config["budget"]) if zoo is None else list(zoo), greedy, sorted(set(trials)))
 
 
 def _candidates(loaded: Run, protocol: _Protocol) -> list[Candidate]:
-    """The run's `top` found architectures (`select_candidates`), its greedy pick where asked
-    (`greedy_candidate`), then the protocol's zoo models."""
+    """The run's `top` found architectures (`select_candidates`) and the trials asked for by number
+    (`trial_candidates`), its greedy pick where asked (`greedy_candidate`), then the protocol's zoo models."""
     from shufflesearch.genome._catalog import get_arch
 
     objectives = loaded.config.get("objectives") or ["acc", "mflops"]
@@ -171,8 +187,10 @@ def _candidates(loaded: Run, protocol: _Protocol) -> list[Candidate]:
                                  f"({loaded.config['budget']['mflops']:g} MFLOPs) that did not fail")
     candidates = found + ([greedy] if greedy else []) \
         + [Candidate("zoo", name, get_arch(name)) for name in protocol.zoo]  # unknown names fail here
+    found += [c for c in trial_candidates(loaded, protocol.trials) if c.name not in {f.name for f in found}]
     if not candidates:
-        raise ShuffleSearchError(f"{loaded.path / 'config.json'}: nothing to evaluate (--top 0 and no zoo model)")
+        raise ShuffleSearchError(f"{loaded.path / 'config.json'}: nothing to evaluate (--top 0, no --trial and no zoo "
+                                 "model)")
     return candidates
 
 
@@ -185,6 +203,7 @@ def _command(loaded: Run, protocol: _Protocol, subset_per_class: int | None, gpu
             + (["--greedy"] if protocol.greedy else [])
             + ["--zoo", ",".join(protocol.zoo) or "none"])
 
+            + [arg for n in protocol.trials for arg in ("--trial", str(n))]
 
 def _begin(loaded: Run, final_dir: Path, protocol: _Protocol, candidates: Sequence[Candidate],
            command: list[str]) -> ProxyData:
@@ -235,6 +254,7 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
                      subset_per_class: int | None = None, zoo: Sequence[str] | None = None, greedy: bool = False,
                      cpus_per_trial: int | None = None, gpus_per_trial: float | None = None, max_retries: int | None = None,
                      address: str | None = None, export: bool = True, progress: Callable[[str], None] | None = print,
+                     trials: Sequence[int] = (),
                      cpus_per_job: int | None = None) -> FinalResult:
     """Retrain a run's best architectures and the zoo within its budget; score them on the test split.
 
@@ -249,6 +269,8 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
             same protocol and seeds, so the test split compares found, greedy and zoo side by side.
         cpus_per_trial: CPUs, and torch threads, per retraining (default: the run's cpus_per_trial);
             `cpus_per_job` is its old name (deprecated).
+        trials: trial numbers to retrain too, as found architectures (kind "found"), whatever their rank:
+            any trial that did not fail (e.g. a benchmark's picks, or a front point `top` does not reach).
         gpus_per_trial: GPUs per retraining (a fraction shares one; default: the run's); the run's
             `proxy.device` and `amp` settings apply as in its trials.
         max_retries: times a retraining whose Ray worker or node died starts again (default: the run's).
@@ -261,7 +283,7 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
                     renamed("cpus_per_trial", cpus_per_trial, "cpus_per_job", cpus_per_job))
     gpus = from_run(loaded.config, "gpus_per_trial", gpus_per_trial)
     protocol = _protocol(loaded, top=top, seeds=seeds, epochs=epochs, subset_per_class=subset_per_class, zoo=zoo,
-                         greedy=greedy, cpus=cpus, gpus=gpus, address=address)
+                         greedy=greedy, trials=trials, cpus=cpus, gpus=gpus, address=address)
     candidates = _candidates(loaded, protocol)
     final_dir = loaded.path / FINAL_DIR
     with run_lock(loaded.path, "final evaluation"):  # not while another driver searches or evaluates the run
