@@ -41,6 +41,7 @@ from shufflesearch.genome._arch import Arch
 from shufflesearch.runs._pareto import best_row, pareto_front
 from shufflesearch.runs._records import STATUSES, RecordLog, make_row, package_versions, read_rows, write_rows
 from shufflesearch.runs._run import run_folder
+from shufflesearch.space._file import default_sampler, sampler_conflict
 from shufflesearch.space._objectives import OBJECTIVES
 from shufflesearch.space._space import SearchSettings, SearchSpace
 
@@ -135,7 +136,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     from shufflesearch.supernet._score import resolve_evaluator
 
     evaluator, supernet_cfg = resolve_evaluator(space, previous, evaluator, workers, storage, train_fn)
-    settings = _resolve(space, previous, trials=trials, sampler=sampler, objectives=objectives,
+    settings = _resolve(space, previous, evaluator, trials=trials, sampler=sampler, objectives=objectives,
                         scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, seed=seed,
                         max_retries=max_retries)
     with errors_from(space.source):  # the device and GPUs fail here, before anything is written
@@ -218,16 +219,24 @@ def _previous_run(run_dir: Path, space: SearchSpace, resume: bool) -> dict[str, 
     return previous
 
 
-def _resolve(space: SearchSpace, previous: dict[str, Any] | None, **overrides: Any) -> SearchSettings:
-    """The space's `search:` settings (or the resumed run's), with the options given overriding them."""
+def _resolve(space: SearchSpace, previous: dict[str, Any] | None, evaluator: str = "proxy",
+             **overrides: Any) -> SearchSettings:
+    """The space's `search:` settings (or the resumed run's), with the options given overriding them; a
+    sampler that does not go with `evaluator` is refused."""
     # settings added after a run was started take their defaults when it is resumed
     base = {f.name: previous.get(f.name, f.default) for f in fields(SearchSettings)} if previous \
         else vars(space.search)
     if not previous and (space.raw.get("search") or {}).get("scheduler") is None:
         base = {**base, "scheduler": None}  # the file named none: the default follows the objectives given
+    if not previous and (space.raw.get("search") or {}).get("sampler") is None:
+        base = {**base, "sampler": default_sampler(evaluator)}  # and the sampler the evaluator
     given = {k: v for k, v in overrides.items() if v is not None}
     with errors_from(space.source):
-        return SearchSettings(**{**base, **given})
+        settings = SearchSettings(**{**base, **given})
+        why = sampler_conflict(settings.sampler, evaluator)
+        if why:
+            raise ShuffleSearchError(why)
+        return settings
 
 
 def _budget_record(space: SearchSpace) -> dict[str, Any]:
@@ -272,6 +281,8 @@ def _open_study(journal: RunJournal, name: str, settings: SearchSettings, n_done
                                                 n_startup_trials=settings.tpe_startup_trials),
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=model_seed(seed, "nsga2")),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        # never asked: the supernet's loop adds its candidates to the study as trials (`driver._evolution`)
+        "evolution": lambda: optuna.samplers.RandomSampler(seed=seed),
     }[settings.sampler]()
     return optuna.create_study(study_name=name, storage=JournalStorage(journal), sampler=sampler, load_if_exists=True,
                                directions=[OBJECTIVES[o].direction for o in settings.objectives])

@@ -82,7 +82,8 @@ class StudySearcher(Searcher):
         self.objectives = objectives
         self.finish = finish
         self._recorded = {r["arch_hash"]: r for r in rows}
-        self._live: dict[str, tuple[optuna.Trial, Arch]] = {}
+        self._live: dict[str, tuple[optuna.Trial | int, Arch]] = {}  # a live trial, or an added one's number
+        self._trials: int | None = None  # the study's trials, counted once `add` is first called
         self._reported: dict[str, int] = {}  # the last epoch reported to the study, per live trial
 
     def __getstate__(self) -> dict[str, Any]:
@@ -106,10 +107,29 @@ class StudySearcher(Searcher):
                 trial.set_user_attr("repeat_of", self._recorded[arch.hash]["number"])
                 tell(self.study, trial, self._recorded[arch.hash], self.objectives)
             else:
-                self._live[trial_id] = (trial, arch)
-                return {"arch": arch.to_dict(), "number": trial.number}
+                return self._start(trial_id, trial, arch)
         raise ShuffleSearchError(f"the search space rejected {MAX_REJECTIONS} samples in a row as over "
                                  "budget; raise the budget or narrow the space's choices")
+
+    def recorded(self) -> list[dict[str, Any]]:
+        """The run's records so far, the first of each genome's."""
+        return list(self._recorded.values())
+
+    def add(self, trial_id: str, drawn: optuna.trial.FrozenTrial, arch: Arch) -> dict[str, Any]:
+        """Like `suggest`, for a candidate drawn outside the study (`driver._evolution`): `drawn`'s parameters,
+        distributions and attributes become a RUNNING trial of the study (`Study.add_trial`), which does
+        not read the study's other trials as `Study.ask` does. Its number is counted here: one driver a run."""
+        if self._trials is None:
+            self._trials = len(self.study.get_trials(deepcopy=False))
+        self.study.add_trial(optuna.trial.create_trial(
+            state=TrialState.RUNNING, params=drawn.params, distributions=drawn.distributions,
+            user_attrs=drawn.user_attrs, system_attrs=drawn.system_attrs))
+        self._trials += 1
+        return self._start(trial_id, self._trials - 1, arch)
+
+    def _start(self, trial_id: str, trial: optuna.Trial | int, arch: Arch) -> dict[str, Any]:
+        self._live[trial_id] = (trial, arch)
+        return {"arch": arch.to_dict(), "number": trial if isinstance(trial, int) else trial.number}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         trial, _ = self._live[trial_id]
@@ -124,9 +144,10 @@ class StudySearcher(Searcher):
         self.complete([(trial_id, result, error)])
 
     def complete(self, finished: list[tuple[str, dict[str, Any] | None, bool]],
-                 flush: Callable[[], None] = lambda: None) -> None:
+                 flush: Callable[[], None] = lambda: None) -> list[dict[str, Any]]:
         """Record each (trial_id, last result, error) with `finish`, call `flush` (which writes the
-        records when `finish` does not), then tell the study: a record is never behind the study."""
+        records when `finish` does not), then tell the study: a record is never behind the study.
+        Returns the rows recorded."""
         told = []
         self.sync()
         for trial_id, result, error in finished:
@@ -138,12 +159,13 @@ class StudySearcher(Searcher):
                 status = "early_stopped"
             else:
                 status = result["status"]
-            row = self.finish(trial.number, arch, result or {}, status)
+            row = self.finish(trial if isinstance(trial, int) else trial.number, arch, result or {}, status)
             self._recorded.setdefault(arch.hash, row)
             told.append((trial, row))
         flush()
         for trial, row in told:
             tell(self.study, trial, row, self.objectives)
+        return [row for _, row in told]
 
 
 def tell(study: optuna.Study, trial: optuna.Trial | int, row: dict[str, Any], objectives: list[str]) -> None:
@@ -154,11 +176,16 @@ def tell(study: optuna.Study, trial: optuna.Trial | int, row: dict[str, Any], ob
         if row.get("error"):
             trial.set_user_attr("error", row["error"][:500])
     if row["status"] == "complete":
-        study.tell(trial, [row[OBJECTIVES[o].field] for o in objectives])
+        study.tell(trial, row_values(row, objectives))
     elif row["status"] == "early_stopped":
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, state=TrialState.FAIL)
+
+
+def row_values(row: dict[str, Any], objectives: list[str]) -> list[float]:
+    """A record's objective values, in the study's order."""
+    return [row[OBJECTIVES[o].field] for o in objectives]
 
 
 class TrialRetries(Callback):

@@ -8,12 +8,14 @@ slot (`cpus_per_trial` CPUs and the `gpus_per_trial` share each) builds the run'
 may not share. A supernet trained in this process (one worker, on CPU) trains after the actors start,
 so their start-up (Ray workers, the imports of torch and timm) overlaps the training on the other
 cores; one trained by Ray Train (several workers, or GPUs) trains first, the CPUs and GPUs the actors
-would hold its own. The actors build the supernet at their first chunk. The driver asks the study for
-candidates through the proxy search's `StudySearcher` (the same over-budget rejection, repeats and
-tells), sends them to the actors `CHUNK` at a time with two chunks in flight per actor (TPE's constant
-liar, NSGA-II and random sampling propose while others are pending), and as each chunk comes back
-records its rows in `trials.jsonl` at once, then tells the study: the records, the Optuna journal,
-resume and the progress lines are a proxy search's. Each candidate runs the one trial body a proxy
+would hold its own. The actors build the supernet at their first chunk. The candidates are distinct genomes
+within the budget drawn a generation at a time (`_evolution`: SPOS's evolution, or random draws), each
+added to the study as one trial through the proxy search's `StudySearcher`; the driver sends them to
+the actors `CHUNK` at a time with two chunks in flight per actor, as each chunk comes back records its
+rows in `trials.jsonl` at once, then tells the study (the records, the Optuna journal, resume and the
+progress lines are a proxy search's), and draws the next generation once the last one is all scored.
+No genome is scored twice, and a space with fewer distinct genomes than candidates asked for ends
+short, with a line saying so. Each candidate runs the one trial body a proxy
 trial runs (`train._trial`), its one "epoch" the scoring of its path; latency is measured only when an
 objective needs it; no weight files are written (`supernet_score.path_weights` gives them to export).
 
@@ -37,10 +39,12 @@ from shufflesearch._exec._retries import failure_reason, lost_error, retry_line
 
 if TYPE_CHECKING:
     from shufflesearch.data._data import ProxyData
+    from shufflesearch.driver._evolution import Evolution
     from shufflesearch.driver._loop import SearchLoop
     from shufflesearch.driver._study_searcher import StudySearcher
     from shufflesearch.genome._arch import Arch
     from shufflesearch.space._configs import SupernetConfig, TrainConfig
+    from shufflesearch.space._file import SearchSettings
     from shufflesearch.space._space import SearchSpace
     from shufflesearch.train._proxy import Report
     from shufflesearch.train._trial import Scored
@@ -113,6 +117,8 @@ class _Chunk:
 class _ScoringPool:
     """The actors that score a run's candidates: one per slot, `CHUNK` candidates a call, two calls in
     flight per actor, each chunk completed with the searcher as it comes back (which records its rows).
+    The candidates come a generation at a time (`_evolution.Evolution`), each generation's once the
+    previous one's are all scored and recorded, so that the same seed gives the same candidates.
 
     An actor that dies is replaced (up to `max_retries` times a slot) and its chunks are scored again
     (up to `max_retries` times a chunk); a chunk out of attempts, or with no actor left to score it, is
@@ -121,41 +127,57 @@ class _ScoringPool:
     Args:
         new_actor: Starts a scoring actor (`_Scorer`).
         slots: How many actors score at once.
-        searcher: The run's study searcher (suggests candidates, records and tells what became of them).
+        searcher: The run's study searcher (adds candidates to the study, records and tells what became of them).
+        evolution: Draws the candidates, a generation at a time.
         remaining: Candidates to score.
         max_retries: The retries of a chunk, and the replacements of a slot's actor.
         progress: Where the retry lines go.
         log: The run's ray.log, which a retry line names.
     """
 
-    def __init__(self, new_actor: Callable[[], Any], slots: int, searcher: StudySearcher, remaining: int,
-                 max_retries: int, progress: Callable[[str], None], log: Path):
-        self.new_actor, self.searcher, self.remaining = new_actor, searcher, remaining
+    def __init__(self, new_actor: Callable[[], Any], slots: int, searcher: StudySearcher, evolution: Evolution,
+                 remaining: int, max_retries: int, progress: Callable[[str], None], log: Path):
+        self.new_actor, self.searcher, self.evolution, self.remaining = new_actor, searcher, evolution, remaining
         self.max_retries, self.progress, self.log = max_retries, progress, log
         self.actors: list[Any] = [new_actor() for _ in range(slots)]  # None: the slot's replacements are spent
         self.replaced = [0] * slots
         self.pending: dict[Any, tuple[int, Any, _Chunk]] = {}  # call -> (slot, the actor called, its chunk)
         self.asked = 0
+        self.queue: list[tuple[str, dict[str, Any]]] = []  # the generation's candidates not yet sent: (id, config)
+        self.spent = False  # the space had fewer new genomes within the budget than were asked for
         self.supernet: list[Any] = []
 
     def run(self, flush: Callable[[], None], supernet: Any) -> None:
         """Score every remaining candidate with the `supernet` weights (their object ref); `flush` writes
         each chunk's records before the study hears."""
         self.supernet = [supernet]  # in a list: Ray hands an actor the ref, which it gets once
-        for slot in list(range(len(self.actors))) * 2:
-            self._ask(slot)
         try:
-            while self.pending:
-                self._receive(flush)
+            while self._propose():
+                for slot in [k for k, a in enumerate(self.actors) if a is not None] * 2:
+                    self._ask(slot)
+                while self.pending:
+                    self._receive(flush)
         except KeyboardInterrupt:  # the candidates in flight stay RUNNING in the study: FAIL on resume
             pass
 
+    def _propose(self) -> bool:
+        """The next generation's candidates into the queue, each a trial of the study; False when none is
+        to come: every candidate asked, no actor left, or the space spent."""
+        size = min(self.evolution.settings.evolution_population, self.remaining - self.asked)
+        if size == 0 or self.spent or all(a is None for a in self.actors):
+            return False
+        children = self.evolution.generation(size)
+        self.spent = len(children) < size
+        self.queue = [(f"c{self.asked + i}", self.searcher.add(f"c{self.asked + i}", c.trial, c.arch))
+                      for i, c in enumerate(children)]
+        self.asked += len(children)
+        return bool(children)
+
     def _ask(self, slot: int) -> None:
-        """Send `slot`'s actor the next chunk of candidates, if any remain."""
-        ids = [f"c{self.asked + i}" for i in range(min(CHUNK, self.remaining - self.asked))]
-        if ids:
-            self.asked += len(ids)
-            self._send(slot, _Chunk(ids, [self.searcher.suggest(i) for i in ids]))
+        """Send `slot`'s actor the next chunk of the generation's candidates, if any remain."""
+        chunk, self.queue = self.queue[:CHUNK], self.queue[CHUNK:]
+        if chunk:
+            self._send(slot, _Chunk([i for i, _ in chunk], [config for _, config in chunk]))
 
     def _send(self, slot: int, chunk: _Chunk) -> None:
         call = self.actors[slot].score.remote([c["arch"] for c in chunk.configs], self.supernet)
@@ -182,8 +204,8 @@ class _ScoringPool:
                 return
             scored = [{"status": "failed", "epoch": 0, "error": lost_error(chunk.faults, self.log)}] * len(chunk.ids)
             attempts = len(chunk.faults)
-        self.searcher.complete([(i, {**r, "attempts": attempts, "faults": chunk.faults}, False)
-                                for i, r in zip(chunk.ids, scored)], flush=flush)
+        self.evolution.scored(self.searcher.complete([(i, {**r, "attempts": attempts, "faults": chunk.faults}, False)
+                                                      for i, r in zip(chunk.ids, scored)], flush=flush))
         to = self._alive(slot)
         if to is not None:
             self._ask(to)
@@ -214,6 +236,7 @@ def score_candidates(loop: SearchLoop, searcher: StudySearcher, flush: Callable[
 
     from shufflesearch._exec._devices import check_cluster_gpus
     from shufflesearch._exec._ray import concurrency, ray_session
+    from shufflesearch.driver._evolution import MAX_DRAWS, open_evolution
     from shufflesearch.supernet._score import read_supernet
     from shufflesearch.supernet._train import train_supernet
 
@@ -231,17 +254,29 @@ def score_candidates(loop: SearchLoop, searcher: StudySearcher, flush: Callable[
         if loop.remaining == 0:
             return
         slots = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
-        pool = _ScoringPool(_scorer_factory(loop, cfg), slots, searcher, loop.remaining, settings.max_retries,
-                            loop.progress, loop.ray_log)
+        pool = _ScoringPool(_scorer_factory(loop, cfg), slots, searcher, open_evolution(loop.space, settings, searcher),
+                            loop.remaining, settings.max_retries, loop.progress, loop.ray_log)
         if overlap:
             train()
         weights = ray.put(read_supernet(loop.space, loop.run_dir, loop.data, cfg, seed=settings.seed))
         budget = loop.space.budget
         gpus = f" + {settings.gpus_per_trial:g} GPU" if settings.gpus_per_trial else ""
         loop.progress(f"{loop.run_dir}: {loop.remaining} candidate(s) to score on the supernet, {slots} actor(s) "
-                      f"of {settings.cpus_per_trial} CPU{gpus} on {loop.train_cfg.device}, {CHUNK} a call; budget "
-                      f"{budget.mflops:g} MFLOPs (multiply-adds) at {budget.input_size}px")
+                      f"of {settings.cpus_per_trial} CPU{gpus} on {loop.train_cfg.device}, {CHUNK} a call, "
+                      f"{_strategy(settings)}; budget {budget.mflops:g} MFLOPs (multiply-adds) at {budget.input_size}px")
         pool.run(flush, weights)
+        if pool.spent:
+            loop.progress(f"{loop.run_dir}: the space has no more distinct architectures within the budget "
+                          f"({MAX_DRAWS} random draws in a row found none new): {len(searcher.recorded())} scored "
+                          f"of the {settings.trials} asked for")
+
+
+def _strategy(settings: SearchSettings) -> str:
+    """How the candidates are drawn, as the start line says it."""
+    if settings.sampler == "random":
+        return f"distinct random candidates, {settings.evolution_population} a generation"
+    return (f"evolution: generations of {settings.evolution_population}, children of the best "
+            f"{settings.evolution_parents}, mutation probability {settings.evolution_mutation_prob:g}")
 
 
 def _scorer_factory(loop: SearchLoop, cfg: SupernetConfig) -> Callable[[], Any]:
