@@ -305,6 +305,10 @@ def _add_search(p: argparse.ArgumentParser) -> None:
                    help="supernet evaluator: where Ray Train keeps the supernet training's checkpoints, a path or "
                         "URI every node reaches (NFS, s3://...); needed on a cluster whose other nodes may run its "
                         "workers (default: the run's, else the space's supernet.storage, else Ray's ~/ray_results)")
+    p.add_argument("--rerank", action=argparse.BooleanOptionalAction,
+                   help="after the last trial, train the trials within the noise of the leader again at the space's "
+                        "rerank: fidelity (more epochs and data, 2 seeds) and take the best and the front's top from "
+                        "that (default: the space's rerank.enabled, off)")
     _add_gpus(p, "the space's search.gpus_per_trial, 0")
     _add_retries(p, "the space's search.max_retries, 2")
     _add_address(p)
@@ -331,7 +335,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                         trials=args.trials, budget_mflops=args.budget_mflops, sampler=args.sampler,
                         objectives=args.objectives, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,
                         gpus_per_trial=args.gpus_per_trial, seed=args.seed, max_retries=args.max_retries,
-                        resume=args.resume, runs_dir=args.runs_dir)
+                        resume=args.resume, runs_dir=args.runs_dir, rerank=args.rerank)
     result = done.search
     if result.interrupted:  # search() has said how to resume
         return 130
@@ -341,6 +345,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         b = result.best
         print(f"best: trial {b['number']}  search acc {b['search_acc']:.3f}  {b['mflops']:.2f} MFLOPs (multiply-adds)  "
               f"{b['params']:,d} params  {b['summary']}")
+        if b.get("rerank_acc") is not None:
+            print(f"      re-ranked: search acc {b['rerank_acc']:.3f} (mean over the re-ranking's seeds)")
         print(f"exported {len(done.pareto_models) + 1} models to {done.best_model.parent}/")
     print(f"report: {done.report}")
     if done.best_model is not None:

@@ -11,7 +11,8 @@ loads it without shufflesearch's registry, and the folder's name is its register
 Names (`model_name`): `ss_<run>_best` (the run's best trial, `pareto.best_row`: the most accurate
 full-fidelity trial, the cheapest of equals), `ss_<run>_p<k>` (the k-th point of the run's Pareto
 front, `pareto.pareto_front`, k = 1 the cheapest), `ss_<run>_t<N>` (trial N). Best and front are of the
-run's own objectives (config.json), as its search result and summary.json name them. `<run>` is the
+run's own objectives (config.json) and, where the search re-ranked its near-ties, of that re-ranking
+(`Run.reranked`), as its search result and summary.json name them. `<run>` is the
 run folder's name lowercased, every run of characters outside [a-z0-9] made one `_`, leading/trailing
 `_` dropped ('My Run-2' -> 'my_run_2').
 
@@ -39,10 +40,11 @@ def select(run: Run, which: str | Sequence[int]) -> list[tuple[str, dict[str, An
     """(name, trial row) pairs for 'best', 'pareto' or a list of trial numbers: what `export_run` writes."""
     rows = run.trials
     if which == "best":
-        best = best_row(rows, run.config.get("objectives"))
+        best = best_row(rows, run.config.get("objectives"), run.reranked)
         chosen = [("best", best)] if best else []
     elif which == "pareto":
-        chosen = [(f"p{k}", row) for k, row in enumerate(pareto_front(rows, run.config.get("objectives")), 1)]
+        front = pareto_front(rows, run.config.get("objectives"), run.reranked)
+        chosen = [(f"p{k}", row) for k, row in enumerate(front, 1)]
     elif isinstance(which, str):
         raise ShuffleSearchError(f"which = {which!r}: expected 'best', 'pareto' or trial numbers")
     else:

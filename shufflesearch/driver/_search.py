@@ -34,11 +34,12 @@ from shufflesearch._exec._progress import Progress
 from shufflesearch._exec._retries import lost_error
 from shufflesearch._io import read_json, write_json_atomic, write_text_atomic
 from shufflesearch.data import load_data
+from shufflesearch.driver import _rerank
 from shufflesearch.driver._journal import RunJournal
 from shufflesearch.driver._loop import SearchLoop
 from shufflesearch.errors import ShuffleSearchError, errors_from
 from shufflesearch.genome._arch import Arch
-from shufflesearch.runs._pareto import best_row, pareto_front
+from shufflesearch.runs._pareto import best_row, pareto_front, reranked
 from shufflesearch.runs._records import STATUSES, RecordLog, make_row, package_versions, read_rows, write_rows
 from shufflesearch.runs._run import run_folder
 from shufflesearch.space._file import default_sampler, sampler_conflict
@@ -61,6 +62,7 @@ class SearchResult:
     pareto: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
     interrupted: bool = False  # stopped (Ctrl-C) before the requested number of trials
+    rerank: list[dict[str, Any]] | None = None  # the re-ranking's results per candidate (`_rerank`), if one ran
 
     @property
     def counts(self) -> dict[str, int]:
@@ -108,7 +110,8 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
            cpus_per_trial: int | None = None, gpus_per_trial: float | None = None, address: str | None = None,
            seed: int | None = None, max_retries: int | None = None, resume: bool = False,
            runs_dir: str | Path = "runs", train_fn: Callable | None = None,
-           progress: Callable[[str], None] | None = print, storage: str | Path | None = None) -> SearchResult:
+           progress: Callable[[str], None] | None = print, storage: str | Path | None = None,
+           rerank: bool | None = None) -> SearchResult:
     """Search `space` (a `SearchSpace` or its YAML path) under its FLOPs (multiply-adds) budget.
 
     Options left as None come from the space file (or, when resuming, from the run's config.json).
@@ -124,6 +127,9 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     `gpus_per_trial` is each trial's GPU share (0.25: four trials a GPU); `proxy.device: auto` follows it.
     A trial whose Ray worker or node dies starts again, up to `max_retries` times (`_retries`); Ray's
     own messages go to `runs/<name>/ray.log`, not to the console.
+    `rerank` (True/False) turns the space's `rerank:` stage on or off (`_rerank`): the trials within the
+    noise of the leader trained again at a higher fidelity, and the run's best and front taken from that;
+    left None, the space's (a resumed run's: its recorded) `rerank.enabled` decides.
     """
     started = time.monotonic()
     if not isinstance(space, SearchSpace):
@@ -136,6 +142,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     from shufflesearch.supernet._score import resolve_evaluator
 
     evaluator, supernet_cfg = resolve_evaluator(space, previous, evaluator, workers, storage, train_fn)
+    rerank_cfg = _rerank.resolve(space, previous, rerank, train_fn)
     settings = _resolve(space, previous, evaluator, trials=trials, sampler=sampler, objectives=objectives,
                         scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, seed=seed,
                         max_retries=max_retries)
@@ -150,7 +157,8 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
             write_text_atomic(run_dir / "space.yaml", space.to_yaml())
         config = _run_config(run_dir, space, settings, data, address, previous)
         config.update(evaluator=evaluator, command=f"{config['command']} --evaluator {evaluator}",
-                      supernet=supernet_cfg.to_dict() if supernet_cfg else None)
+                      supernet=supernet_cfg.to_dict() if supernet_cfg else None, rerank=asdict(rerank_cfg))
+        config["command"] += " --rerank" if rerank_cfg.enabled else " --no-rerank"
         write_json_atomic(config_path, config)
 
         rows = read_rows(run_dir / "trials.jsonl")
@@ -170,9 +178,13 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
         finally:
             journal.flush()
         rows = read_rows(run_dir / "trials.jsonl")
+        reranked = None
+        if rerank_cfg.enabled and len(rows) >= settings.trials:  # the last stage of a finished search
+            loop = SearchLoop(space, settings, data, train_cfg, run_dir, address, 0, progress or (lambda line: None))
+            reranked = _rerank.rerank(loop, rows, rerank_cfg, _budget_record(space))
         wall = (previous or {}).get("wall_seconds", 0.0) + time.monotonic() - started
         write_json_atomic(config_path, {**config, "wall_seconds": wall})
-        result = _result(run_dir, rows, settings, wall)
+        result = _result(run_dir, rows, settings, wall, reranked)
         _write_summary(run_dir, result, settings)
         if progress and result.interrupted:
             progress(f"search stopped after {len(rows)} of {settings.trials} trials; continue it with: "
@@ -429,9 +441,12 @@ def _points(space: SearchSpace, objectives: Sequence[str]) -> Callable[[dict[str
     return points
 
 
-def _result(run_dir: Path, rows: list[dict[str, Any]], settings: SearchSettings, wall: float) -> SearchResult:
-    best, pareto = best_row(rows, settings.objectives), pareto_front(rows, settings.objectives)
-    return SearchResult(run_dir, rows, best, pareto, wall, interrupted=len(rows) < settings.trials)
+def _result(run_dir: Path, rows: list[dict[str, Any]], settings: SearchSettings, wall: float,
+            rerank: list[dict[str, Any]] | None = None) -> SearchResult:
+    """The search's result; with a re-ranking's `rerank_results`, its best and front are the re-ranked ones."""
+    order = reranked(rerank)
+    best, pareto = best_row(rows, settings.objectives, order), pareto_front(rows, settings.objectives, order)
+    return SearchResult(run_dir, rows, best, pareto, wall, interrupted=len(rows) < settings.trials, rerank=rerank)
 
 
 def _write_summary(run_dir: Path, result: SearchResult, settings: SearchSettings) -> None:
@@ -440,5 +455,9 @@ def _write_summary(run_dir: Path, result: SearchResult, settings: SearchSettings
         "wall_seconds": result.wall_seconds,
         "train_seconds": sum(r.get("train_seconds") or 0.0 for r in result.rows),
         "best": result.best, "pareto": [r["number"] for r in result.pareto],
+        # the proxy's own best beside it, and the re-ranking's CPU seconds (its rows' `cpu_seconds`)
+        **({"proxy_best": (best_row(result.rows, settings.objectives) or {}).get("number"), "rerank": {
+            "results": result.rerank, "cpu_seconds": sum(r["cpu_seconds"] for r in result.rerank)}}
+           if result.rerank is not None else {}),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     })

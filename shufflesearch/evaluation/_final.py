@@ -79,12 +79,14 @@ class FinalResult:
     models: list[Path]
 
 
-def select_candidates(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str], top: int) -> list[Candidate]:
-    """The `top` architectures of a run to retrain: see the module docstring. Distinct genomes only."""
-    by_acc = by_accuracy(rows, objectives)
+def select_candidates(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str], top: int,
+                      rerank: Mapping[int, float | None] | None = None) -> list[Candidate]:
+    """The `top` architectures of a run to retrain: see the module docstring. Distinct genomes only. With
+    the search's re-ranking (`Run.reranked`) the best and the front's top are the re-ranked ones."""
+    by_acc = by_accuracy(rows, objectives, rerank)
     chosen: list[Mapping[str, Any]] = []
     if len(objectives) > 1:
-        front = pareto_front(rows, objectives)
+        front = pareto_front(rows, objectives, rerank)
         if top == 1:  # one point: the most accurate (the run's best), not the cheapest end
             front = front[-1:]
         elif len(front) > top:  # evenly spaced along the front, both ends included
@@ -178,7 +180,7 @@ def _candidates(loaded: Run, protocol: _Protocol) -> list[Candidate]:
     from shufflesearch.genome._catalog import get_arch
 
     objectives = loaded.config.get("objectives") or ["acc", "mflops"]
-    found = select_candidates(loaded.trials, objectives, protocol.top)
+    found = select_candidates(loaded.trials, objectives, protocol.top, loaded.reranked)
     if protocol.top and not found:
         raise ShuffleSearchError(f"{loaded.path / 'trials.jsonl'}: no full-fidelity complete trial to retrain")
     greedy = greedy_candidate(loaded.trials, loaded.config["budget"]) if protocol.greedy else None

@@ -25,6 +25,7 @@ from shufflesearch.runs._pareto import (
     REFERENCE,
     best_row,
     budget_of,
+    by_accuracy,
     cost_scale,
     finite,
     front_hypervolume,
@@ -150,6 +151,43 @@ def _bought_blocks(rows: Sequence[Mapping[str, Any]], best: Mapping[str, Any] | 
             ("table", ["", "trial", "MFLOPs", "params", "search acc"], table), ("p", diff)]
 
 
+def _rerank_blocks(run: Run) -> list[Block]:
+    """The search's re-ranking of its near-ties (`driver._rerank`): both rankings of its candidates, on the
+    search-validation split."""
+    plan, results = run.rerank_plan, run.rerank_results
+    head: Block = ("h", "Re-ranking (search-validation split)")
+    chose = (f"Candidates: the trials within {100 * plan['margin']:.2f} points of the leader's search-validation "
+             f"accuracy ({plan['margin_se']:g} binomial standard errors on {plan['n']} images), at most "
+             f"{run.config.get('rerank', {}).get('candidates', len(plan['candidates']))}.")
+    if len(plan["candidates"]) < 2:
+        return [head, ("p", chose + " Only the leader was: nothing was re-ranked, the best is the proxy's top-1.")]
+    if results is None:
+        return [head, ("p", chose + " The re-ranking is unfinished (resume the search): the best is the proxy's "
+                            "top-1.")]
+    trials = {r["number"]: r for r in run.trials}
+    objectives = run.config.get("objectives")
+    proxy_rank = {n: i for i, n in enumerate(plan["candidates"], 1)}
+    order = {r["number"]: i for i, r in enumerate(by_accuracy(run.trials, objectives, run.reranked), 1)}
+    best = best_row(run.trials, objectives, run.reranked)
+    images = "all the training images" if plan["subset_per_class"] is None else \
+        f"{plan['subset_per_class']} training images a class"
+    rows = [[r["number"], fmt(trials[r["number"]].get("mflops")), f"{trials[r['number']][ACC]:.4f}",
+             proxy_rank[r["number"]], "none complete" if r["mean"] is None else
+             f"{r['mean']:.4f}" + ("" if r["sd"] is None else f" ± {r['sd']:.4f}"),
+             order.get(r["number"], "") if r["mean"] is not None else "", len(r["accs"]), fmt(r["cpu_seconds"], 1),
+             trials[r["number"]].get("summary", "")]
+            for r in sorted(results, key=lambda r: proxy_rank[r["number"]])]
+    return [head,
+            ("p", chose + f" Each was trained again from scratch for {plan['max_epochs']} epochs on "
+                  f"{images} (search-validation excluded), seeds {plan['seeds']}, and scored on the same "
+                  "search-validation split; the best and the front's top come from the mean (sample sd over seeds). "
+                  f"Best: trial {best['number'] if best else '-'}; the proxy's top-1 was trial "
+                  f"{plan['candidates'][0]}. "
+                  f"CPU time of the re-ranking: {sum(r['cpu_seconds'] for r in results):.0f} s."),
+            ("table", ["trial", "MFLOPs", "proxy search acc", "proxy rank", "re-ranked search acc (mean ± sd)",
+                       "re-ranked rank", "seeds", "CPU s", "genome"], rows)]
+
+
 def _reference_text(axis: Objective, scale: float) -> str:
     return (f"normalised space: x = {axis.name} / {scale:g}, y = 1 - accuracy; reference point "
             f"({REFERENCE[0]:g}, {REFERENCE[1]:g}) = ({REFERENCE[0] * scale / axis.display:g} {axis.unit}, "
@@ -186,16 +224,16 @@ def write_report(run_dir: str | Path, objectives: str | Sequence[str] | None = N
     run = load_run(run_dir)
     axis = cost_axis(objectives if objectives is not None else run.config.get("objectives"))
     out = run.path / "report"
-    front = pareto_front(run.trials, ("acc", axis.name))
+    front = pareto_front(run.trials, ("acc", axis.name), run.reranked)  # as exported
     scale = cost_scale(run.config, axis, run.trials + run.baselines)
-    hv = front_hypervolume(front, axis, scale)
+    hv = front_hypervolume(pareto_front(run.trials, ("acc", axis.name)), axis, scale)  # one fidelity: the proxy's
     write_text_atomic(out / "pareto.csv", _pareto_csv(front, run.models))
     greedy = greedy_pick(run.trials, run.config["budget"]) if "budget" in run.config else None
     images = {"pareto.png": pareto_png(run, axis, front, greedy), "progress.png": progress_png(run, axis, scale)}
 
     counts = _status_counts(run.trials)
     summary = run.summary or {}
-    best = best_row(run.trials, run.config.get("objectives"))  # as exported, whatever cost is plotted
+    best = best_row(run.trials, run.config.get("objectives"), run.reranked)  # as exported, whatever cost is plotted
     blocks: list[Block] = [("p", LEGACY_NOTE)] if run.legacy else []
     blocks += [
         ("h", "Run settings"), ("kv", _settings(run)),
@@ -212,6 +250,8 @@ def write_report(run_dir: str | Path, objectives: str | Sequence[str] | None = N
         ("h", f"Pareto front ({len(front)} trials, full fidelity; also in pareto.csv)"),
         _front_table(front, axis, run.models) if front else ("p", "No full-fidelity trial yet."),
     ]
+    if run.rerank_plan is not None:
+        blocks += _rerank_blocks(run)
     if run.baselines:
         blocks += _baseline_blocks(run.baselines, run.config)
     if run.final:

@@ -4,12 +4,15 @@ the export and the baselines start from."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shufflesearch._io import read_json
 from shufflesearch.errors import ShuffleSearchError
+from shufflesearch.runs._pareto import rerank_results, reranked
 from shufflesearch.runs._records import read_rows
+
+RERANK_PLAN, RERANK_ROWS = "rerank.json", "rerank.jsonl"  # a search's re-ranking (`driver._rerank`)
 
 
 @dataclass
@@ -23,10 +26,23 @@ class Run:
     summary: dict | None
     models: dict[int, list[str]]  # trial number -> exported timm names
     final: dict | None = None  # final/summary.json: the final evaluation on the test split, if run
+    rerank_plan: dict | None = None  # rerank.json: the search's re-ranking of its near-ties, if it ran one
+    rerank_rows: list[dict] = field(default_factory=list)  # rerank.jsonl: its trainings, one per candidate and seed
 
     @property
     def name(self) -> str:
         return self.config.get("name") or self.path.name
+
+    @property
+    def rerank_results(self) -> list[dict] | None:
+        """Per re-ranked candidate, its re-ranked accuracies, mean and sd (`pareto.rerank_results`); None
+        where the run has no finished re-ranking."""
+        return None if self.rerank_plan is None else rerank_results(self.rerank_rows, self.rerank_plan)
+
+    @property
+    def reranked(self) -> dict[int, float | None] | None:
+        """The re-ranking as `best_row` and `pareto_front` take it: what every command's best comes from."""
+        return reranked(self.rerank_results)
 
     @property
     def legacy(self) -> bool:
@@ -66,8 +82,8 @@ def _exported_models(run_dir: Path) -> dict[int, list[str]]:
 
 
 def load_run(run: str | Path) -> Run:
-    """Read config.json, trials.jsonl, baselines.jsonl, summary.json, models/*/config.json and
-    final/summary.json."""
+    """Read config.json, trials.jsonl, baselines.jsonl, summary.json, models/*/config.json,
+    final/summary.json, rerank.json and rerank.jsonl."""
     path = resolve_run(run)
     trials_path = path / "trials.jsonl"
     if not trials_path.is_file():
@@ -81,4 +97,6 @@ def load_run(run: str | Path) -> Run:
         summary=read_json(summary_path, "the run's summary") if summary_path.is_file() else None,
         models=_exported_models(path),
         final=read_json(final_path, "the final evaluation's summary") if final_path.is_file() else None,
+        rerank_plan=read_json(path / RERANK_PLAN, "the re-ranking's plan") if (path / RERANK_PLAN).is_file() else None,
+        rerank_rows=read_rows(path / RERANK_ROWS),
     )

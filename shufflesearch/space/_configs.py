@@ -232,9 +232,10 @@ class RerankConfig:
 
     "Within the noise": a search accuracy p measured on n search-validation images has the binomial
     standard error sqrt(p (1 - p) / n); a trial is a candidate when it is at most `margin` such errors
-    (of the leader's accuracy) below the leader. The default 2 is about the spread measured between
-    seeds of one architecture on Fashion-MNIST (0.3-0.5 points) times two, at n = 12,000 and p = 0.88
-    (one error = 0.30 points). It is off by default: see docs/benchmarks.md for what it buys.
+    (of the leader's accuracy) below the leader. On Fashion-MNIST's search-validation split (n = 12,000)
+    at p = 0.88 one error is 0.30 points, about the 0.3-0.5 point spread issue 30 reports between seeds
+    of one architecture, so the default 2 takes in the trials within about two such spreads. Off by
+    default until a benchmark shows what it buys (benchmarks/search_quality.py).
     """
     enabled: bool = False
     candidates: int = 3
