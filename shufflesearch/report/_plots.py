@@ -66,14 +66,17 @@ def _acc_label(config: Mapping[str, Any], legacy: bool = False) -> str:
 
 def _label_column(ax: Any, xs: Sequence[float], ys: Sequence[float], names: Sequence[str]) -> None:
     """Label points in a column right of the rightmost, in accuracy order, with leader lines: baselines
-    of similar cost and accuracy would print over each other next to their points."""
+    of similar cost and accuracy would print over each other next to their points. A column that would
+    rise above the axes is moved down as a whole, to end at their top."""
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     column_x, gap = max(xs) + 0.06 * (x1 - x0), 0.05 * (y1 - y0)
+    points = sorted(zip(ys, xs, names))
     placed: list[float] = []
-    for y, x, name in sorted(zip(ys, xs, names)):
-        text_y = max(y, placed[-1] + gap) if placed else y
-        placed.append(text_y)
-        ax.annotate(name, (x, y), xytext=(column_x, text_y), textcoords="data", fontsize=8, va="center",
+    for y, _, _ in points:
+        placed.append(max(y, placed[-1] + gap) if placed else y)
+    shift = max(0.0, placed[-1] - y1) if placed else 0.0
+    for (y, x, name), text_y in zip(points, placed):
+        ax.annotate(name, (x, y), xytext=(column_x, text_y - shift), textcoords="data", fontsize=8, va="center",
                     annotation_clip=False, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6},
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
 
