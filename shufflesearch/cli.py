@@ -370,14 +370,14 @@ def _add_final(p: argparse.ArgumentParser) -> None:
     p.add_argument("--greedy", action="store_true",
                    help="retrain the run's FLOPs-greedy pick too (its costliest trial within the budget, the "
                         "choice made without training), under the same protocol and seeds: row kind 'greedy'")
+    p.add_argument("--trial", type=int, action="append", default=[], metavar="N",
+                   help="retrain trial N too, whatever its rank (repeatable)")
     _add_cpus(p, "retraining", "the run's cpus_per_trial")
     _add_renamed(p, "--cpus-per-job", "--cpus-per-trial", "cpus_per_trial", type=int)
     _add_gpus(p, "the run's")
     _add_retries(p, "the run's")
     _add_address(p)
 
-    p.add_argument("--trial", type=int, action="append", default=[], metavar="N",
-                   help="retrain trial N too, whatever its rank (repeatable)")
 
 @_command("final", "final evaluation of a run: its best architectures and the zoo retrained from scratch, "
                    "several seeds, scored on the test split (into runs/RUN/final/); one model's final training "

@@ -109,8 +109,6 @@ def zoo_within_budget(budget: Mapping[str, Any]) -> list[str]:
     return [name for name, c in costs.items() if within_budget({"mflops": c.mflops, "params": c.params}, budget)]
 
 
-def greedy_candidate(rows: Sequence[Mapping[str, Any]], budget: Mapping[str, Any]) -> Candidate | None:
-    """The run's FLOPs-greedy pick (`runs.greedy_pick`) as a candidate named "greedy_t<N>", with its search
 def trial_candidates(loaded: Run, numbers: Sequence[int]) -> list[Candidate]:
     """The run's trials `numbers` as found candidates "t<N>"; a number the run has no trial of, or whose
     trial failed (no architecture that trains), is a one-line error naming it."""
@@ -125,6 +123,8 @@ def trial_candidates(loaded: Run, numbers: Sequence[int]) -> list[Candidate]:
     return out
 
 
+def greedy_candidate(rows: Sequence[Mapping[str, Any]], budget: Mapping[str, Any]) -> Candidate | None:
+    """The run's FLOPs-greedy pick (`runs.greedy_pick`) as a candidate named "greedy_t<N>", with its search
     accuracy only where the run trained it to full fidelity; None where the run has no candidate in budget."""
     pick = greedy_pick(rows, budget)
     if pick is None:
@@ -143,9 +143,9 @@ class _Protocol:
     top: int
     zoo: list[str]
     greedy: bool = False
+    trials: list[int] = dataclasses.field(default_factory=list)
 
     def recorded(self) -> dict[str, Any]:
-    trials: list[int] = dataclasses.field(default_factory=list)
         """As final/config.json records it; threads and the seed are the jobs', not the protocol's."""
         return {"data": dataclasses.asdict(self.data),
                 "train": {**dataclasses.asdict(self.train), "threads": None, "seed": None},
@@ -187,9 +187,9 @@ def _candidates(loaded: Run, protocol: _Protocol) -> list[Candidate]:
     if protocol.greedy and greedy is None:
         raise ShuffleSearchError(f"{loaded.path / 'trials.jsonl'}: --greedy: no trial within the budget "
                                  f"({loaded.config['budget']['mflops']:g} MFLOPs) that did not fail")
+    found += [c for c in trial_candidates(loaded, protocol.trials) if c.name not in {f.name for f in found}]
     candidates = found + ([greedy] if greedy else []) \
         + [Candidate("zoo", name, get_arch(name)) for name in protocol.zoo]  # unknown names fail here
-    found += [c for c in trial_candidates(loaded, protocol.trials) if c.name not in {f.name for f in found}]
     if not candidates:
         raise ShuffleSearchError(f"{loaded.path / 'config.json'}: nothing to evaluate (--top 0, no --trial and no zoo "
                                  "model)")
@@ -203,9 +203,9 @@ def _command(loaded: Run, protocol: _Protocol, subset_per_class: int | None, gpu
             + (["--subset-per-class", str(subset_per_class)] if subset_per_class else [])
             + (["--gpus-per-trial", f"{gpus:g}"] if gpus else [])
             + (["--greedy"] if protocol.greedy else [])
+            + [arg for n in protocol.trials for arg in ("--trial", str(n))]
             + ["--zoo", ",".join(protocol.zoo) or "none"])
 
-            + [arg for n in protocol.trials for arg in ("--trial", str(n))]
 
 def _begin(loaded: Run, final_dir: Path, protocol: _Protocol, candidates: Sequence[Candidate],
            command: list[str]) -> ProxyData:
@@ -254,9 +254,9 @@ def _summarise(rows: Sequence[Mapping[str, Any]], candidates: Sequence[Candidate
 
 def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: int | None = None,
                      subset_per_class: int | None = None, zoo: Sequence[str] | None = None, greedy: bool = False,
+                     trials: Sequence[int] = (),
                      cpus_per_trial: int | None = None, gpus_per_trial: float | None = None, max_retries: int | None = None,
                      address: str | None = None, export: bool = True, progress: Callable[[str], None] | None = print,
-                     trials: Sequence[int] = (),
                      cpus_per_job: int | None = None) -> FinalResult:
     """Retrain a run's best architectures and the zoo within its budget; score them on the test split.
 
@@ -269,10 +269,10 @@ def final_evaluation(run: str | Path, *, top: int = 3, seeds: int = 3, epochs: i
         zoo: zoo model names (default: every zoo model within the budget; [] for none).
         greedy: retrain the run's FLOPs-greedy pick too (`greedy_candidate`), kind "greedy", under the
             same protocol and seeds, so the test split compares found, greedy and zoo side by side.
-        cpus_per_trial: CPUs, and torch threads, per retraining (default: the run's cpus_per_trial);
-            `cpus_per_job` is its old name (deprecated).
         trials: trial numbers to retrain too, as found architectures (kind "found"), whatever their rank:
             any trial that did not fail (e.g. a benchmark's picks, or a front point `top` does not reach).
+        cpus_per_trial: CPUs, and torch threads, per retraining (default: the run's cpus_per_trial);
+            `cpus_per_job` is its old name (deprecated).
         gpus_per_trial: GPUs per retraining (a fraction shares one; default: the run's); the run's
             `proxy.device` and `amp` settings apply as in its trials.
         max_retries: times a retraining whose Ray worker or node died starts again (default: the run's).
