@@ -174,7 +174,7 @@ def _rerank_blocks(run: Run) -> list[Block]:
     rows = [[r["number"], fmt(trials[r["number"]].get("mflops")), f"{trials[r['number']][ACC]:.4f}",
              proxy_rank[r["number"]], "none complete" if r["mean"] is None else
              f"{r['mean']:.4f}" + ("" if r["sd"] is None else f" ± {r['sd']:.4f}"),
-             order.get(r["number"], "") if r["mean"] is not None else "", len(r["accs"]), fmt(r["cpu_seconds"], 1),
+             order.get(r["number"], "") if r["mean"] is not None else "", len(r["accs"]), f"{r['cpu_seconds']:.0f}",
              trials[r["number"]].get("summary", "")]
             for r in sorted(results, key=lambda r: proxy_rank[r["number"]])]
     return [head,
