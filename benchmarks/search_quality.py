@@ -25,8 +25,8 @@ test split), and so are the zoo models within the budget (the widest of each fam
 Headlines (test split, each pick's mean over the 3 final seeds): per strategy, found - FLOPs-greedy,
 found - params-greedy, found - random at equal CPU and at equal trials, paired by search seed, the mean
 with a 95% t interval over the search seeds. Aims (issue 30): found - greedy >= +0.5 pt and found -
-random >= +0.3 pt with intervals above 0. CPU-hours: trial train + eval seconds, plus the final
-retrainings' seconds (one thread each), / 3600.
+random >= +0.3 pt with intervals above 0. CPU-hours: the trials' CPU seconds (process time of one thread,
+`cpu_seconds` in the records), plus the final retrainings', / 3600.
 
 Raw results go to `<results>/search_quality_b<budget>.json` after every search and every final
 evaluation (the settings, versions, every run's trial rows, the final rows, wall times), the tables to
@@ -103,8 +103,9 @@ def default_zoo(budget: Mapping[str, Any]) -> list[str]:
 
 
 def cpu_seconds(row: Mapping[str, Any]) -> float:
-    """A trial's CPU seconds: its training and scoring (one thread)."""
-    return (row.get("train_seconds") or 0.0) + (row.get("eval_seconds") or 0.0)
+    """A trial's or retraining's CPU seconds: the process time of its trial body (one thread), which does not
+    grow while other processes share the cores, as wall time does."""
+    return row.get("cpu_seconds") or 0.0
 
 
 def prefix(rows: Sequence[Mapping[str, Any]], *, trials: int | None = None, cpu: float | None = None) -> list:
@@ -170,7 +171,7 @@ def pick_result(state: Mapping[str, Any], pick: Mapping[str, Any]) -> dict[str, 
                     if s["number"] == pick["number"] and s["kind"] == "found" and s["test_accs"]), None)
     if summary is None:
         return None
-    seconds = sum(r.get("seconds") or 0.0 for r in run["final"]["rows"] if r["number"] == pick["number"])
+    seconds = sum(map(cpu_seconds, (r for r in run["final"]["rows"] if r["number"] == pick["number"])))
     return {**pick, "mflops": row["mflops"], "params": row["params"], "search_acc": row["search_acc"],
             "summary": row["summary"], "test_accs": summary["test_accs"], "test_acc_mean": summary["test_acc_mean"],
             "final_cpu_seconds": seconds}

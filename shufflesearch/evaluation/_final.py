@@ -50,7 +50,7 @@ from shufflesearch.space._configs import DataConfig, TrainConfig, proxy_config_f
 FINAL_DIR = "final"
 RESULT_FIELDS = ("kind", "name", "number", "model", "arch_hash", "summary", "mflops", "params", "seed", "epochs",
                  "max_epochs", "test_acc", "test_loss", "search_acc", "status", "error", "seconds",
-                 "train_seconds", "eval_seconds", "attempts", "faults", "finished")
+                 "cpu_seconds", "train_seconds", "eval_seconds", "attempts", "faults", "finished")
 
 
 @dataclass(frozen=True)
