@@ -46,7 +46,7 @@ def _space(tmp_path: Path, trials: int, **supernet) -> Path:
     path = tiny_space(tmp_path, epochs=1, sampler="random")
     data = yaml.safe_load(path.read_text())
     data["search"]["trials"] = trials
-    data["supernet"] = {"epochs": 1, "bn_batches": 4, **supernet}
+    data["supernet"] = {"epochs": 1, "bn_batches": 4, "learned_loss": None, **supernet}  # too short to learn
     path.write_text(yaml.safe_dump(data))
     return path
 

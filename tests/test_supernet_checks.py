@@ -19,10 +19,10 @@ from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.space._configs import SupernetConfig
 from shufflesearch.space._space import SearchSpace
 from shufflesearch.supernet._score import load_supernet, read_supernet
-from shufflesearch.supernet._train import CHECKPOINT, STATE, read_state, train_supernet
+from shufflesearch.supernet._train import CHECKPOINT, read_state, train_supernet
 
 DEMO = ROOT / "search_spaces" / "demo.yaml"
-CFG = SupernetConfig(epochs=1, checkpoint_every=5)
+CFG = SupernetConfig(epochs=1, checkpoint_every=5, learned_loss=None)  # one epoch: too short to learn
 
 
 def _space(**changes) -> SearchSpace:
@@ -100,14 +100,15 @@ def test_load_supernet_checks_the_checkpoint(trained, tmp_path):
         read_supernet(space, run_dir, data, dataclasses.replace(CFG, lr=0.1))
     with pytest.raises(ShuffleSearchError, match=r"trained with other settings \(seed differ\)"):
         read_supernet(space, run_dir, data, CFG, seed=1)
-    # workers, threads, storage and bn_batches are not what it was trained on
-    read_supernet(space, run_dir, data, dataclasses.replace(CFG, workers=2, threads=2, bn_batches=2, storage="/x"))
+    # workers, threads, storage, bn_batches and the learned_loss check are not what it was trained on
+    read_supernet(space, run_dir, data, dataclasses.replace(CFG, workers=2, threads=2, bn_batches=2, storage="/x",
+                                                            learned_loss=0.5))
 
 
 def test_an_unfinished_checkpoint_is_not_loaded(tmp_path):
     space = SearchSpace.from_yaml(DEMO)
     data = load_data(space.proxy.data, "search")
-    cfg = SupernetConfig(epochs=2, checkpoint_every=5)
+    cfg = SupernetConfig(epochs=2, checkpoint_every=5, learned_loss=None)
     lines = []
 
     class Stop(Exception):

@@ -4,22 +4,26 @@ settings that a checkpoint refuses, and 2-worker data-parallel training through 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import safetensors.torch
 import torch
-from helpers import ROOT
+import yaml
+from helpers import ROOT, run_cli, tiny_space
 
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.space._configs import SupernetConfig
 from shufflesearch.space._space import SearchSpace
-from shufflesearch.supernet._train import CHECKPOINT, PathSampler, read_state, train_supernet
+from shufflesearch.supernet._train import CHECKPOINT, PathSampler, check_learned, read_state, train_supernet
 
 DEMO = ROOT / "search_spaces" / "demo.yaml"
 
@@ -49,7 +53,7 @@ def test_a_band_without_paths_is_one_line():
 def test_trains_one_epoch_and_does_not_repeat_it(tmp_path, one_thread):
     space = SearchSpace.from_yaml(DEMO)
     lines = []
-    cfg = SupernetConfig(epochs=1, checkpoint_every=5)
+    cfg = SupernetConfig(epochs=1, checkpoint_every=5, learned_loss=None)
     state = train_supernet(space, tmp_path, cfg, progress=lines.append)
     assert state["done"] and state["step"] == state["total_steps"] > 5
     assert any(line.startswith("supernet step") for line in lines) and "supernet trained" in lines[-1]
@@ -57,9 +61,52 @@ def test_trains_one_epoch_and_does_not_repeat_it(tmp_path, one_thread):
     assert any(k.startswith("momentum.") for k in before)
     assert train_supernet(space, tmp_path, cfg, progress=lines.append) == state  # finished: not trained again
     with pytest.raises(ShuffleSearchError, match=r"supernet\.safetensors: trained with other settings \(lr differ"):
-        train_supernet(space, tmp_path, SupernetConfig(epochs=1, checkpoint_every=5, lr=0.1), progress=None)
+        train_supernet(space, tmp_path, SupernetConfig(epochs=1, checkpoint_every=5, lr=0.1, learned_loss=None),
+                       progress=None)
     after = _weights(tmp_path)
     assert all(torch.equal(v, after[k]) for k, v in before.items())  # nothing written
+
+
+def test_a_supernet_that_did_not_learn_is_one_line_when_trained_and_when_reused(tmp_path, one_thread):
+    """One epoch (17 steps) of the demo space's supernet on digits: its mean loss is near chance, ln(10)."""
+    space = SearchSpace.from_yaml(DEMO)
+    cfg = SupernetConfig(epochs=1, checkpoint_every=5)  # learned_loss: the default, 0.8
+    message = (rf"^{re.escape(str(tmp_path / 'supernet'))}: the supernet did not learn: its last epoch's mean "
+               r"training loss \d\.\d{3} is not below supernet\.learned_loss = 0\.8 x ln\(10\) = 1\.842 \(a uniform "
+               r"guess scores 2\.303\), so its paths' scores would be noise and none is scored; delete ")
+    with pytest.raises(ShuffleSearchError, match=message):
+        train_supernet(space, tmp_path, cfg, progress=None)
+    state = read_state(tmp_path)
+    assert state["done"] and len(state["epoch_losses"]) == 1 and state["epoch_losses"][0] >= 0.8 * math.log(10)
+    with pytest.raises(ShuffleSearchError, match=message):  # finished: not trained again, still refused
+        train_supernet(space, tmp_path, cfg, progress=None)
+    assert train_supernet(space, tmp_path, replace(cfg, learned_loss=None), progress=None) == state  # told not to check
+
+
+def test_learned_is_the_last_epochs_mean_loss_below_the_fraction_of_chance(tmp_path):
+    cfg = SupernetConfig(learned_loss=0.5)  # 0.5 x ln(4) = 0.693
+    check_learned({"epoch_losses": [3.0, 0.69]}, cfg, 4, tmp_path)
+    for losses in ([0.5, 0.7], [], [math.nan]):  # the last epoch counts; none, or not a number, did not learn
+        with pytest.raises(ShuffleSearchError, match="the supernet did not learn"):
+            check_learned({"epoch_losses": losses}, cfg, 4, tmp_path)
+    check_learned({"epoch_losses": [9.0]}, replace(cfg, learned_loss=None), 4, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_search_whose_supernet_did_not_learn_stops_with_one_line_and_scores_nothing(tmp_path):
+    path = tiny_space(tmp_path, sampler="random")
+    data = yaml.safe_load(path.read_text())
+    data["supernet"] = {"epochs": 1}
+    path.write_text(yaml.safe_dump(data))
+    out = run_cli("search", str(path), "--name", "noise", "--evaluator", "supernet", "--runs-dir",
+                  str(tmp_path / "runs"), cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().count("\n") == 0 and "the supernet did not learn" in out.stderr
+    assert "Traceback" not in out.stderr
+    run_dir = tmp_path / "runs" / "noise"
+    rows = run_dir / "trials.jsonl"
+    assert not rows.exists() or not rows.read_text().strip()  # no candidate scored, so no best
+    assert not (run_dir / "models").exists() and not (run_dir / "summary.json").exists()
 
 
 def test_a_corrupt_checkpoint_is_one_line(tmp_path):
@@ -74,14 +121,14 @@ _TRAIN = """
 import sys
 from shufflesearch.space import SearchSpace
 from shufflesearch import SupernetConfig, train_supernet
-train_supernet(SearchSpace.from_yaml(sys.argv[1]), sys.argv[2], SupernetConfig(epochs=2, checkpoint_every=3),
-               progress=None)
+train_supernet(SearchSpace.from_yaml(sys.argv[1]), sys.argv[2],
+               SupernetConfig(epochs=2, checkpoint_every=3, learned_loss=None), progress=None)
 """
 
 
 def test_resumes_after_kill_9_to_the_same_weights(tmp_path, one_thread):
     space = SearchSpace.from_yaml(DEMO)
-    cfg = SupernetConfig(epochs=2, checkpoint_every=3)
+    cfg = SupernetConfig(epochs=2, checkpoint_every=3, learned_loss=None)
     train_supernet(space, tmp_path / "whole", cfg, progress=None)
 
     killed = tmp_path / "killed"
@@ -104,6 +151,7 @@ def test_resumes_after_kill_9_to_the_same_weights(tmp_path, one_thread):
     whole, resumed = _weights(tmp_path / "whole"), _weights(killed)
     assert whole.keys() == resumed.keys()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert read_state(killed)["epoch_losses"] == read_state(tmp_path / "whole")["epoch_losses"]  # the check's too
     assert not list((killed / "supernet").glob(".*.tmp"))
 
 
@@ -116,11 +164,12 @@ def test_resumes_after_kill_9_to_the_same_weights(tmp_path, one_thread):
     ({"workers": 3, "batch_size": 64}, "supernet.batch_size = 64: must be divisible by workers=3"),
     ({"warmup_epochs": 10, "epochs": 10}, "supernet.warmup_epochs = 10: must be >= 0 and less than epochs"),
     ({"sampling": "uniform"}, "supernet.sampling: unknown key"),
+    ({"learned_loss": 0}, "supernet.learned_loss = 0: must be in (0, 1] (a fraction of ln(num_classes)) or null"),
+    ({"learned_loss": 1.5}, "supernet.learned_loss = 1.5: must be in (0, 1]"),
+    ({"learned_loss": "yes"}, "supernet.learned_loss = 'yes': must be a number or null"),
     ("fast", "supernet = 'fast': must be a mapping"),
 ])
 def test_bad_supernet_section(tmp_path, value, message):
-    import yaml
-
     data = yaml.safe_load(DEMO.read_text())
     data["supernet"] = value
     with pytest.raises(ShuffleSearchError) as e:
@@ -129,8 +178,6 @@ def test_bad_supernet_section(tmp_path, value, message):
 
 
 def test_bad_evaluator(tmp_path):
-    import yaml
-
     data = yaml.safe_load(DEMO.read_text())
     data["evaluator"] = "oneshot"
     with pytest.raises(ShuffleSearchError, match=r"^space\.yaml: evaluator = 'oneshot': must be one of \['proxy', "
@@ -142,8 +189,8 @@ def test_bad_evaluator(tmp_path):
 def test_two_workers_data_parallel_through_ray_train(tmp_path):
     space = SearchSpace.from_yaml(DEMO)
     lines = []
-    state = train_supernet(space, tmp_path, SupernetConfig(epochs=1, workers=2, checkpoint_every=5),
-                           progress=lines.append)
+    cfg = SupernetConfig(epochs=1, workers=2, checkpoint_every=5, learned_loss=None)
+    state = train_supernet(space, tmp_path, cfg, progress=lines.append)
     assert state["done"] and state["workers"] == 2 and state["step"] == state["total_steps"]
     assert "2 worker(s)" in lines[-1]
     # the data-parallel supernet is a supernet like any: every sampled path extracts and runs

@@ -167,6 +167,9 @@ class SupernetConfig:
     data-parallel Ray Train workers of `threads` torch threads each. `storage`: where Ray Train keeps
     a data-parallel training's checkpoints, a path or URI every node reaches (NFS, `s3://...`); needed
     when its workers may run on other nodes than the driver, else Ray's default (`~/ray_results`).
+    `learned_loss`: the supernet learned if its last epoch's mean training loss is below this fraction
+    of chance's, ln(num_classes); else the training ends in a one-line error and no path is scored
+    (`supernet._train.check_learned`); null: no check.
     """
     epochs: int = 10
     batch_size: int = 64
@@ -179,6 +182,7 @@ class SupernetConfig:
     workers: int = 1
     threads: int = 1
     storage: str | None = None
+    learned_loss: float | None = 0.8
 
     def __post_init__(self) -> None:
         if isinstance(self.flops_band, list):
@@ -202,6 +206,9 @@ class SupernetConfig:
             fail("supernet", "batch_size", self.batch_size, f"must be divisible by workers={self.workers}")
         if self.storage is not None and not self.storage.strip():
             fail("supernet", "storage", self.storage, "must be a path or URI every Ray node reaches, or null")
+        if self.learned_loss is not None and not 0 < self.learned_loss <= 1:
+            fail("supernet", "learned_loss", self.learned_loss, "must be in (0, 1] (a fraction of ln(num_classes)) "
+                                                                "or null (no check)")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "supernet") -> SupernetConfig:
@@ -211,9 +218,10 @@ class SupernetConfig:
         return {**asdict(self), "flops_band": list(self.flops_band)}
 
     def training(self) -> dict[str, Any]:
-        """The settings a checkpoint depends on (not the scoring's `bn_batches`, nor where it trains:
-        `workers`, `threads`, `storage`)."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("bn_batches", "workers", "threads", "storage")}
+        """The settings a checkpoint depends on (not the scoring's `bn_batches`, the `learned_loss` check,
+        nor where it trains: `workers`, `threads`, `storage`)."""
+        return {k: v for k, v in self.to_dict().items()
+                if k not in ("bn_batches", "learned_loss", "workers", "threads", "storage")}
 
 
 

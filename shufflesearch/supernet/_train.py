@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -145,6 +146,28 @@ class PathSampler:
                 return arch
         raise ShuffleSearchError(f"{self.space.source}: supernet.flops_band = {list(self.flops_band)}: no path "
                                  f"of the space found in it after {_MAX_DRAWS} draws; widen the band")
+
+
+def check_learned(state: dict[str, Any], cfg: SupernetConfig, num_classes: int, folder: Path) -> None:
+    """A one-line error unless the supernet whose training `state` is (its `state.json`, in `folder`) learned.
+
+    It learned if its last epoch's mean training loss (over that epoch's sampled paths, in train mode)
+    is below `cfg.learned_loss` x ln(`num_classes`), the loss of a uniform guess; `learned_loss` None:
+    no check. A supernet that did not learn scores every path near chance, and a best picked from those
+    scores is noise.
+    """
+    if cfg.learned_loss is None:
+        return
+    chance = math.log(num_classes)
+    # a training of before epoch_losses were recorded: its last checkpoint's window of steps
+    losses = state.get("epoch_losses") or [state.get("train_loss", math.inf)]
+    if not losses[-1] < cfg.learned_loss * chance:
+        raise ShuffleSearchError(
+            f"{folder}: the supernet did not learn: its last epoch's mean training loss {losses[-1]:.3f} is not "
+            f"below supernet.learned_loss = {cfg.learned_loss:g} x ln({num_classes}) = "
+            f"{cfg.learned_loss * chance:.3f} (a uniform guess scores {chance:.3f}), so its paths' scores would be "
+            f"noise and none is scored; delete {folder} and train it longer or with other supernet: settings "
+            "(search_spaces/README.md, supernet)")
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -313,12 +336,14 @@ def _train_loop(training: _Training) -> None:
                                        warmup_epochs=cfg.warmup_epochs, warmup_lr=cfg.lr / 100,
                                        step_on_epochs=False, updates_per_epoch=steps_per_epoch)
     step, spent, resumed, last_loss = 0, 0.0, [], None  # spent: the training's seconds in earlier calls
+    epoch_losses, this_epoch = [], [0.0, 0]  # each finished epoch's mean loss; this epoch's sum and steps so far
     with _resume_point(training) as folder:
         if folder is not None:
             step = _restore(folder / CHECKPOINT, net, optimizer, training.identity)
             prior = read_json(folder / STATE, "the supernet's training state") if (folder / STATE).exists() else {}
             spent, last_loss = prior.get("seconds", 0.0), prior.get("train_loss")
             resumed = [*prior.get("resumed_from", []), step]
+            epoch_losses, this_epoch = prior.get("epoch_losses", []), prior.get("this_epoch", [0.0, 0])
             scheduler.step_update(step)  # the lr of the step after the checkpoint's
     model = net
     if training.run_dir is None:
@@ -334,10 +359,12 @@ def _train_loop(training: _Training) -> None:
         written = True
         state = {"step": done_step, "total_steps": total, "epoch": done_step / steps_per_epoch,
                  "train_loss": loss, "done": done_step >= total, "training": _training(cfg, seed),
+                 "epoch_losses": epoch_losses, "this_epoch": this_epoch,
                  "workers": world, "device": device.type, "resumed_from": resumed,
                  "seconds": spent + time.monotonic() - started}
         save = partial(_save, net=net, optimizer=optimizer,
-                       meta={**training.identity, "step": done_step, "total_steps": total})
+                       meta={**training.identity, "step": done_step, "total_steps": total,
+                             "epoch_losses": epoch_losses})
         if training.run_dir is None:
             _report(rank, state, save)
             return
@@ -369,6 +396,9 @@ def _train_loop(training: _Training) -> None:
         step += 1
         scheduler.step_update(step)
         losses.append(loss.item())
+        this_epoch = [this_epoch[0] + losses[-1], this_epoch[1] + 1]
+        if step % steps_per_epoch == 0:
+            epoch_losses, this_epoch = [*epoch_losses, this_epoch[0] / this_epoch[1]], [0.0, 0]
         if step % cfg.checkpoint_every == 0 or step % steps_per_epoch == 0 or step == total:
             last_loss = float(np.mean(losses))
             checkpoint(step, last_loss)
@@ -389,7 +419,8 @@ def train_supernet(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig 
 
     Returns `state.json`'s contents (step, total_steps, train_loss, done, resumed_from: the steps it
     resumed at, seconds: the wall time of the training so far, over every call that resumed it, ...).
-    A finished training is not repeated; a checkpoint of other settings, space or data is refused.
+    A finished training is not repeated; a checkpoint of other settings, space or data is refused; a
+    supernet that did not learn (`check_learned`) is a one-line error, after training or when reused.
     `cfg` defaults to the space's `supernet:` section; `data` to the space's proxy data
     (`load_data(space.proxy.data, "search")`: pass it when already loaded).
 
@@ -416,6 +447,7 @@ def train_supernet(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig 
         check_identity(path, read_metadata(path), expected, _RETRAIN)
         state = read_state(run_dir)
         if state is not None and state.get("done"):
+            check_learned(state, cfg, data.num_classes, path.parent)
             return state
     _steps_per_epoch(cfg, data)  # a dataset too small, or a band without paths, fails here, not in a worker
     PathSampler(space, seed, cfg.flops_band)(0)
@@ -430,6 +462,7 @@ def train_supernet(space: SearchSpace, run_dir: str | Path, cfg: SupernetConfig 
     if progress:
         progress(f"supernet trained: {state['step']} steps, {cfg.workers} worker(s) on {device}, "
                  f"{time.monotonic() - t0:.0f}s in this call -> {checkpoint_dir(run_dir)}")
+    check_learned(state, cfg, data.num_classes, path.parent)
     return state
 
 
