@@ -11,6 +11,7 @@ import shutil
 import signal
 import threading
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import optuna
@@ -29,7 +30,7 @@ from shufflesearch.data import load_data
 from shufflesearch.driver._supernet import CHUNK, _Scorer
 from shufflesearch.evaluation._final import final_evaluation
 from shufflesearch.runs._records import read_rows
-from shufflesearch.space._configs import TrainConfig
+from shufflesearch.space._configs import SupernetConfig, TrainConfig
 from shufflesearch.space._space import SearchSpace
 from shufflesearch.supernet._score import bn_images, load_supernet, read_supernet
 
@@ -41,6 +42,8 @@ def _space(tmp_path, **supernet):
     data = yaml.safe_load(path.read_text())
     data["search"]["trials"] = 2 * CHUNK + 3  # two actors: more than one chunk each, the last one short
     data["supernet"] = {"epochs": 1, "bn_batches": 4, **supernet}
+    if "learned_loss" in {f.name for f in fields(SupernetConfig)}:  # a 1-epoch supernet has not learned yet
+        data["supernet"]["learned_loss"] = None
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -59,7 +62,7 @@ def test_the_cli_searches_with_the_supernet(searched):
     run_dir, stdout, _ = searched
     config = json.loads((run_dir / "config.json").read_text())
     assert config["evaluator"] == "supernet" and config["supernet"]["epochs"] == 1
-    assert config["command"].endswith("--evaluator supernet")
+    assert " --evaluator supernet" in config["command"]
     assert "supernet step" in stdout and "supernet trained" in stdout
     assert f"{config['trials']} candidate(s) to score on the supernet" in stdout
     state = json.loads((run_dir / "supernet" / "state.json").read_text())
@@ -173,6 +176,77 @@ def test_a_resumed_supernet_search_scores_only_the_missing_candidates(searched, 
     assert sum(line.startswith("[") for line in lines) == 5
     assert read_rows(copy / "trials.jsonl") == result.rows
     assert len((copy / "trials.csv").read_text().splitlines()) == 1 + len(result.rows)
+
+
+@pytest.fixture(scope="module")
+def evolved(tmp_path_factory):
+    """A search by evolution (generations of 6, children of the best 3): 19 candidates, 4 generations."""
+    tmp = tmp_path_factory.mktemp("ev")
+    path = _space(tmp)
+    data = yaml.safe_load(path.read_text())
+    data["search"].update(sampler="evolution", evolution_population=6, evolution_parents=3)
+    path.write_text(yaml.safe_dump(data))
+    lines = []
+    result = shufflesearch.search(path, name="ev", evaluator="supernet", runs_dir=tmp / "runs", progress=lines.append)
+    return result, lines, path
+
+
+def _study(run_dir):
+    return optuna.load_study(study_name=run_dir.name, storage=JournalStorage(JournalFileBackend(
+        str(run_dir / "optuna.journal"))))
+
+
+def test_an_evolution_search_scores_each_genome_once_as_one_study_trial(evolved):
+    result, lines, path = evolved
+    rows, space = result.rows, SearchSpace.from_yaml(path)
+    assert len(rows) == space.search.trials and len({r["arch_hash"] for r in rows}) == len(rows)
+    assert all(r["status"] == "complete" and r["mflops"] <= space.budget.mflops for r in rows)
+    trials = _study(result.run_dir).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * len(rows)  # one trial a candidate, no repeat
+    for t, r in zip(trials, sorted(rows, key=lambda r: r["number"])):
+        assert t.number == r["number"] and t.values[0] == r["search_acc"]
+        assert space.sample(optuna.trial.FixedTrial(t.params)).hash == r["arch_hash"]  # a genome of the space
+    origins = [t.user_attrs["origin"].split(" ")[0] for t in trials]
+    assert origins[:6] == ["random"] * 6 and {"mutation", "crossover"} <= set(origins[6:])
+    assert any("evolution: generations of 6, children of the best 3, mutation probability 0.1" in line for line in lines)
+
+
+def test_an_interrupted_evolution_search_resumes_without_repeats_and_the_seed_gives_its_candidates(evolved, tmp_path):
+    result, _, path = evolved
+    shutil.copytree(result.run_dir / "supernet", tmp_path / "again" / "supernet")  # the same supernet, reused
+    shown = []
+
+    def stop_at_the_eighth(line):
+        shown.append(line)
+        if line.startswith("[") and sum(x.startswith("[") for x in shown) == 8:
+            raise KeyboardInterrupt  # as Ctrl-C while the driver records a chunk
+
+    first = shufflesearch.search(path, name="again", evaluator="supernet", runs_dir=tmp_path, progress=stop_at_the_eighth)
+    assert first.interrupted and not any("supernet step" in line for line in shown)
+    ordered = sorted(result.rows, key=lambda r: r["number"])
+    assert [r["arch_hash"] for r in first.rows] == [r["arch_hash"] for r in ordered[:len(first.rows)]]  # same seed
+    resumed = shufflesearch.search(path, name="again", runs_dir=tmp_path, resume=True, progress=None)
+    assert len(resumed.rows) == len(result.rows) and len({r["arch_hash"] for r in resumed.rows}) == len(resumed.rows)
+    trials = _study(resumed.run_dir).trials
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == len(resumed.rows)
+    assert all(t.state == TrialState.FAIL for t in trials if t.number not in {r["number"] for r in resumed.rows})
+
+
+def test_a_space_with_fewer_genomes_than_candidates_ends_with_a_line(tmp_path):
+    path = _space(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["budget"]["min_fraction"] = 1.0  # one width a structure
+    data["shared"] = {"unit": "v2", "kernel_size": {"choices": [3, 5]}, "repeats": 1}  # two structures
+    data["stages"] = [{k: v for k, v in st.items() if k not in ("repeats", "grouped_first_conv")}
+                      for st in data["stages"]]
+    data["search"].update(sampler="evolution", trials=5)
+    path.write_text(yaml.safe_dump(data))
+    lines = []
+    result = shufflesearch.search(path, name="two", evaluator="supernet", runs_dir=tmp_path / "runs",
+                                  progress=lines.append)
+    assert len(result.rows) == 2 and len(_study(result.run_dir).trials) == 2
+    assert (f"{result.run_dir}: the space has no more distinct architectures within the budget (1000 random draws "
+            "in a row found none new): 2 scored of the 5 asked for") in lines
 
 
 def test_final_retrains_the_supernet_search_best_stand_alone(searched):
