@@ -175,7 +175,7 @@ def test_a_gpu_share_on_a_ray_without_gpus_is_one_line_not_a_wait(tmp_path, ray_
     import ray
 
     assert ray.cluster_resources().get("GPU", 0) == 0
-    space = tiny_space(tmp_path)
+    space = tiny_space(tmp_path, sampler="random")  # the supernet evaluator takes random or evolution
     outcome = []
 
     def run():
