@@ -23,6 +23,7 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,19 +58,25 @@ def study(space: SearchSpace, overrides: dict, samples: int, run_dir: Path, seed
     except ShuffleSearchError as e:  # the supernet that did not learn: its state is still there
         error, state = str(e), read_json(checkpoint_dir(run_dir) / "state.json", "state")
     train_s = time.monotonic() - t0
+    scores = score_paths(space, cfg, data, run_dir, samples, seed)
+    every = [s for v in scores.values() for s in v]
+    return {"settings": cfg.training(), "epoch_losses": state["epoch_losses"], "chance_loss": math.log(data.num_classes),
+            "steps": state["step"], "train_s": train_s, "error": error, "scores": scores,
+            "summary": {"all": spread(every), **{k: spread(v) for k, v in scores.items()}}}
+
+
+def score_paths(space: SearchSpace, cfg: Any, data: Any, run_dir: Path, samples: int, seed: int) -> dict[str, list]:
+    """Search-val scores of `samples` paths drawn by another seed than the training's, by unit types."""
     weights = {k[len("model."):]: v for k, v in load_checkpoint(checkpoint_dir(run_dir) / CHECKPOINT)[0].items()
                if k.startswith("model.")}
     scorer = run_scorer(supernet_from(space, weights, data), data, cfg, seed, space.proxy.train.channels_last)
-    paths = PathSampler(space, seed=12345)  # not the training's sequence
+    paths = PathSampler(space, seed=12345)
     scores: dict[str, list[float]] = {}
     for step in range(samples):
         arch = paths(step)
         kind = "+".join(sorted({s.unit for s in arch.stages}))
         scores.setdefault(kind, []).append(scorer.score(arch)[2])
-    every = [s for v in scores.values() for s in v]
-    return {"settings": cfg.training(), "epoch_losses": state["epoch_losses"], "chance_loss": math.log(data.num_classes),
-            "steps": state["step"], "train_s": train_s, "error": error, "scores": scores,
-            "summary": {"all": spread(every), **{k: spread(v) for k, v in scores.items()}}}
+    return scores
 
 
 def main() -> None:
@@ -86,7 +93,6 @@ def main() -> None:
     overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
     torch.set_num_threads(1)
     out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else {}
     for name in args.spaces:
         raw = yaml.safe_load((ROOT / "search_spaces" / f"{name}.yaml").read_text())
         if args.data:
@@ -94,6 +100,7 @@ def main() -> None:
         space = SearchSpace.from_dict(raw, f"search_spaces/{name}.yaml")
         record = study(space, overrides, args.samples, ROOT / "runs" / "supernet_learning" / f"{args.label}_{name}", args.seed)
         record["data"] = space.proxy.data.dataset
+        results = json.loads(out.read_text()) if out.exists() else {}  # read again: other runs may have written
         results.setdefault(args.label, {})[name] = record
         write_json_atomic(out, results)
         s = record["summary"]

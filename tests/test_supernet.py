@@ -14,6 +14,7 @@ from torch.optim.swa_utils import update_bn
 from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import Arch, Stage
+from shufflesearch.models._network import build
 from shufflesearch.space._space import SearchSpace
 from shufflesearch.supernet._network import Supernet, supernet_bounds
 from shufflesearch.supernet._score import PathScorer, bn_images
@@ -113,6 +114,27 @@ def test_bounds_hold_every_sample(name):
         assert all(s.out_channels <= m for s, m in zip(arch.stages, b.stages))
         assert (arch.head.conv_channels or 0) <= b.head
     assert all(c % b.divisor == 0 for c in (b.stem, *b.stages))
+
+
+def test_a_new_supernets_residual_blocks_start_as_the_identity(one_thread):
+    """Every stride-1 v1 block's branch ends in a BatchNorm of scale 0 (its bias is 0), so a path's
+    residual units add nothing at first, whatever depth the path takes; v2 and stride-2 blocks, the
+    stand-alone models, keep the papers' initialisation."""
+    net = Supernet(_space("mixed"), num_classes=10, in_chans=1).train()
+    scales = {}
+    for i, stage in enumerate(net.stages):
+        for j, position in enumerate(stage):
+            for key, block in position.items():
+                bn = block.branch.gconv2.bn if key.startswith("v1") else block.branch2[-2]
+                scales[(i, j, key[:2])] = bn.weight.abs().max().item()
+    assert all((s == 0) == (unit == "v1" and j > 0) for (_, j, unit), s in scales.items())
+    assert {unit for _, _, unit in scales} == {"v1", "v2"}
+    arch = next(a for a in net.space.random_sample(50, seed=0) if a.stages[1].unit == "v1" and a.stages[1].repeats > 1)
+    model = net.extract(arch)
+    x = torch.rand(4, model.stages[1][1].branch.gconv1.conv.in_channels, 8, 8)  # >= 0, as after a ReLU
+    with torch.no_grad():
+        torch.testing.assert_close(model.stages[1][1](x), x, rtol=0, atol=0)
+    assert build(arch).stages[1][1].branch.gconv2.bn.weight.min() == 1
 
 
 def test_an_arch_outside_the_space_is_refused(supernets):

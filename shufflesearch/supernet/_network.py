@@ -40,7 +40,7 @@ from torch import nn
 
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import DEFAULT_SHUFFLE, STAGE_DEFAULTS, Arch, Unit, round_to_multiple
-from shufflesearch.models._layers import conv_bn, make_unit
+from shufflesearch.models._layers import ShuffleV1Unit, conv_bn, make_unit
 from shufflesearch.models._network import ShuffleNet, build
 from shufflesearch.space import _sampling as sampling
 
@@ -163,6 +163,7 @@ class Supernet(nn.Module):
         self.num_features = max(b.head, b.stages[-1])
         self.head = ClassifierHead(self.num_features, num_classes)
         ShuffleNet._init_weights(self)
+        _zero_residual_branches(self)
         self._last: tuple[Arch, ShuffleNet, dict[str, tuple[str, torch.Size]]] | None = None  # see _layout
         self._owners: dict[str, tuple[nn.Module, str]] | None = None  # tensor name -> (module, attribute)
 
@@ -224,6 +225,22 @@ class Supernet(nn.Module):
         model = build(arch, num_classes=self.num_classes, in_chans=self.in_chans, device="meta", **kwargs)
         model.load_state_dict({k: v.detach().clone() for k, v in self.path_tensors(arch, model).items()}, assign=True)
         return model
+
+
+def _zero_residual_branches(net: Supernet) -> None:
+    """Zero the last BatchNorm's scale of every stride-1 v1 block's branch (Goyal et al., arXiv 1706.02677),
+    so each starts as the identity, x + 0.
+
+    With the papers' initialisation each residual unit adds a branch of unit variance to its input, so the
+    features' scale grows with the depth a path takes, which changes from step to step: on the mixed
+    space the supernet's training loss was 7.1 in its first epoch and 3.3 after 10 (chance 2.3,
+    `benchmarks/supernet_learning.py`). Stand-alone models (`build`) keep the papers' initialisation.
+    """
+    for stage in net.stages:
+        for position in stage:
+            for block in position.values():
+                if isinstance(block, ShuffleV1Unit) and not block.downsample:
+                    nn.init.zeros_(block.branch.gconv2.bn.weight)
 
 
 class _PointwiseMatmul(nn.Conv2d):
