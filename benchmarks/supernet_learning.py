@@ -9,9 +9,13 @@ split. Prints and records, per space: each epoch's mean training loss (train spl
 ln(num_classes)), and the best, median and worst path score, overall and per unit type.
 
 Appends to benchmarks/results/supernet_learning.json under `--label` (one entry a label and space).
+`--landmarks` (demo space, on the proxy ranking study's data) adds Kendall tau on its 30 landmarks.
+`shufflenet_v1_free` is left out by default: its supernet has 828 M parameters.
 
     nice -n 10 python benchmarks/supernet_learning.py --label shipped
     nice -n 10 python benchmarks/supernet_learning.py --spaces shufflenet_v2 --set warmup_epochs=2 --label warmup2
+    nice -n 10 python benchmarks/supernet_learning.py --spaces demo --data fashion_mnist:/usr/share/datasets/fashion-mnist \
+        --per-class 500 --landmarks --label fmnist500
 """
 
 from __future__ import annotations
@@ -65,11 +69,16 @@ def study(space: SearchSpace, overrides: dict, samples: int, run_dir: Path, seed
             "summary": {"all": spread(every), **{k: spread(v) for k, v in scores.items()}}}
 
 
-def score_paths(space: SearchSpace, cfg: Any, data: Any, run_dir: Path, samples: int, seed: int) -> dict[str, list]:
-    """Search-val scores of `samples` paths drawn by another seed than the training's, by unit types."""
+def _scorer(space: SearchSpace, cfg: Any, data: Any, run_dir: Path, seed: int) -> Any:
+    """A path scorer of the supernet in `run_dir`, trained to its end (whether it learned or not)."""
     weights = {k[len("model."):]: v for k, v in load_checkpoint(checkpoint_dir(run_dir) / CHECKPOINT)[0].items()
                if k.startswith("model.")}
-    scorer = run_scorer(supernet_from(space, weights, data), data, cfg, seed, space.proxy.train.channels_last)
+    return run_scorer(supernet_from(space, weights, data), data, cfg, seed, space.proxy.train.channels_last)
+
+
+def score_paths(space: SearchSpace, cfg: Any, data: Any, run_dir: Path, samples: int, seed: int) -> dict[str, list]:
+    """Search-val scores of `samples` paths drawn by another seed than the training's, by unit types."""
+    scorer = _scorer(space, cfg, data, run_dir, seed)
     paths = PathSampler(space, seed=12345)
     scores: dict[str, list[float]] = {}
     for step in range(samples):
@@ -77,6 +86,35 @@ def score_paths(space: SearchSpace, cfg: Any, data: Any, run_dir: Path, samples:
         kind = "+".join(sorted({s.unit for s in arch.stages}))
         scores.setdefault(kind, []).append(scorer.score(arch)[2])
     return scores
+
+
+def landmark_tau(space: SearchSpace, cfg: Any, data: Any, run_dir: Path, seed: int, bootstrap: int) -> dict:
+    """Kendall tau (95% bootstrap interval) of the supernet's search-val scores of the proxy ranking study's
+    30 demo-space landmarks against their reference test accuracy: all of them, the v1 paths, the v2 paths;
+    beside the shipped proxy's and FLOPs' (the study's `rank_table`, as supernet_study.py computes it)."""
+    import sys
+
+    from shufflesearch.genome import Arch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from proxy_ranking_study import rank_table
+
+    ranking = json.loads((ROOT / "benchmarks" / "results" / "proxy_ranking_study.json").read_text())
+    config, jobs = ranking["config"], ranking["jobs"]
+    archs = {k: Arch.from_json(v) for k, v in config["archs"].items() if k not in config["zoo"]}
+    ref = {k: float(np.mean([jobs[f"{k}/reference/{s}"]["acc"] for s in config["ref_seeds"]])) for k in archs}
+    proxy = {k: jobs[f"{k}/e6_n500_r32/{config['proxy_seed']}"]["acc"] for k in archs}
+    scorer = _scorer(space, cfg, data, run_dir, seed)
+    scores = {k: scorer.score(a)[2] for k, a in archs.items()}
+    out: dict = {"supernet_scores": scores, "reference": ref}
+    for group in ("all", "v1", "v2"):
+        names = sorted(k for k in archs if group in ("all", archs[k].stages[0].unit))
+        target = np.array([ref[k] for k in names])
+        table = {"supernet": (np.array([scores[k] for k in names]), target),
+                 "proxy": (np.array([proxy[k] for k in names]), target),
+                 "flops": (np.array([space.cost(archs[k]).macs for k in names], dtype=float), target)}
+        out[group] = {"n": len(names), **rank_table(table, bootstrap, 0)}
+    return out
 
 
 def main() -> None:
@@ -87,6 +125,9 @@ def main() -> None:
     p.add_argument("--per-class", type=int, help="training images per class (with --data)")
     p.add_argument("--samples", type=int, default=60, help="paths scored per space")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--landmarks", action="store_true",
+                   help="demo space: also tau on the proxy ranking study's 30 landmarks (use its data: --data "
+                        "fashion_mnist:DIR --per-class 500)")
     p.add_argument("--label", required=True)
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args()
@@ -100,6 +141,15 @@ def main() -> None:
         space = SearchSpace.from_dict(raw, f"search_spaces/{name}.yaml")
         record = study(space, overrides, args.samples, ROOT / "runs" / "supernet_learning" / f"{args.label}_{name}", args.seed)
         record["data"] = space.proxy.data.dataset
+        if args.landmarks:
+            run_dir = ROOT / "runs" / "supernet_learning" / f"{args.label}_{name}"
+            cfg = replace(space.supernet, **overrides)
+            record["landmarks"] = landmark_tau(space, cfg, load_data(space.proxy.data, "search"), run_dir, args.seed,
+                                               2000)
+            for group in ("all", "v1", "v2"):
+                st = record["landmarks"][group]["supernet"]
+                print(f"{args.label} {name} landmarks {group} (n={record['landmarks'][group]['n']}): tau "
+                      f"{st['tau']:+.3f} [{st['tau_ci'][0]:+.3f}, {st['tau_ci'][1]:+.3f}]", flush=True)
         results = json.loads(out.read_text()) if out.exists() else {}  # read again: other runs may have written
         results.setdefault(args.label, {})[name] = record
         write_json_atomic(out, results)
