@@ -60,7 +60,7 @@ import numpy as np
 import optuna
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
-from scipy.stats import ConstantInputWarning, kendalltau, spearmanr
+from scipy.stats import ConstantInputWarning, kendalltau, rankdata, spearmanr
 
 from shufflesearch import Arch, SearchSpace, TrainConfig, cost, train_proxy
 from shufflesearch._io import write_bytes_atomic, write_json_atomic
@@ -191,13 +191,25 @@ def regret(score: np.ndarray, ref: np.ndarray, k: int) -> float:
     return float(ref.max() - ref[top].max())
 
 
+def _boot_tau_rho(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall tau-b and Spearman rho of each row pair of `x`, `y` (resamples x architectures) at once: what
+    scipy's kendalltau and spearmanr give row by row (nan for a constant row), ~100x faster."""
+    dx = np.sign(x[:, :, None] - x[:, None, :])
+    dy = np.sign(y[:, :, None] - y[:, None, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = (dx * dy).sum((1, 2)) / np.sqrt((dx * dx).sum((1, 2)) * (dy * dy).sum((1, 2)))
+        rx, ry = rankdata(x, axis=1), rankdata(y, axis=1)
+        rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+        rho = (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
+    return np.stack([tau, rho], 1)
+
+
 def rank_table(scores: dict[str, tuple[np.ndarray, np.ndarray]], n_boot: int, seed: int) -> dict[str, dict]:
     """Per score (values, target): tau, rho, bootstrap intervals, paired delta-tau to 'flops', regret."""
     warnings.simplefilter("ignore", ConstantInputWarning)  # a resample of one architecture repeated: nan, skipped
     n = len(next(iter(scores.values()))[0])
     resamples = np.random.default_rng(seed).integers(0, n, (n_boot, n))
-    boot = {name: np.array([(_tau(x[i], y[i]), _rho(x[i], y[i])) for i in resamples])
-            for name, (x, y) in scores.items()}
+    boot = {name: _boot_tau_rho(x[resamples], y[resamples]) for name, (x, y) in scores.items()}
     out = {}
     for name, (x, y) in scores.items():
         delta = boot[name][:, 0] - boot["flops"][:, 0]

@@ -18,9 +18,10 @@ so neither gains from the sampler, and run on this machine's local Ray (2 CPUs h
 3. Fidelity: the proxy ranking study's 30 sampled demo-space architectures (its landmarks; the 5 zoo
    models there are not paths of this space) are scored on the trained supernet; Kendall tau against
    their reference accuracy (8 epochs x 1,200/class, t10k, mean of 2 seeds, from
-   benchmarks/results/proxy_ranking_study.json) with a 95% bootstrap interval, beside the shipped
+   benchmarks/results/proxy_ranking_study_landmarks.json) with a 95% bootstrap interval, beside the shipped
    proxy's tau and FLOPs' tau on the same 30 (the study's own numbers, same resamples: the study's
-   `rank_table`).
+   `rank_table`); `stats_in_band` the same on its landmarks at >= 70% of the budget (the stratified ones
+   there and the in-band samples), where a search decides.
 4. Final: `final_evaluation` (top 1, 1 seed, the ranking study's reference protocol: 8 epochs x 1,200
    training images per class, scored on t10k) of each search's best, and of the zoo model of best
    reference accuracy in the ranking study.
@@ -53,7 +54,7 @@ from shufflesearch.evaluation._final import final_evaluation
 from shufflesearch.runs._records import package_versions
 from shufflesearch.space._configs import SupernetConfig
 from shufflesearch.space._space import SearchSpace
-from shufflesearch.supernet._score import run_scorer
+from shufflesearch.supernet._score import load_supernet, run_scorer
 from shufflesearch.supernet._train import read_state, train_supernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,6 +62,7 @@ from proxy_ranking_study import rank_table  # noqa: E402  (the ranking study's s
 
 ROOT = Path(__file__).resolve().parents[1]
 RANKING = ROOT / "benchmarks" / "results" / "proxy_ranking_study.json"
+LANDMARKS = ROOT / "benchmarks" / "results" / "proxy_ranking_study_landmarks.json"  # its finished landmarks, band too
 SHIPPED_PROXY = "e6_n500_r32"
 
 
@@ -81,15 +83,13 @@ def every(n: int):
     return emit
 
 
-def landmarks(ranking: dict) -> tuple[dict[str, shufflesearch.Arch], dict[str, float], dict[str, float]]:
-    """The ranking study's sampled architectures, their mean reference accuracy and shipped-proxy accuracy."""
-    jobs = ranking["jobs"]
-    archs = {k: shufflesearch.Arch.from_json(v) for k, v in ranking["config"]["archs"].items()
-             if k not in ranking["config"]["zoo"]}
-    seeds = ranking["config"]["ref_seeds"]
-    ref = {k: float(np.mean([jobs[f"{k}/reference/{s}"]["acc"] for s in seeds])) for k in archs}
-    proxy = {k: jobs[f"{k}/{SHIPPED_PROXY}/{ranking['config']['proxy_seed']}"]["acc"] for k in archs}
-    return archs, ref, proxy
+def landmarks() -> tuple[dict[str, shufflesearch.Arch], dict[str, float], dict[str, float], dict[str, dict]]:
+    """The ranking study's sampled architectures (stratified and in-band), their mean reference accuracy,
+    shipped-proxy accuracy and landmark records (source, in_band), from its landmarks file."""
+    marks = {k: v for k, v in json.loads(LANDMARKS.read_text())["landmarks"].items() if v["source"] != "zoo"}
+    archs = {k: shufflesearch.Arch.from_json(v["arch"]) for k, v in marks.items()}
+    return (archs, {k: v["reference_mean"] for k, v in marks.items()},
+            {k: v["proxy_acc"][SHIPPED_PROXY] for k, v in marks.items()}, marks)
 
 
 def best_zoo(ranking: dict) -> str:
@@ -101,21 +101,25 @@ def fidelity(space: SearchSpace, run_dir: Path, ranking: dict, bootstrap: int) -
     """Supernet scores of the ranking study's landmarks; tau/rho with intervals beside the proxy's and FLOPs'."""
     import torch
 
-    archs, ref, proxy = landmarks(ranking)
-    scorer = run_scorer(space, run_dir, space.supernet, space.search.seed, load_data(space.proxy.data, "search"),
+    archs, ref, proxy, marks = landmarks()
+    data = load_data(space.proxy.data, "search")
+    scorer = run_scorer(load_supernet(space, run_dir, data), data, space.supernet, space.search.seed,
                         space.proxy.train.channels_last)
     torch.set_num_threads(1)
     scores = {k: scorer.score(a)[2] for k, a in archs.items()}
-    names = sorted(archs)
-    target = np.array([ref[k] for k in names])
-    table = {"supernet": (np.array([scores[k] for k in names]), target),
-             "proxy": (np.array([proxy[k] for k in names]), target),
-             "flops": (np.array([space.cost(archs[k]).macs for k in names], dtype=float), target)}
-    stats = rank_table(table, bootstrap, 0)
-    for name, st in stats.items():
-        print(f"{name:>9}: tau {st['tau']:+.3f} [{st['tau_ci'][0]:+.3f}, {st['tau_ci'][1]:+.3f}]  "
-              f"top-1 regret {100 * st['regret1']:.2f} pt", flush=True)
-    return {"stats": stats, "supernet_scores": scores, "reference": ref, "proxy": proxy}
+    out: dict = {"supernet_scores": scores, "reference": ref, "proxy": proxy}
+    # stats: the stratified samples across [min_fraction, 1] x budget, as before; stats_in_band: cost >= the band
+    for key, keep in (("stats", lambda m: m["source"] == "stratified"), ("stats_in_band", lambda m: m["in_band"])):
+        names = sorted(k for k in archs if keep(marks[k]))
+        target = np.array([ref[k] for k in names])
+        table = {"supernet": (np.array([scores[k] for k in names]), target),
+                 "proxy": (np.array([proxy[k] for k in names]), target),
+                 "flops": (np.array([space.cost(archs[k]).macs for k in names], dtype=float), target)}
+        out[key] = rank_table(table, bootstrap, 0)
+        for name, st in out[key].items():
+            print(f"{key} ({len(names)}) {name:>9}: tau {st['tau']:+.3f} [{st['tau_ci'][0]:+.3f}, "
+                  f"{st['tau_ci'][1]:+.3f}]  top-1 regret {100 * st['regret1']:.2f} pt", flush=True)
+    return out
 
 
 def fresh(runs: Path) -> None:
