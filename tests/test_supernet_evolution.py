@@ -100,7 +100,7 @@ def test_bad_evolution_settings_are_one_line(tmp_path, settings, message):
 def test_the_supernet_evaluator_draws_by_evolution_unless_told_random_and_refuses_tpe(tmp_path):
     path = tmp_path / "tiny.yaml"
     data = yaml.safe_load(tiny_space(tmp_path).read_text())
-    del data["search"]["sampler"]
+    data["search"].pop("sampler", None)  # the shipped spaces name none: it follows the evaluator
     path.write_text(yaml.safe_dump(data))
     from shufflesearch.driver._search import _resolve
 
@@ -110,7 +110,8 @@ def test_the_supernet_evaluator_draws_by_evolution_unless_told_random_and_refuse
     assert _resolve(space, None, "supernet", sampler="random").sampler == "random"
     with pytest.raises(ShuffleSearchError, match="search.sampler = 'evolution': is for the supernet evaluator"):
         shufflesearch.search(space, sampler="evolution", runs_dir=tmp_path / "runs")
-    out = run_cli("search", str(tiny_space(tmp_path)), "--evaluator", "supernet", "--runs-dir", str(tmp_path / "runs"))
+    path.write_text(yaml.safe_dump({**data, "search": {**data["search"], "sampler": "tpe"}}))  # a file naming tpe
+    out = run_cli("search", str(path), "--evaluator", "supernet", "--runs-dir", str(tmp_path / "runs"))
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and out.stderr.strip().endswith(
         f"{tmp_path / 'tiny.yaml'}: search.sampler = 'tpe': the supernet evaluator takes evolution or random (its "
         "thousands of candidates would slow tpe's every ask); choose --sampler evolution")
