@@ -36,6 +36,16 @@ images), ~30 s per seed. 35 architectures x (5 proxies + 2 reference seeds) = 24
 CPU minutes, so ~30 minutes on 2 otherwise idle cores (the recorded run took 93 minutes of wall time
 at nice 19 beside other test runs on the same 2 cores).
 
+In band (issue 30.2): a global tau over 7.5-30 MFLOPs is dominated by cost, while a search decides near
+the budget. `--band-archs` more samples (RandomSampler seed `--band-seed`, spread evenly in log cost across
+[`--band`, 1] x budget, none equal to an earlier one; named b00.. in an order that spans the band at
+every prefix) train after the stratified study, one architecture after another, under the same proxies
+and reference; they sit in config["band"], so the recorded jobs stay valid. The tables are then given
+globally and within the band (every landmark at >= `--band` x budget), and
+`<out>/proxy_ranking_study.md` holds them all; `<out>/proxy_ranking_study_landmarks.json` lists every
+finished landmark (genome, MFLOPs, in_band, reference accuracy per seed, proxy accuracies): what
+benchmarks/supernet_study.py scores on a supernet. `--report-only` rewrites these from the finished jobs.
+
     apt-get install dataset-fashion-mnist
     nice -n 19 python benchmarks/proxy_ranking_study.py            # full size, ~30 min on 2 idle cores
     python benchmarks/proxy_ranking_study.py --quick                 # smoke run, < 1 min, to runs/
