@@ -39,7 +39,7 @@ def started_run(tmp_path) -> Path:
     run = tmp_path / "runs" / "demo"
     run.mkdir(parents=True)
     (run / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
-    (run / "config.json").write_text(json.dumps({**space["search"], "name": "demo", "seed": 0,
+    (run / "config.json").write_text(json.dumps({"sampler": "tpe", **space["search"], "name": "demo", "seed": 0,
                                                  "budget": {**space["budget"], "max_params": None},
                                                  "proxy": space["proxy"],
                                                  "data": {"spec": "digits", "num_classes": 10, "in_chans": 1,
