@@ -99,6 +99,8 @@ class SearchSettings:
     cpus_per_trial: int = 1
     gpus_per_trial: float = 0.0
     seed: int = 0
+    # Optuna's defaults: 4 start-up trials with multivariate TPE did not beat random search or the FLOPs-greedy
+    # pick (docs/benchmarks.md#search-quality: +0.20 [-0.69, +1.08] and -0.01 [-0.33, +0.30] points at 10 MFLOPs)
     tpe_startup_trials: int = 10
     tpe_multivariate: bool = False
     tpe_constant_liar: bool = True
