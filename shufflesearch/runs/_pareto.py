@@ -74,10 +74,9 @@ def _front(rows: Iterable[Mapping[str, Any]], key: str, acc: str = ACC) -> list[
     return front
 
 
-def _scored(rows: Iterable[Mapping[str, Any]], rerank: Reranked | None) -> list[dict]:
-    """The full-fidelity rows of the candidates `rerank` gives an accuracy, each with it as `rerank_acc`."""
-    return [{**r, RERANK_ACC: rerank[r["number"]]} for r in full_fidelity(rows)
-            if rerank and finite(rerank.get(r.get("number")))]
+def _scored(done: Sequence[Mapping[str, Any]], rerank: Reranked | None) -> list[dict]:
+    """Of the full-fidelity rows `done`, the candidates `rerank` gives an accuracy, each with it as `rerank_acc`."""
+    return [{**r, RERANK_ACC: rerank[r["number"]]} for r in done if rerank and finite(rerank.get(r.get("number")))]
 
 
 def pareto_front(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[str] | None = None,
@@ -85,11 +84,12 @@ def pareto_front(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[s
     """The non-dominated full-fidelity rows (max accuracy, min cost), cheapest first; ties and a
     re-ranking (`rerank`, see `Reranked`): see the module doc."""
     key = cost_axis(objectives).field
-    front = _front(full_fidelity(rows), key)
-    scored = _scored(rows, rerank)
+    done = full_fidelity(rows)  # once: `rows` may be an iterator
+    front = _front(done, key)
+    scored = _scored(done, rerank)
     if not scored:
         return front
-    candidates = [r for r in full_fidelity(rows) if r.get("number") in rerank and finite(r.get(key))]
+    candidates = [r for r in done if r.get("number") in rerank and finite(r.get(key))]
     cheapest = min(r[key] for r in candidates)
     return [r for r in front if r["number"] not in rerank and r[key] < cheapest] + _front(scored, key, RERANK_ACC)
 
@@ -100,9 +100,10 @@ def by_accuracy(rows: Iterable[Mapping[str, Any]], objectives: str | Sequence[st
     trial number (the order `best_row` picks by, continued past the best). With a re-ranking, its
     candidates come first, in the same order on their re-ranked accuracy (`rerank_acc`)."""
     key = cost_axis(objectives).field
-    scored = sorted(_scored(rows, rerank), key=lambda r: (-r[RERANK_ACC], r[key], _number(r)))
-    ranked = [r for r in full_fidelity(rows) if finite(r.get(ACC)) and finite(r.get(key))
-              and all(r.get("number") != s["number"] for s in scored)]
+    done = full_fidelity(rows)  # once: `rows` may be an iterator
+    scored = sorted(_scored(done, rerank), key=lambda r: (-r[RERANK_ACC], r[key], _number(r)))
+    first = {s["number"] for s in scored}
+    ranked = [r for r in done if finite(r.get(ACC)) and finite(r.get(key)) and r.get("number") not in first]
     return scored + [dict(r) for r in sorted(ranked, key=lambda r: (-r[ACC], r[key], _number(r)))]
 
 
