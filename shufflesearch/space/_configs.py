@@ -79,6 +79,53 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class LatencySettings:
+    """`budget.latency:`: where and how a candidate's inference latency is measured for `budget.latency_ms`.
+
+    `target`: `local` (the machine running the driver, `threads` torch or ONNX Runtime threads), `cuda`
+    (a CUDA device of the driver's node), or the name of a Ray custom resource a node carries
+    (`ray start --resources '{"rpi4": 1}'`), on which every measurement then runs, one at a time.
+    `backend`: `torch` (eager, contiguous and channels_last tried, the faster kept) or `onnxruntime`
+    (the model exported to ONNX, run by an ONNX Runtime CPU session). `batch` images of `input_size`
+    pixels (null: the budget's), `warmup` untimed runs, then `runs` timed ones: the median and the
+    interquartile range are recorded. `table`: a latency table built on the target (`shufflesearch
+    latency-table`): candidates' latencies are predicted from it instead of measured.
+    """
+    target: str = "local"
+    backend: Literal["torch", "onnxruntime"] = "torch"
+    batch: int = 1
+    threads: int = 1
+    input_size: int | None = None
+    warmup: int = 5
+    runs: int = 30
+    table: str | None = None
+
+    def __post_init__(self) -> None:
+        check_types(self, "budget.latency")
+        if not self.target.strip() or any(c.isspace() for c in self.target):
+            fail("budget.latency", "target", self.target, "must be local, cuda or a Ray custom resource name")
+        for name in ("batch", "threads", "runs"):
+            if getattr(self, name) < 1:
+                fail("budget.latency", name, getattr(self, name), "must be an integer >= 1")
+        if self.warmup < 0:
+            fail("budget.latency", "warmup", self.warmup, "must be an integer >= 0")
+        if self.input_size is not None and self.input_size < 8:
+            fail("budget.latency", "input_size", self.input_size, "must be an integer >= 8 or null (the budget's)")
+        if self.table is not None and not self.table.strip():
+            fail("budget.latency", "table", self.table, "must be a latency table file or null")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LatencySettings:
+        if not isinstance(data, Mapping):
+            raise ShuffleSearchError(f"budget.latency = {data!r}: must be a mapping")
+        reject_unknown_keys(data, field_names(cls), "budget.latency")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Proxy training hyper-parameters; the train half of a space's `proxy:` section.
 

@@ -10,8 +10,9 @@ field takes, which keys only v1 units use and which shuffles each unit has are t
 from __future__ import annotations
 
 import copy
+import math
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Mapping
 
 from shufflesearch._config import check_types, fail, from_mapping
@@ -20,7 +21,7 @@ from shufflesearch._exec._retries import DEFAULT_MAX_RETRIES
 from shufflesearch.errors import ShuffleSearchError, reject_unknown_keys
 from shufflesearch.genome._arch import SHUFFLES, STAGE_DEFAULTS, V1_ONLY, Stem, invalid_value
 from shufflesearch.genome._cost import Cost
-from shufflesearch.space._configs import RerankConfig, SupernetConfig, proxy_config_from_dict
+from shufflesearch.space._configs import LatencySettings, RerankConfig, SupernetConfig, proxy_config_from_dict
 from shufflesearch.space._objectives import OBJECTIVE_SETS
 
 STAGE_KEYS = ("unit", "base_channels", "repeats", "stride", "groups", "kernel_size", "bottleneck_ratio",
@@ -33,23 +34,36 @@ EVALUATORS = ("proxy", "supernet")  # how a candidate is scored: proxy training,
 
 @dataclass(frozen=True)
 class Budget:
-    """The cost cap: `mflops` millions of multiply-adds (the papers' FLOPs) at `input_size`.
+    """The cost caps: `mflops` millions of multiply-adds (the papers' FLOPs) at `input_size`, and/or
+    `latency_ms` milliseconds of inference on `latency.target` (`LatencySettings`).
 
     Costs count a `num_classes`-way classifier on 3-channel input. `max_params` optionally caps the
     parameters too. Samples aim at a fraction of the budget drawn log-uniformly from
-    [`min_fraction`, 1], so a search also explores the cost axis.
+    [`min_fraction`, 1], so a search also explores the cost axis: of the FLOPs budget, or of the latency
+    budget when that is given alone. Given alone, the latency budget leaves FLOPs uncapped: `SearchSpace`
+    sets `mflops` to its dearest architecture's cost and `flops_capped` to False.
     """
 
-    mflops: float
+    mflops: float | None = None
     input_size: int = 224
     num_classes: int = 1000
     max_params: int | None = None
     min_fraction: float = 0.3
+    latency_ms: float | None = None
+    latency: LatencySettings = field(default_factory=LatencySettings)
+    flops_capped: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.latency, Mapping):
+            object.__setattr__(self, "latency", LatencySettings.from_dict(self.latency))
         check_types(self, "budget")
-        if self.mflops <= 0:
+        if self.mflops is None and self.latency_ms is None:
+            raise ShuffleSearchError("budget: give mflops (millions of multiply-adds), latency_ms (milliseconds "
+                                     "on budget.latency.target), or both")
+        if self.mflops is not None and self.mflops <= 0:
             fail("budget", "mflops", self.mflops, "must be > 0 (millions of multiply-adds)")
+        if self.latency_ms is not None and not 0 < self.latency_ms < math.inf:
+            fail("budget", "latency_ms", self.latency_ms, "must be > 0 (milliseconds on budget.latency.target)")
         if self.input_size < 8:
             fail("budget", "input_size", self.input_size, "must be an integer >= 8")
         if self.num_classes < 1:
@@ -63,10 +77,25 @@ class Budget:
     def macs(self) -> int:
         return int(self.mflops * 1e6)
 
+    @property
+    def latency_size(self) -> int:
+        """The input size latency is measured at: `latency.input_size`, else the budget's."""
+        return self.latency.input_size or self.input_size
+
     def fits(self, c: Cost, macs: float | None = None) -> bool:
         """Whether `c` is within `macs` multiply-adds (default the budget) and the params cap."""
         return c.macs <= (self.macs if macs is None else macs) and \
             (self.max_params is None or c.params <= self.max_params)
+
+    def describe(self) -> str:
+        """The budget in words: "30 MFLOPs (multiply-adds) at 224px", "8 ms on local (torch, batch 1, 1 thread)"."""
+        parts = [f"{self.mflops:g} MFLOPs (multiply-adds) at {self.input_size}px"] if self.flops_capped else []
+        if self.latency_ms is not None:
+            lat = self.latency
+            parts.append(f"{self.latency_ms:g} ms on {lat.target} ({lat.backend}, batch {lat.batch}, "
+                         f"{lat.threads} thread{'s' if lat.threads > 1 else ''}, {self.latency_size}px"
+                         f"{', predicted from ' + lat.table if lat.table else ''})")
+        return " and ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -244,8 +273,8 @@ def parse_space(data: Any, source: str) -> dict[str, Any]:
     if not isinstance(description, str):
         raise ShuffleSearchError(f"description = {description!r}: must be a string")
 
-    if isinstance(data["budget"], Mapping) and "mflops" not in data["budget"]:
-        raise ShuffleSearchError("budget.mflops: required (millions of multiply-adds, the papers' FLOPs)")
+    if isinstance(data["budget"], Mapping) and "flops_capped" in data["budget"]:
+        raise ShuffleSearchError("budget.flops_capped: unknown key (set by the space itself; give mflops or not)")
     budget = from_mapping(Budget, data["budget"], source, "budget")
     width = _width_range(data.get("width_multiplier", [0.25, 2.0]))
 

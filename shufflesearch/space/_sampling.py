@@ -40,18 +40,28 @@ def _global_choices(space: SearchSpace) -> list[Choice]:
     return [*space.shared.values(), space.stem_channels, space.head_conv]
 
 
-def sample(space: SearchSpace, trial: optuna.Trial) -> Arch | None:
+def sample(space: SearchSpace, trial: optuna.Trial, latency: Callable[[Arch], float] | None = None) -> Arch | None:
     """`SearchSpace.sample`: a structure, a budget fraction, the widest width within it (see there)."""
     assign = suggest_structure(space, trial)
     budget = space.budget
     fraction = trial.suggest_float("budget.fraction", budget.min_fraction, 1.0, log=True) \
         if budget.min_fraction < 1 else 1.0
-    arch, c, mult = fit(space, assign, fraction * budget.macs)
+    if latency is not None and budget.latency_ms is not None and not budget.flops_capped:
+        target = fraction * budget.latency_ms
+        arch, c, mult = fit(space, assign, lambda a, cost: budget.fits(cost) and latency(a) <= target)
+    else:
+        arch, c, mult = fit(space, assign, lambda a, cost: budget.fits(cost, fraction * budget.macs))
     trial.set_constraint("budget", c.macs / budget.macs - 1)
     if budget.max_params is not None:
         trial.set_constraint("params", c.params / budget.max_params - 1)
     feasible = budget.fits(c)
     prefix = "" if feasible else "smallest_"
+    if feasible and latency is not None and budget.latency_ms is not None:
+        ms = latency(arch)
+        trial.set_constraint("latency", ms / budget.latency_ms - 1)
+        feasible = feasible and ms <= budget.latency_ms
+        prefix = "" if feasible else "rejected_"
+        trial.set_user_attr(f"{prefix}latency_ms", ms)
     trial.set_user_attr(f"{prefix}arch", arch.to_json())
     trial.set_user_attr(f"{prefix}mflops", c.mflops)
     trial.set_user_attr(f"{prefix}params", c.params)
@@ -106,27 +116,35 @@ def structure_arch(space: SearchSpace, assign: Mapping[str, Any], mult: float) -
                 stem=Stem(stem, space.stem.stride, space.stem.max_pool), head=Head(assign[space.head_conv.path]))
 
 
-def fit(space: SearchSpace, assign: Mapping[str, Any], target_macs: float) -> tuple[Arch, Cost, float]:
-    """The widest architecture of `assign` within `target_macs` (and the params cap), by bisection.
+def fit(space: SearchSpace, assign: Mapping[str, Any], within: Callable[[Arch, Cost], bool]) -> tuple[Arch, Cost, float]:
+    """The widest architecture of `assign` that is `within(arch, cost)` (a cap that grows with the width:
+    a fraction of the FLOPs or of the latency budget), by bisection over the width multiplier.
 
-    Falls back to the smallest width when even that exceeds the target; the caller checks it
-    against the budget. Only architectures actually costed are returned.
+    Falls back to the smallest width when even that is not within; the caller checks it against the
+    budget. Only architectures actually costed (and tested) are returned; each distinct one is tested once.
     """
+    tested: dict[Arch, bool] = {}
+
+    def ok(arch: Arch, c: Cost) -> bool:
+        if arch not in tested:
+            tested[arch] = within(arch, c)
+        return tested[arch]
+
     lo, hi = space.width_multiplier
     best = structure_arch(space, assign, lo)
     best_cost = space.cost(best)
-    if not space.budget.fits(best_cost, target_macs):
+    if not ok(best, best_cost):
         return best, best_cost, lo
     top = structure_arch(space, assign, hi)
     top_cost = space.cost(top)
-    if space.budget.fits(top_cost, target_macs):
+    if ok(top, top_cost):
         return top, top_cost, hi
     best_mult = lo
     for _ in range(BISECTION_STEPS):
         mid = (lo + hi) / 2
         arch = structure_arch(space, assign, mid)
         c = best_cost if arch == best else space.cost(arch)
-        if space.budget.fits(c, target_macs):
+        if ok(arch, c):
             lo, best, best_cost, best_mult = mid, arch, c, mid
         else:
             hi = mid

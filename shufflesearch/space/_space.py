@@ -20,10 +20,11 @@ structures, widths, counting and the cost range in `_space_sampling.py`; the cha
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import yaml
 
@@ -96,28 +97,43 @@ class SearchSpace:
         """Validate a parsed space; errors name `source`, the YAML path and the value."""
         with errors_from(source):
             space = cls(**parse_space(data, source))
+            if space.budget.mflops is None:  # a latency budget alone: FLOPs capped by the space's dearest only
+                dearest = sampling.extreme(space, space.width_multiplier[1], max)
+                object.__setattr__(space, "budget", replace(space.budget, mflops=math.ceil(dearest.mflops * 100) / 100,
+                                                            flops_capped=False))
             sampling.check_budget(space)
         return space
 
-    def with_budget(self, mflops: float) -> SearchSpace:
-        """This space with another budget (millions of multiply-adds)."""
+    def with_budget(self, mflops: float | None = None, latency_ms: float | None = None,
+                    latency: Mapping[str, Any] | None = None) -> SearchSpace:
+        """This space with another budget: millions of multiply-adds, milliseconds on the latency target,
+        and `budget.latency` settings merged over the space's (None: as the space has it)."""
         raw = copy.deepcopy(self.raw)
-        raw.setdefault("budget", {})["mflops"] = mflops
+        budget = raw.setdefault("budget", {})
+        if mflops is not None:
+            budget["mflops"] = mflops
+        if latency_ms is not None:
+            budget["latency_ms"] = latency_ms
+        if latency:
+            budget["latency"] = {**(budget.get("latency") or {}), **latency}
         return SearchSpace.from_dict(raw, self.source)
 
     def to_yaml(self) -> str:
         """The space as loaded (with any budget override), as YAML."""
         return yaml.safe_dump(self.raw, sort_keys=False)
 
-    def sample(self, trial: optuna.Trial) -> Arch | None:
+    def sample(self, trial: optuna.Trial, latency: Callable[[Arch], float] | None = None) -> Arch | None:
         """Define-by-run: suggest an architecture within the budget, or None if its structure cannot fit.
 
         Records in `trial.user_attrs`: `arch` (genome JSON), `arch_hash`, `mflops` (multiply-adds),
         `params`, `width_multiplier`; and the constraint `budget` (cost / budget - 1, feasible <= 0),
         plus `params` when `budget.max_params` is set. On None the constraints are > 0 and the caller
         should tell the study the trial is PRUNED (Optuna's TPE then learns to avoid it), never train it.
+        `latency(arch)` (milliseconds on the budget's target, measured or predicted) enforces
+        `budget.latency_ms` too: the user attribute `latency_ms` and the constraint `latency`; given alone,
+        the latency budget is what the width is fitted to. Without it the latency budget is not checked.
         """
-        return sampling.sample(self, trial)
+        return sampling.sample(self, trial, latency)
 
     def random_sample(self, n: int, seed: int = 0) -> list[Arch]:
         """`n` architectures as `sample` draws them under Optuna's `RandomSampler(seed)`, skipping the
