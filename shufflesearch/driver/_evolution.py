@@ -90,13 +90,14 @@ class _ChildSampler(BaseSampler):
             if value is RANDOM else value
 
 
-def draw(space: SearchSpace, gene: Gene, origin: str, random: RandomSampler) -> tuple[FrozenTrial, Arch | None]:
-    """One run of `space.sample` whose parameters `gene` gives: its trial, with the user attribute `origin`,
-    and its genome (None: over budget)."""
+def draw(space: SearchSpace, gene: Gene, origin: str, random: RandomSampler,
+         sample: Callable[[optuna.Trial], Arch | None] | None = None) -> tuple[FrozenTrial, Arch | None]:
+    """One run of `space.sample` (or of the run's `sample`, a latency gate's) whose parameters `gene` gives:
+    its trial, with the user attribute `origin`, and its genome (None: over budget)."""
     study = optuna.create_study(sampler=_ChildSampler(gene, random))
     trial = study.ask()
     trial.set_user_attr("origin", origin)
-    arch = space.sample(trial)
+    arch = (sample or space.sample)(trial)
     return study.get_trials(deepcopy=False)[0], arch
 
 
@@ -145,11 +146,13 @@ class Evolution:
         seen: The hashes of every genome the run has scored or proposed.
         parents: The candidates scored so far (`parent_of`).
         seed: The draws' seed (the run's seed plus its trials so far, as a resumed sampler's).
+        sample: The run's define-by-run sampling (`StudySearcher.sample`: with a latency budget, its gate's);
+            None: `space.sample`.
     """
 
     def __init__(self, space: SearchSpace, settings: SearchSettings, seen: set[str], parents: list[Parent],
-                 seed: int):
-        self.space, self.settings, self.seen = space, settings, seen
+                 seed: int, sample: Callable[[optuna.Trial], Arch | None] | None = None):
+        self.space, self.settings, self.seen, self.sample = space, settings, seen, sample
         self.parents = best(parents, settings.evolution_parents)
         self.proposed: dict[str, Mapping[str, Any]] = {}  # a proposed genome's hash -> its parameters
         self.rng = _random.Random(seed)
@@ -163,7 +166,7 @@ class Evolution:
             self._breed(children, size, self._crossover)
         misses = 0
         while len(children) < size and misses < MAX_DRAWS:
-            misses = 0 if self._keep(children, *draw(self.space, lambda name: RANDOM, "random", self.random)) \
+            misses = 0 if self._keep(children, *draw(self.space, lambda name: RANDOM, "random", self.random, self.sample)) \
                 else misses + 1
         return children
 
@@ -190,7 +193,7 @@ class Evolution:
         for _ in range(_CHILD_DRAWS * max(0, until - len(children))):
             if len(children) >= until:
                 return
-            self._keep(children, *draw(self.space, *pick(), self.random))
+            self._keep(children, *draw(self.space, *pick(), self.random, self.sample))
 
     def _keep(self, children: list[Child], trial: FrozenTrial, arch: Arch | None) -> bool:
         """Add the drawn `arch` to `children` if it is within the budget and new."""
@@ -210,5 +213,6 @@ def open_evolution(space: SearchSpace, settings: SearchSettings, searcher: Study
     params = {t.number: t.params for t in searcher.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     parents = [parent_of(r, params[r["number"]], settings.objectives)
                for r in rows if r["status"] == "complete" and r["number"] in params]
-    return Evolution(space, settings, {r["arch_hash"] for r in rows}, parents, settings.seed + len(rows))
+    return Evolution(space, settings, {r["arch_hash"] for r in rows}, parents, settings.seed + len(rows),
+                     searcher.sample)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from shufflesearch.data._data import ProxyData
+    from shufflesearch.driver._latency import LatencyGate
     from shufflesearch.space._configs import TrainConfig
     from shufflesearch.space._space import SearchSettings, SearchSpace
 
@@ -30,6 +31,8 @@ class SearchLoop:
         address: A Ray cluster's address, None for a local Ray.
         remaining: Trials still to run.
         progress: Where the loop's lines go (the start line, retries, the supernet's training).
+        latency: The run's latency gate when its budget has `latency_ms` (`_latency.LatencyGate`): candidates
+            are measured on the target (or predicted) before they train, and their rows carry that latency.
     """
 
     space: SearchSpace
@@ -40,6 +43,7 @@ class SearchLoop:
     address: str | None
     remaining: int
     progress: Callable[[str], None]
+    latency: LatencyGate | None = None
 
     @property
     def ray_log(self) -> Path:

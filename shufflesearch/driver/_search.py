@@ -22,7 +22,7 @@ import zlib
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -47,8 +47,10 @@ from shufflesearch.space._objectives import OBJECTIVES
 from shufflesearch.space._space import SearchSettings, SearchSpace
 
 if TYPE_CHECKING:
+    from shufflesearch.driver._latency import LatencyGate
     from shufflesearch.driver._study_searcher import StudySearcher
     from shufflesearch.space._configs import SupernetConfig
+    from shufflesearch.space._file import Budget
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,9 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
            seed: int | None = None, max_retries: int | None = None, resume: bool = False,
            runs_dir: str | Path = "runs", train_fn: Callable | None = None,
            progress: Callable[[str], None] | None = print, storage: str | Path | None = None,
-           rerank: bool | None = None) -> SearchResult:
-    """Search `space` (a `SearchSpace` or its YAML path) under its FLOPs (multiply-adds) budget.
+           rerank: bool | None = None, budget_latency_ms: float | None = None,
+           latency: Mapping[str, Any] | None = None) -> SearchResult:
+    """Search `space` (a `SearchSpace` or its YAML path) under its FLOPs (multiply-adds) and/or latency budget.
 
     Options left as None come from the space file (or, when resuming, from the run's config.json).
     A run directory that exists is resumed: its finished trials are kept, and the search trains only
@@ -130,12 +133,17 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
     `rerank` (True/False) turns the space's `rerank:` stage on or off (`_rerank`): the trials within the
     noise of the leader trained again at a higher fidelity, and the run's best and front taken from that;
     left None, the space's (a resumed run's: its recorded) `rerank.enabled` decides.
+    `budget_latency_ms` overrides the space's `budget.latency_ms` and `latency` (keys of `LatencySettings`:
+    target, backend, batch, threads, input_size, warmup, runs, table) its `budget.latency`. With a latency
+    budget every candidate is measured on the target (or predicted from the table) before it trains; one over
+    it is never trained, the study is told so (its `latency` constraint) and `rejected.jsonl` says why
+    (`_latency.LatencyGate`); the trained ones' rows carry the target's latency as `latency_ms`.
     """
     started = time.monotonic()
     if not isinstance(space, SearchSpace):
         space = SearchSpace.from_yaml(space)
-    if budget_mflops is not None:
-        space = space.with_budget(budget_mflops)
+    if budget_mflops is not None or budget_latency_ms is not None or latency:
+        space = space.with_budget(budget_mflops, budget_latency_ms, latency)
     run_dir = run_folder(runs_dir, name or space.name)
     config_path = run_dir / "config.json"
     previous = _previous_run(run_dir, space, resume)
@@ -150,6 +158,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
         train_cfg = for_trials(replace(space.proxy.train, threads=settings.cpus_per_trial, seed=settings.seed),
                                settings.gpus_per_trial, address)
     data = load_data(space.proxy.data)  # an unreadable dataset fails here, before Ray starts
+    gate = _latency_gate(space, run_dir)  # and a latency table of other settings
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir, "search"):  # one driver a run: a second one stops here, having written nothing
@@ -172,7 +181,7 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
                 remaining = settings.trials - len(rows)
                 if remaining > 0 or _supernet_missing(run_dir, supernet_cfg):
                     loop = SearchLoop(space, settings, data, train_cfg, run_dir, address, remaining,
-                                      progress or (lambda line: None))
+                                      progress or (lambda line: None), gate)
                     _run_trials(loop, study, journal, rows, supernet_cfg if train_fn is None else None, train_fn,
                                 progress)
         finally:
@@ -183,6 +192,8 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
             loop = SearchLoop(space, settings, data, train_cfg, run_dir, address, 0, progress or (lambda line: None))
             reranked = _rerank.rerank(loop, rows, rerank_cfg, _budget_record(space))
         wall = (previous or {}).get("wall_seconds", 0.0) + time.monotonic() - started
+        if gate is not None and gate.info:  # where the latencies were measured: the target's fingerprint
+            config.update(gate.info)
         write_json_atomic(config_path, {**config, "wall_seconds": wall})
         result = _result(run_dir, rows, settings, wall, reranked)
         _write_summary(run_dir, result, settings)
@@ -193,6 +204,15 @@ def search(space: SearchSpace | str | Path, *, name: str | None = None, trials: 
 
 
 RUN_SETTINGS = ("trials", "sampler", "objectives", "scheduler", "cpus_per_trial", "seed")  # every run records
+
+
+def _latency_gate(space: SearchSpace, run_dir: Path) -> LatencyGate | None:
+    """The run's latency gate when its budget has `latency_ms` (its table, if any, read and checked now)."""
+    if space.budget.latency_ms is None:
+        return None
+    from shufflesearch.driver._latency import LatencyGate
+
+    return LatencyGate(space, run_dir / "rejected.jsonl")
 
 
 def _supernet_missing(run_dir: Path, supernet_cfg: SupernetConfig | None) -> bool:
@@ -254,7 +274,9 @@ def _resolve(space: SearchSpace, previous: dict[str, Any] | None, evaluator: str
 def _budget_record(space: SearchSpace) -> dict[str, Any]:
     """The budget as config.json records it: the cost basis of every row (`cost.budget_cost`)."""
     b = space.budget
-    return {"mflops": b.mflops, "input_size": b.input_size, "num_classes": b.num_classes, "max_params": b.max_params}
+    return {"mflops": b.mflops, "input_size": b.input_size, "num_classes": b.num_classes, "max_params": b.max_params,
+            "flops_capped": b.flops_capped, "latency_ms": b.latency_ms,
+            "latency": b.latency.to_dict() if b.latency_ms is not None else None}
 
 
 def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, data: Any, address: str | None,
@@ -273,7 +295,7 @@ def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, dat
         "address": address,
         "command": shlex.join(["shufflesearch", "search", str(space.source), "--name", run_dir.name,
                                "--runs-dir", str(run_dir.parent), "--trials", str(settings.trials),
-                               "--budget-mflops", f"{space.budget.mflops:g}", "--seed", str(settings.seed),
+                               *_budget_options(space.budget), "--seed", str(settings.seed),
                                "--sampler", settings.sampler, "--objectives", ",".join(settings.objectives),
                                "--scheduler", settings.scheduler, "--cpus-per-trial", str(settings.cpus_per_trial),
                                "--max-retries", str(settings.max_retries)]
@@ -281,6 +303,15 @@ def _run_config(run_dir: Path, space: SearchSpace, settings: SearchSettings, dat
         "versions": package_versions(),
         "last_resumed": now if previous else None,
     }
+
+
+def _budget_options(b: Budget) -> list[str]:
+    """The CLI options that give budget `b`."""
+    options = ["--budget-mflops", f"{b.mflops:g}"] if b.flops_capped else []
+    if b.latency_ms is not None:
+        options += ["--budget-latency-ms", f"{b.latency_ms:g}", "--latency-target", b.latency.target,
+                    "--latency-backend", b.latency.backend] + (["--latency-table", b.latency.table] if b.latency.table else [])
+    return options
 
 
 def _open_study(journal: RunJournal, name: str, settings: SearchSettings, n_done: int) -> optuna.Study:
@@ -338,13 +369,13 @@ def _run_trials(loop: SearchLoop, study: optuna.Study, journal: RunJournal, rows
     from shufflesearch.driver._study_searcher import StudySearcher
 
     # the one searcher either loop asks and tells through, given its `finish`
-    new_searcher = partial(StudySearcher, study, loop.space.sample, list(loop.settings.objectives), rows=list(rows),
-                           sync=journal.flush)
+    new_searcher = partial(StudySearcher, study, loop.latency.sample if loop.latency else loop.space.sample,
+                           list(loop.settings.objectives), rows=list(rows), sync=journal.flush)
     printer = Progress(loop.settings.trials, progress, label=lambda r: f"trial {r['number']:>3}", done=rows,
                        best=partial(best_row, objectives=list(loop.settings.objectives)))  # summary.json's best
     log = RecordLog(loop.run_dir / "trials.jsonl", rows, announce=printer, batched=supernet_cfg is not None)
     record = partial(_record, log, _budget_record(loop.space), 1 if supernet_cfg else loop.train_cfg.epochs,
-                     loop.settings.seed)
+                     loop.settings.seed, loop.latency)
     if supernet_cfg is not None:
         from shufflesearch.driver._supernet import score_candidates
 
@@ -353,10 +384,13 @@ def _run_trials(loop: SearchLoop, study: optuna.Study, journal: RunJournal, rows
         _run_tune(loop, new_searcher, record, train_fn)
 
 
-def _record(log: RecordLog, budget: dict[str, Any], max_epochs: int, seed: int, number: int, arch: Arch,
-            result: dict[str, Any], status: str) -> dict[str, Any]:
-    """A finished trial's row (`make_row` of its last result), kept, written and printed by `log`: the
-    `finish` of either loop's `StudySearcher`, its first four arguments bound by `search`."""
+def _record(log: RecordLog, budget: dict[str, Any], max_epochs: int, seed: int, gate: LatencyGate | None,
+            number: int, arch: Arch, result: dict[str, Any], status: str) -> dict[str, Any]:
+    """A finished trial's row (`make_row` of its last result, with its latency on the target when the run
+    has a latency `gate`), kept, written and printed by `log`: the `finish` of either loop's `StudySearcher`,
+    its first five arguments bound by `search`."""
+    if gate is not None:
+        result = {**result, **gate.fields(arch)}
     return log.add(make_row(arch, result, status, number=number, budget=budget, max_epochs=max_epochs, seed=seed))
 
 
@@ -367,10 +401,11 @@ def _run_tune(loop: SearchLoop, new_searcher: Callable[..., StudySearcher], reco
     from ray import tune
 
     from shufflesearch._exec._ray import concurrency, ray_session
+    from shufflesearch.driver._latency import opened
     from shufflesearch.driver._study_searcher import TrialRetries, TrialWeights
 
     space, settings, train_cfg, run_dir = loop.space, loop.settings, loop.train_cfg, loop.run_dir
-    with ray_session(loop.address, loop.ray_log):
+    with ray_session(loop.address, loop.ray_log), opened(loop.latency):
         check_cluster_gpus(settings.gpus_per_trial)
         jobs_at_once = concurrency(settings.cpus_per_trial, settings.gpus_per_trial)
         retries = TrialRetries(settings.max_retries, loop.progress, loop.ray_log)
@@ -384,15 +419,16 @@ def _run_tune(loop: SearchLoop, new_searcher: Callable[..., StudySearcher], reco
             return record(number, arch, result, status)
 
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, data=loop.data, train_cfg=train_cfg, input_size=space.budget.input_size,
-                                 train_fn=train_fn),
+            # with a latency budget the gate measured each candidate on the target: the trial measures nothing
+            tune.with_parameters(run_trial, data=loop.data, train_cfg=train_cfg, train_fn=train_fn,
+                                 input_size=None if loop.latency else space.budget.input_size),
             ray_resources(settings.cpus_per_trial, settings.gpus_per_trial))
         tune_dir = (run_dir / "tune").resolve()
         part = 1 + (len(list(tune_dir.glob("part*"))) if tune_dir.exists() else 0)
         gpus = f" + {settings.gpus_per_trial:g} GPU" if settings.gpus_per_trial else ""
         loop.progress(f"{run_dir}: {loop.remaining} trial(s) to run, {jobs_at_once} at a time, "
                       f"{settings.cpus_per_trial} CPU{gpus} each on {train_cfg.device}; budget "
-                      f"{space.budget.mflops:g} MFLOPs (multiply-adds) at {space.budget.input_size}px")
+                      f"{space.budget.describe()}")
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=new_searcher(finish),

@@ -237,6 +237,7 @@ def score_candidates(loop: SearchLoop, searcher: StudySearcher, flush: Callable[
     from shufflesearch._exec._devices import check_cluster_gpus
     from shufflesearch._exec._ray import concurrency, ray_session
     from shufflesearch.driver._evolution import MAX_DRAWS, open_evolution
+    from shufflesearch.driver._latency import opened
     from shufflesearch.supernet._score import read_supernet
     from shufflesearch.supernet._train import train_supernet
 
@@ -247,7 +248,7 @@ def score_candidates(loop: SearchLoop, searcher: StudySearcher, flush: Callable[
     # a training in this process leaves the other cores to the actors' start (workers, imports) meanwhile;
     # one under Ray Train needs the CPUs and GPUs the actors would hold
     overlap = cfg.workers == 1 and not settings.gpus_per_trial
-    with ray_session(loop.address, loop.ray_log):
+    with ray_session(loop.address, loop.ray_log), opened(loop.latency if loop.remaining else None):
         check_cluster_gpus(settings.gpus_per_trial)
         if not overlap or loop.remaining == 0:
             train()
@@ -263,7 +264,7 @@ def score_candidates(loop: SearchLoop, searcher: StudySearcher, flush: Callable[
         gpus = f" + {settings.gpus_per_trial:g} GPU" if settings.gpus_per_trial else ""
         loop.progress(f"{loop.run_dir}: {loop.remaining} candidate(s) to score on the supernet, {slots} actor(s) "
                       f"of {settings.cpus_per_trial} CPU{gpus} on {loop.train_cfg.device}, {CHUNK} a call, "
-                      f"{_strategy(settings)}; budget {budget.mflops:g} MFLOPs (multiply-adds) at {budget.input_size}px")
+                      f"{_strategy(settings)}; budget {budget.describe()}")
         pool.run(flush, weights)
         if pool.spent:
             loop.progress(f"{loop.run_dir}: the space has no more distinct architectures within the budget "
@@ -290,6 +291,7 @@ def _scorer_factory(loop: SearchLoop, cfg: SupernetConfig) -> Callable[[], Any]:
     settings = loop.settings
     resources = ray_resources(settings.cpus_per_trial, settings.gpus_per_trial)
     actor = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_restarts=0)(_Scorer)
-    needs_latency = any(OBJECTIVES[o].field == "latency_ms" for o in settings.objectives)
+    # with a latency budget the gate measured each candidate on the target (`_latency`): the path measures nothing
+    needs_latency = loop.latency is None and any(OBJECTIVES[o].field == "latency_ms" for o in settings.objectives)
     return partial(actor.remote, loop.space, cfg, settings.seed, ray.put(loop.data), loop.train_cfg,
                    loop.space.budget.input_size if needs_latency else None)

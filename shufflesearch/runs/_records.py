@@ -27,7 +27,8 @@ from shufflesearch.genome._arch import Arch
 from shufflesearch.genome._cost import budget_cost
 
 FIELDS = (
-    "number", "model", "arch_hash", "summary", "mflops", "params", "latency_ms", "epochs", "max_epochs",
+    "number", "model", "arch_hash", "summary", "mflops", "params", "latency_ms", "latency_iqr_ms", "latency_node",
+    "epochs", "max_epochs",
     "search_acc", "best_search_acc", "search_loss", "status", "error", "seconds", "cpu_seconds", "train_seconds", "eval_seconds", "seed",
     "attempts", "faults", "finished", "arch",
 )
@@ -175,7 +176,8 @@ def make_row(arch: Arch, metrics: dict[str, Any], status: str, *, number: int | 
     return {
         "number": number, "model": model, "arch_hash": arch.hash, "arch": arch.to_dict(),
         "summary": arch.summary(), "mflops": c.mflops, "params": c.params,
-        "latency_ms": metrics.get("latency_ms"), "epochs": int(metrics.get("epoch", 0)),
+        "latency_ms": metrics.get("latency_ms"), "latency_iqr_ms": metrics.get("latency_iqr_ms"),
+        "latency_node": metrics.get("latency_node"), "epochs": int(metrics.get("epoch", 0)),
         "max_epochs": max_epochs, "search_acc": float(metrics.get("search_acc", 0.0)),
         "best_search_acc": float(metrics.get("best_search_acc", metrics.get("search_acc", 0.0))),
         "search_loss": metrics.get("search_loss"), "status": status, "error": error,
