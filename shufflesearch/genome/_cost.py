@@ -61,25 +61,44 @@ def _unit_convs(u: Unit) -> list[tuple[int, int, int, int, int, bool]]:
             (u.in_channels, b, 1, 1, 1, True), dw, (b, b, 1, 1, 1, False)]
 
 
-def cost(arch: Arch, input_size: int = 224, num_classes: int = 1000, in_chans: int = 3) -> Cost:
-    """MACs and parameters of `arch` at a square `input_size` with `num_classes` outputs."""
+@dataclass(frozen=True)
+class Block:
+    """One part of a network in forward order, costed at its input: the stem (conv and max-pool), a unit,
+    or the head (conv head, global pool, classifier). What a latency table keys its measurements on."""
+    kind: str  # 'stem', 'unit' or 'head'
+    size: int  # spatial side of its input
+    macs: int
+    params: int
+    unit: Unit | None = None  # the resolved unit of a 'unit' block
+
+
+def blocks(arch: Arch, input_size: int = 224, num_classes: int = 1000, in_chans: int = 3) -> list[Block]:
+    """The stem, every unit and the head of `arch` with their MACs and parameters (they sum to `cost`)."""
     size, macs, params = _conv(input_size, in_chans, arch.stem.channels, 3, arch.stem.stride)
-    params += 2 * arch.stem.channels  # BN affine
+    parts = [Block("stem", input_size, macs, params + 2 * arch.stem.channels)]  # + BN affine
     if arch.stem.max_pool:
         size = _out_size(size, 3, 2)
     for stage in arch.units():
         for u in stage:
             out_size = _out_size(size, u.kernel_size, u.stride)
+            macs = params = 0
             for cin, cout, k, s, g, at_input in _unit_convs(u):
                 _, m, p = _conv(size if at_input else out_size, cin, cout, k, s, g)
                 macs += m
                 params += p + 2 * cout  # every conv is followed by a BN
+            parts.append(Block("unit", size, macs, params, u))
             size = out_size
     feats = arch.stages[-1].out_channels
+    macs = params = 0
     if arch.head.conv_channels:
-        _, m, p = _conv(size, feats, arch.head.conv_channels)
-        macs, params = macs + m, params + p + 2 * arch.head.conv_channels
+        _, macs, params = _conv(size, feats, arch.head.conv_channels)
+        params += 2 * arch.head.conv_channels
         feats = arch.head.conv_channels
-    macs += feats * num_classes
-    params += feats * num_classes + num_classes
-    return Cost(macs, params)
+    parts.append(Block("head", size, macs + feats * num_classes, params + feats * num_classes + num_classes))
+    return parts
+
+
+def cost(arch: Arch, input_size: int = 224, num_classes: int = 1000, in_chans: int = 3) -> Cost:
+    """MACs and parameters of `arch` at a square `input_size` with `num_classes` outputs."""
+    parts = blocks(arch, input_size, num_classes, in_chans)
+    return Cost(sum(b.macs for b in parts), sum(b.params for b in parts))

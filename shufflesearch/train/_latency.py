@@ -1,25 +1,41 @@
-"""Measured inference latency: `measure_latency` times any `Arch` or module; `trial_latency_ms` is how
-every trial, baseline and final job measures it (batch 1, one thread, on the trial's device or
-`proxy.latency_device`).
+"""Measured inference latency, one timing loop (`_timed`) under all of it.
+
+`measure` is how a latency budget is checked on its target (`budget.latency`, `LatencySettings`): torch
+eager or the model exported to ONNX and run by ONNX Runtime, threads pinned, the median, IQR and 90th
+percentile of the timed runs, and the fingerprint of what the numbers depend on (`fingerprint`).
+`measure_latency` times any `Arch` or module with torch; `trial_latency_ms` is how every trial,
+baseline and final job measures it (batch 1, one thread, on the trial's device or
+`proxy.latency_device`). Latency tables (`_latency_table`) time a network's parts with the same loop.
+
+Hand-written because neither torch nor ONNX Runtime ships a timer: `torch.utils.benchmark.Timer` times
+one statement at a time (the two memory formats must be interleaved, so that load on a shared machine
+hits both alike) and reports no percentiles of single runs.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import os
+import platform
+from dataclasses import asdict, dataclass
 from time import perf_counter
+from typing import Any, Callable, Hashable, Mapping
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from shufflesearch._exec._devices import TorchThreads, local_device
+from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import Arch
-from shufflesearch.space._configs import TrainConfig
+from shufflesearch.space._configs import LatencySettings, TrainConfig
 
 # How every trial (and baseline) measures latency: batch 1, one thread, so runs compare; 10 timed runs
 # keep it near a tenth of a demo trial's time (30 runs took a quarter of the trial's training time)
 TRIAL_LATENCY = {"threads": 1, "warmup": 2, "runs": 10}
+ORT_MISSING = 'budget.latency.backend = \'onnxruntime\' needs ONNX Runtime: pip install "shufflesearch[onnx]"'
+# the torch backend's memory formats, each tried and the faster kept (False: contiguous, True: channels_last)
+FORMATS = {False: torch.contiguous_format, True: torch.channels_last}
 
 
 def trial_latency_ms(arch: Arch, input_size: int, cfg: TrainConfig) -> float:
@@ -39,6 +55,171 @@ class Latency:
     device: str
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """A latency measured on a budget's target (`measure`): the spread of `runs` timed runs of a batch
+    of `batch` images of `input_size` pixels, and the `fingerprint` of where and how."""
+    median_ms: float
+    iqr_ms: float  # 75th - 25th percentile
+    p90_ms: float
+    runs: int
+    backend: str  # 'torch' or 'onnxruntime'
+    batch: int
+    threads: int
+    input_size: int
+    device: str  # 'cpu' or 'cuda'
+    fingerprint: dict
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _timed(calls: Mapping[Hashable, Callable[[], Any]], warmup: int, runs: int,
+           sync: Callable[[], Any] = lambda: None) -> dict[Hashable, list[float]]:
+    """The one timing loop: `warmup` untimed calls of each, then `runs` rounds timing each call once
+    (interleaved, so load on a shared machine hits them alike); milliseconds per call."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    sync()
+    times: dict[Hashable, list[float]] = {k: [] for k in calls}
+    for _ in range(runs):
+        for key, call in calls.items():
+            t0 = perf_counter()
+            call()
+            sync()
+            times[key].append((perf_counter() - t0) * 1e3)
+    return times
+
+
+def torch_times(model: nn.Module, shape: tuple[int, int, int], batch: int, threads: int, device: str,
+                warmup: int, runs: int) -> dict[bool, list[float]]:
+    """Times (ms) of eval-mode inference of a batch of `shape` (channels, height, width) inputs with
+    `threads` torch threads, per memory format (`FORMATS`), interleaved; `model` is left as it was."""
+    dev = torch.device(device)
+    x = torch.randn(batch, *shape, device=dev)
+    variants = {cl: (copy.deepcopy(model).to(dev, memory_format=fmt).eval(), x.contiguous(memory_format=fmt))
+                for cl, fmt in FORMATS.items()}
+    calls = {cl: (lambda m=m, inp=inp: m(inp)) for cl, (m, inp) in variants.items()}
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    with TorchThreads(threads), torch.inference_mode():
+        return _timed(calls, warmup, runs, sync)
+
+
+def ort_session(model: nn.Module, shape: tuple[int, int, int], threads: int) -> Callable[[np.ndarray], Any]:
+    """`model` exported to ONNX (in memory) in an ONNX Runtime CPU session with `threads` intra-op
+    threads, one inter-op thread, sequential execution: a function of an input batch."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ShuffleSearchError(ORT_MISSING) from None
+    from shufflesearch.models._folder import onnx_bytes
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only: no warnings about the initialisers ONNX export keeps
+    session = ort.InferenceSession(onnx_bytes(copy.deepcopy(model), shape), options,
+                                   providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"input": x})
+
+
+def ort_times(model: nn.Module, shape: tuple[int, int, int], batch: int, threads: int, warmup: int,
+              runs: int) -> list[float]:
+    """Times (ms) of `ort_session(model)` on a batch of `shape` inputs."""
+    run = ort_session(model, shape, threads)
+    x = np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)
+    return _timed({0: lambda: run(x)}, warmup, runs)[0]
+
+
+def latency_device(settings: LatencySettings) -> str:
+    """Where `settings` measure in this process: 'cuda' for the cuda target, else 'cpu'."""
+    return "cuda" if settings.target == "cuda" else "cpu"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# the fingerprint fields a latency measured elsewhere must match to stand in for one measured here
+FINGERPRINT_KEYS = ("cpu_model", "machine", "torch", "onnxruntime", "threads", "gpu")
+
+
+def fingerprint(settings: LatencySettings) -> dict[str, Any]:
+    """What a latency measured with `settings` in this process depends on: the CPU model, machine
+    architecture, OS, logical CPUs, Python, torch (and ONNX Runtime for that backend) versions, the
+    backend, threads and batch, and the GPU's name on the cuda target."""
+    fp: dict[str, Any] = {
+        "cpu_model": _cpu_model(), "machine": platform.machine(), "os": f"{platform.system()} {platform.release()}",
+        "logical_cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+        "backend": settings.backend, "threads": settings.threads, "batch": settings.batch,
+    }
+    if settings.backend == "onnxruntime":
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ShuffleSearchError(ORT_MISSING) from None
+        fp["onnxruntime"] = onnxruntime.__version__
+    if latency_device(settings) == "cuda":
+        local_device("cuda", "budget.latency.target")
+        fp["gpu"] = torch.cuda.get_device_name()
+    return fp
+
+
+def check_backend(settings: LatencySettings) -> str:
+    """The device `settings` measure on here; one line when their target cannot run their backend."""
+    device = latency_device(settings)
+    if device == "cuda":
+        local_device("cuda", "budget.latency.target")
+        if settings.backend == "onnxruntime":
+            raise ShuffleSearchError("budget.latency.backend = 'onnxruntime': runs on the CPU (ONNX Runtime's "
+                                     "CPUExecutionProvider); target 'cuda' takes backend 'torch'")
+    return device
+
+
+def spread(times: list[float]) -> tuple[float, float, float]:
+    """(median, interquartile range, 90th percentile) of run times."""
+    q25, median, q75, p90 = np.percentile(times, [25, 50, 75, 90])
+    return float(median), float(q75 - q25), float(p90)
+
+
+def measure(model: Arch | nn.Module, settings: LatencySettings, input_size: int, num_classes: int = 1000,
+            in_chans: int = 3) -> Measurement:
+    """Measure `model` in this process as `settings` say: on `latency_device(settings)`, threads pinned,
+    `settings.warmup` untimed then `settings.runs` timed runs of a batch of `settings.batch`.
+
+    Args:
+        model: An `Arch` (built with `num_classes` outputs and `in_chans` input channels) or a module
+            (left as it was).
+        settings: The budget's `budget.latency` settings: backend, batch, threads, warmup, runs.
+        input_size: The square input side in pixels (`Budget.latency_size`).
+        num_classes: Classifier outputs of a built `Arch`.
+        in_chans: Input image channels.
+    """
+    from shufflesearch.models._network import build
+
+    device = check_backend(settings)
+    module = build(model, num_classes=num_classes, in_chans=in_chans) if isinstance(model, Arch) else model
+    shape = (in_chans, input_size, input_size)
+    s = settings
+    if s.backend == "onnxruntime":
+        times = ort_times(module, shape, s.batch, s.threads, s.warmup, s.runs)
+    else:
+        by_format = torch_times(module, shape, s.batch, s.threads, device, s.warmup, s.runs)
+        times = min(by_format.values(), key=np.median)
+    median, iqr, p90 = spread(times)
+    return Measurement(median, iqr, p90, s.runs, s.backend, s.batch, s.threads, input_size, device,
+                       fingerprint(settings))
+
+
 def measure_latency(arch_or_model: Arch | nn.Module, input_size: int | tuple[int, int, int] = 224,
                     batch: int = 1, threads: int = 1, device: str = "cpu", warmup: int = 5,
                     runs: int = 30, num_classes: int = 1000) -> Latency:
@@ -49,27 +230,10 @@ def measure_latency(arch_or_model: Arch | nn.Module, input_size: int | tuple[int
     """
     from shufflesearch.models._network import build
 
-    chans, h, w = (3, input_size, input_size) if isinstance(input_size, int) else input_size
-    if isinstance(arch_or_model, nn.Module):
-        base = copy.deepcopy(arch_or_model)
-    else:
-        base = build(arch_or_model, num_classes=num_classes, in_chans=chans)
-    dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    x = torch.randn(batch, chans, h, w, device=dev)
-    variants = {cl: (copy.deepcopy(base).to(dev, memory_format=fmt).eval(), x.contiguous(memory_format=fmt))
-                for cl, fmt in ((False, torch.contiguous_format), (True, torch.channels_last))}
-    times: dict[bool, list[float]] = {False: [], True: []}
-    with TorchThreads(threads), torch.inference_mode():
-        for model, inp in variants.values():
-            for _ in range(warmup):
-                model(inp)
-        sync()
-        for _ in range(runs):
-            for cl, (model, inp) in variants.items():
-                t0 = perf_counter()
-                model(inp)
-                sync()
-                times[cl].append((perf_counter() - t0) * 1e3)
+    shape = (3, input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    model = arch_or_model if isinstance(arch_or_model, nn.Module) else \
+        build(arch_or_model, num_classes=num_classes, in_chans=shape[0])
+    times = torch_times(model, shape, batch, threads, device, warmup, runs)
     cl = bool(np.median(times[True]) < np.median(times[False]))
-    return Latency(float(np.median(times[cl])), float(np.percentile(times[cl], 90)), cl, batch, device)
+    median, _, p90 = spread(times[cl])
+    return Latency(median, p90, cl, batch, device)
