@@ -95,5 +95,5 @@ def test_default_baselines_are_the_zoo_within_the_budget_first_then_extras_above
     b = {"mflops": budget, "input_size": 224}
     assert default_baselines(b) == (within, extras)  # each cheapest first
     line = _defaults_line(b, within, extras)
-    assert ("no zoo model fits the budget (10 MFLOPs)" in line) == (not within)
+    assert ("no zoo model fits the budget of 10 MFLOPs (multiply-adds) at 224px" in line) == (not within)
     assert f"{len(extras)} above it, up to 1.5x, as extras marked 'above budget'" in line

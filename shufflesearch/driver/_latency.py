@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import Arch
@@ -144,6 +144,24 @@ def build_table_on_target(space: SearchSpace, settings: LatencySettings, address
     if progress:
         progress(f"latency table of {space.name} built on {node}")
     return table
+
+
+def zoo_latencies(budget: Mapping[str, Any], names: Sequence[str], address: str | None = None) -> dict[str, float]:
+    """Milliseconds on a run's latency target (config.json `budget`: its `latency` settings) of the zoo models
+    `names`: predicted from its table, else measured there, one at a time."""
+    from shufflesearch._exec._ray import ray_session
+    from shufflesearch.genome._zoo import ZOO
+    from shufflesearch.space._configs import LatencySettings
+    from shufflesearch.train._latency_table import LatencyTable
+
+    settings = LatencySettings(**budget["latency"])
+    size, classes = settings.input_size or budget["input_size"], budget.get("num_classes", 1000)
+    if settings.table:
+        table = LatencyTable.load(settings.table)
+        return {name: table.predict(ZOO[name]) for name in names}
+    with contextlib.nullcontext() if settings.target in IN_PROCESS else ray_session(address):
+        return {name: measure_on_target(ZOO[name], settings, size, classes, address=address)[0].median_ms
+                for name in names}
 
 
 class LatencyGate:

@@ -27,6 +27,7 @@ from shufflesearch.genome._cost import budget_cost
 from shufflesearch.genome._zoo import ZOO
 from shufflesearch.runs._records import RecordLog, make_row, read_rows, write_rows
 from shufflesearch.runs._run import load_run
+from shufflesearch.space._file import Budget
 
 NEAR_BUDGET = 1.5  # default extras: zoo models above the budget by at most this factor
 
@@ -40,20 +41,21 @@ def _field(config: Mapping[str, Any], path: Path, *keys: str) -> Any:
     return value
 
 
-def default_baselines(budget: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def default_baselines(budget: Mapping[str, Any], address: str | None = None) -> tuple[list[str], list[str]]:
     """The default baselines of a run with this budget: (the zoo models within it, `zoo_within_budget`;
-    the extras: those above it whose MFLOPs, multiply-adds on the run's cost basis, are at most 1.5x it),
-    each list cheapest first."""
+    the extras: those above it within 1.5x it: MFLOPs, multiply-adds on the run's cost basis, and with a
+    latency budget the latency on its target), each list cheapest first."""
     mflops = {name: budget_cost(arch, budget).mflops for name, arch in ZOO.items()}
-    within = sorted(zoo_within_budget(budget), key=mflops.get)
-    extras = sorted((n for n in ZOO if n not in within and mflops[n] <= budget["mflops"] * NEAR_BUDGET), key=mflops.get)
-    return within, extras
+    within = sorted(zoo_within_budget(budget, address=address), key=mflops.get)
+    near = zoo_within_budget(budget, NEAR_BUDGET, address)
+    return within, sorted((n for n in near if n not in within), key=mflops.get)
 
 
 def _defaults_line(budget: Mapping[str, Any], within: Sequence[str], extras: Sequence[str]) -> str:
     """What the default baselines are, in one line; it says so where no zoo model fits the budget."""
-    fit = (f"{len(within)} zoo model(s) within the budget ({budget['mflops']:g} MFLOPs) first" if within
-           else f"no zoo model fits the budget ({budget['mflops']:g} MFLOPs)")
+    what = Budget.from_record(budget).describe()
+    fit = (f"{len(within)} zoo model(s) within the budget of {what} first" if within
+           else f"no zoo model fits the budget of {what}")
     return fit + (f"; {len(extras)} above it, up to {NEAR_BUDGET:g}x, as extras marked 'above budget'" if extras
                   else "")
 
@@ -76,18 +78,18 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     path, config = run.path, run.config
     config_path = path / "config.json"
     input_size = _field(config, config_path, "budget", "input_size")
-    budget = _field(config, config_path, "budget", "mflops")
+    _field(config, config_path, "budget", "mflops")
     proxy = proxy_config_from_dict(_field(config, config_path, "proxy"), f"{config_path}")
     seed = _field(config, config_path, "seed")
     gpus = from_run(config, "gpus_per_trial", gpus_per_trial)
     with errors_from(str(config_path)):
         train_cfg = for_trials(replace(proxy.train, seed=seed, threads=_field(config, config_path, "cpus_per_trial")),
                                gpus, address)
-    within, extras = default_baselines(config["budget"])
+    within, extras = default_baselines(config["budget"], address)
     names = list(models) if models else within + extras
     if not names:
-        raise ShuffleSearchError(f"{config_path}: budget.mflops = {budget}: no zoo model within it or "
-                                 f"{NEAR_BUDGET}x above it; name the baselines with --models")
+        raise ShuffleSearchError(f"{config_path}: budget = {Budget.from_record(config['budget']).describe()}: no zoo "
+                                 f"model within it or {NEAR_BUDGET}x above it; name the baselines with --models")
     if not models and progress:
         progress(_defaults_line(config["budget"], within, extras))
     archs = {name: get_arch(name) for name in names}  # unknown names fail before any training; each name once

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import shlex
 import statistics
 from dataclasses import dataclass, replace
@@ -101,12 +102,22 @@ def select_candidates(rows: Sequence[Mapping[str, Any]], objectives: Sequence[st
             for r in sorted(chosen[:top], key=lambda r: r["mflops"])]
 
 
-def zoo_within_budget(budget: Mapping[str, Any]) -> list[str]:
-    """Zoo models whose cost (multiply-adds, params; `cost.budget_cost`) is within the budget."""
+def zoo_within_budget(budget: Mapping[str, Any], factor: float = 1.0, address: str | None = None) -> list[str]:
+    """Zoo models within `factor` x a run's budget (config.json "budget"): their cost (`cost.budget_cost`:
+    multiply-adds where the budget caps them, params where it caps them) and, with a latency budget, their
+    latency on its target (`driver._latency.zoo_latencies`: measured there, or predicted from its table)."""
     from shufflesearch.genome._zoo import ZOO
 
     costs = {name: budget_cost(arch, budget) for name, arch in ZOO.items()}
-    return [name for name, c in costs.items() if within_budget({"mflops": c.mflops, "params": c.params}, budget)]
+    scaled = {**budget, "mflops": budget["mflops"] * factor if budget.get("flops_capped", True) else math.inf,
+              "max_params": budget["max_params"] * factor if budget.get("max_params") else None}
+    names = [name for name, c in costs.items() if within_budget({"mflops": c.mflops, "params": c.params}, scaled)]
+    if budget.get("latency_ms") is None or not names:
+        return names
+    from shufflesearch.driver._latency import zoo_latencies
+
+    latency = zoo_latencies(budget, names, address)
+    return [name for name in names if latency[name] <= budget["latency_ms"] * factor]
 
 
 def trial_candidates(loaded: Run, numbers: Sequence[int]) -> list[Candidate]:
@@ -171,7 +182,7 @@ def _protocol(loaded: Run, *, top: int, seeds: int, epochs: int | None, subset_p
     run_seed = int(config.get("seed", 0))
     return _Protocol(replace(proxy.data, subset_per_class=subset_per_class), train_cfg,
                      [run_seed + i for i in range(seeds)], top,
-                     zoo_within_budget(config["budget"]) if zoo is None else list(zoo), greedy, sorted(set(trials)))
+                     zoo_within_budget(config["budget"], address=address) if zoo is None else list(zoo), greedy, sorted(set(trials)))
 
 
 def _candidates(loaded: Run, protocol: _Protocol) -> list[Candidate]:

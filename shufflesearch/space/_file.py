@@ -87,6 +87,11 @@ class Budget:
         return c.macs <= (self.macs if macs is None else macs) and \
             (self.max_params is None or c.params <= self.max_params)
 
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Budget:
+        """The budget a run recorded (config.json "budget"; older runs lack the latency keys)."""
+        return cls(**{k: v for k, v in record.items() if k in {f.name for f in fields(cls)}})
+
     def describe(self) -> str:
         """The budget in words: "30 MFLOPs (multiply-adds) at 224px", "8 ms on local (torch, batch 1, 1 thread)"."""
         parts = [f"{self.mflops:g} MFLOPs (multiply-adds) at {self.input_size}px"] if self.flops_capped else []
