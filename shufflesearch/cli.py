@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,11 +17,13 @@ from typing import Callable, Sequence
 from shufflesearch import __version__
 from shufflesearch._exec._devices import DEVICES, local_device
 from shufflesearch.errors import ShuffleSearchError
+from shufflesearch.space._configs import LatencySettings
 from shufflesearch.space._file import EVALUATORS
 from shufflesearch.space._objectives import OBJECTIVE_CHOICES, cost_axis
 from shufflesearch.space._space import SearchSettings
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
+LATENCY_BACKENDS = typing.get_args(typing.get_type_hints(LatencySettings)["backend"])  # as SearchSettings.choices
 
 
 def _command(name: str, help: str) -> Callable:
@@ -102,6 +105,98 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- latency / latency-table -------------------------------------------------------------------
+def _add_latency_settings(p: argparse.ArgumentParser, default: str) -> None:
+    """The `budget.latency` settings as options: where and how a model is timed (see `LatencySettings`)."""
+    p.add_argument("--target", help="local, cuda, or a Ray custom resource a node carries (`ray start --resources "
+                                    f"'{{\"rpi4\": 1}}'`), where every measurement runs, one at a time (default {default}local)")
+    p.add_argument("--backend", choices=LATENCY_BACKENDS, help=f"what runs the model (default {default}torch)")
+    for flag, what, fallback in (("--batch", "images a batch", 1), ("--threads", "CPU threads of the timed model", 1),
+                                 ("--warmup", "untimed runs first", 5), ("--runs", "timed runs", 30)):
+        p.add_argument(flag, type=int, metavar="N", help=f"{what} (default {default}{fallback})")
+    _add_address(p)
+
+
+def _latency_options(args: argparse.Namespace) -> dict[str, object]:
+    return _given(target=args.target, backend=args.backend, batch=args.batch, threads=args.threads,
+                  warmup=args.warmup, runs=args.runs)
+
+
+def _add_latency(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a registered model name (zoo, found, or any timm model), a genome file "
+                                 "(ARCH.yaml / .json), or with --trial a run (name under --runs-dir or directory)")
+    p.add_argument("--trial", type=int, metavar="N", help="measure trial N of the run MODEL")
+    _add_latency_settings(p, "")
+    p.add_argument("--input-size", type=int, default=224, metavar="N", help="image side in pixels (default 224)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classifier width (default 1000)")
+    p.add_argument("--json", metavar="FILE", help="also write the measurement, its node and fingerprint as JSON")
+
+
+def _latency_model(args: argparse.Namespace) -> object:
+    """MODEL as an `Arch` (ours, a genome file, a run's trial) or, for any other timm model, the module."""
+    from shufflesearch.genome._arch import Arch
+    from shufflesearch.genome._catalog import resolve_arch
+
+    if args.trial is not None:
+        from shufflesearch.export import select
+        from shufflesearch.runs._run import load_run, resolve_run
+
+        (_, row), = select(load_run(resolve_run(args.model, args.runs_dir)), [args.trial])
+        return Arch.from_dict(row["arch"])
+    try:
+        return resolve_arch(args.model)
+    except ShuffleSearchError:
+        import timm
+
+        if not timm.is_model(args.model):
+            raise
+        return timm.create_model(args.model, num_classes=args.num_classes)
+
+
+@_command("latency", "measure a model's inference latency on a target: median, IQR and p90 over timed runs, "
+                     "the node it ran on and the target's fingerprint")
+def _cmd_latency(args: argparse.Namespace) -> int:
+    from shufflesearch._io import write_json_atomic
+    from shufflesearch.driver._latency import measure_on_target
+
+    settings = LatencySettings(**_latency_options(args), input_size=args.input_size)
+    m, node = measure_on_target(_latency_model(args), settings, settings.input_size, args.num_classes,
+                                address=args.address)
+    what = f"trial {args.trial} of run {args.model}" if args.trial is not None else args.model
+    print(f"{what}: median {m.median_ms:.3f} ms, IQR {m.iqr_ms:.3f} ms, p90 {m.p90_ms:.3f} ms over {m.runs} runs "
+          f"(batch {m.batch}, {m.input_size}x{m.input_size}, {m.threads} thread{'s' if m.threads > 1 else ''}, "
+          f"{m.backend} on {m.device})")
+    load = os.getloadavg() if node == "local" else None  # other work on this machine slows what it times
+    print(f"node: {node}" + (f" (this machine, load average {load[0]:.2f} over the last minute)" if load else ""))
+    print("fingerprint: " + ", ".join(f"{k}={v}" for k, v in m.fingerprint.items()))
+    if args.json:
+        write_json_atomic(args.json, {"model": what, "node": node, "load_average": load, **m.to_dict()})
+    return 0
+
+
+def _add_latency_table(p: argparse.ArgumentParser) -> None:
+    p.add_argument("space", help=SPACE_HELP)
+    p.add_argument("--out", required=True, metavar="FILE", help="where the table goes (JSON)")
+    _add_latency_settings(p, "the space's budget.latency, else ")
+    p.add_argument("--input-size", type=int, metavar="N",
+                   help="image side in pixels (default: the space's budget.latency.input_size, else its budget's)")
+
+
+@_command("latency-table", "measure every unit configuration a space can produce on a target, for a search to "
+                           "predict latency from (budget.latency.table)")
+def _cmd_latency_table(args: argparse.Namespace) -> int:
+    from shufflesearch.driver._latency import build_table_on_target
+    from shufflesearch.space._space import SearchSpace
+
+    space = SearchSpace.from_yaml(args.space)
+    space = space.with_budget(latency={**_latency_options(args), **_given(input_size=args.input_size)})
+    table = build_table_on_target(space, space.budget.latency, address=args.address, progress=print)
+    table.save(args.out)
+    print(f"latency table of {space.name} on {space.budget.latency.target}: {args.out}; give it to a search as "
+          f"budget.latency.table or --latency-table")
+    return 0
+
+
 # --- spaces / space ----------------------------------------------------------------------------
 SPACE_HELP = "a search space file, or the name of a shipped space (`shufflesearch spaces` lists them)"
 
@@ -116,9 +211,10 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
 
     spaces = [SearchSpace.from_yaml(path) for path in shipped_spaces().values()]
     width = max(len(s.name) for s in spaces)
-    print(f"{'name':<{width}}  {'MFLOPs':>6}  description (budget in multiply-adds at the space's input size)")
+    budget = max(len(s.budget.describe()) for s in spaces)
+    print(f"{'name':<{width}}  {'budget':<{budget}}  description")
     for s in spaces:
-        print(f"{s.name:<{width}}  {s.budget.mflops:6g}  {s.description}")
+        print(f"{s.name:<{width}}  {s.budget.describe():<{budget}}  {s.description}")
     print(f"files: {Path(spaces[0].source).parent}; `shufflesearch search NAME` runs one, "
           "`shufflesearch space NAME` shows it")
     return 0
@@ -142,8 +238,9 @@ def _cmd_space(args: argparse.Namespace) -> int:
     at = f"at {b.input_size}x{b.input_size}, {b.num_classes} classes"
     cap = f", at most {b.max_params:,d} params" if b.max_params else ""
     print(f"{space.name}: {space.description}")
-    print(f"budget: {b.mflops:g} MFLOPs (multiply-adds, the papers' FLOPs) {at}{cap}; "
-          f"samples aim at {b.min_fraction:g}x to 1x of it")
+    print(f"budget: {b.describe()}, {b.num_classes} classes{cap}; samples aim at {b.min_fraction:g}x to 1x of it")
+    if b.latency_ms is not None:
+        print("  the samples below are not checked against the latency budget: a search measures or predicts it")
     print(f"architectures: {space.count():,d} discrete structures, each at a width multiplier in "
           f"[{space.width_multiplier[0]:g}, {space.width_multiplier[1]:g}] (channels rounded to divisors)")
     print(f"cost range, ignoring the budget: {lo.mflops:.2f} to {hi.mflops:.2f} MFLOPs (multiply-adds) {at}")
@@ -289,6 +386,16 @@ def _add_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, help="number of trials (default: the space's search.trials)")
     p.add_argument("--budget-mflops", type=float,
                    help="FLOPs budget in millions of multiply-adds (the papers' MFLOPs) at the space's input size")
+    p.add_argument("--budget-latency-ms", type=float, metavar="MS",
+                   help="latency budget: milliseconds of inference on the latency target (the space's "
+                        "budget.latency settings); a candidate over it is never trained")
+    p.add_argument("--latency-target", metavar="NAME",
+                   help="where latency is measured: local, cuda, or a Ray custom resource a node carries "
+                        "(`ray start --resources '{\"rpi4\": 1}'`; default: the space's budget.latency.target, local)")
+    p.add_argument("--latency-backend", choices=LATENCY_BACKENDS,
+                   help="what runs the measured model (default: the space's budget.latency.backend, torch)")
+    p.add_argument("--latency-table", metavar="FILE",
+                   help="predict latency from this table (`shufflesearch latency-table`) instead of measuring")
     p.add_argument("--sampler", choices=SearchSettings.choices("sampler"))
     p.add_argument("--objectives", choices=OBJECTIVE_CHOICES)
     p.add_argument("--scheduler", choices=SearchSettings.choices("scheduler"),
@@ -320,7 +427,12 @@ def _add_search(p: argparse.ArgumentParser) -> None:
                    help="also train the zoo models within 1.5x the budget under the same proxy, for the report")
 
 
-@_command("search", "search the space's architectures under its FLOPs budget with Ray Tune + Optuna")
+def _given(**options: object) -> dict[str, object]:
+    """The options the user gave (not None): what is merged over the space's settings."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+@_command("search", "search the space's architectures under its FLOPs and/or latency budget with Ray Tune + Optuna")
 def _cmd_search(args: argparse.Namespace) -> int:
     from shufflesearch.pipeline import run_pipeline
     from shufflesearch.space._file import scheduler_conflict
@@ -332,7 +444,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
         raise ShuffleSearchError(f"--scheduler {args.scheduler}: {space.source}: {why}")
     done = run_pipeline(space, baselines=args.baselines, address=args.address, name=args.name,
                         evaluator=args.evaluator, workers=args.workers, storage=args.storage,
-                        trials=args.trials, budget_mflops=args.budget_mflops, sampler=args.sampler,
+                        trials=args.trials, budget_mflops=args.budget_mflops,
+                        budget_latency_ms=args.budget_latency_ms,
+                        latency=_given(target=args.latency_target, backend=args.latency_backend,
+                                       table=args.latency_table) or None, sampler=args.sampler,
                         objectives=args.objectives, scheduler=args.scheduler, cpus_per_trial=args.cpus_per_trial,
                         gpus_per_trial=args.gpus_per_trial, seed=args.seed, max_retries=args.max_retries,
                         resume=args.resume, runs_dir=args.runs_dir, rerank=args.rerank)
@@ -460,7 +575,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 # --- --runs-dir for every command that reads a run or a found model --------------------------
 RUN_COMMANDS = ("report", "baseline", "final", "export")  # their RUN arguments are names under --runs-dir
-MODEL_COMMANDS = ("models", "train")  # they see the found models under --runs-dir
+MODEL_COMMANDS = ("models", "train", "latency")  # they see the found models under --runs-dir
 
 
 def _resolve_runs_dir(args: argparse.Namespace) -> None:

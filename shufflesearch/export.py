@@ -76,6 +76,18 @@ def _proxy_as_run(config: Mapping[str, Any]) -> Any:
     return proxy
 
 
+def _latency_target(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where a trial's `latency_ms` was measured when the run had a latency budget: the budget's latency
+    settings, the node and the target's fingerprint (config.json); None: the trial's own measurement."""
+    budget = config.get("budget") or {}
+    if budget.get("latency_ms") is None:
+        return None
+    settings = budget.get("latency") or {}
+    return {**settings, "input_size": settings.get("input_size") or budget.get("input_size"),
+            "node": row.get("latency_node") or config.get("latency_node"),
+            "fingerprint": config.get("latency_fingerprint"), "predicted": bool(settings.get("table"))}
+
+
 def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: bool = False) -> list[Path]:
     """Export a run's chosen trials to `runs/<run>/models/<name>/` and register them in timm here.
 
@@ -103,7 +115,8 @@ def export_run(run_dir: str | Path, which: str | Sequence[int] = "best", onnx: b
         provenance = {
             "run": run.path.name, "trial": row["number"], "seed": row.get("seed"), "search_acc": row["search_acc"],
             "best_search_acc": row.get("best_search_acc"), "epochs": row["epochs"], "mflops": row["mflops"],
-            "params": row["params"], "latency_ms": row.get("latency_ms"),
+            "params": row["params"], "latency_ms": row.get("latency_ms"), "latency_iqr_ms": row.get("latency_iqr_ms"),
+            "latency_target": _latency_target(run.config, row),
             "budget_input_size": run.config.get("budget", {}).get("input_size"),
             "budget_num_classes": run.config.get("budget", {}).get("num_classes", 1000), "dataset": data["spec"],
             "arch_hash": row.get("arch_hash"), "proxy": _proxy_as_run(run.config),

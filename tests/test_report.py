@@ -96,9 +96,9 @@ def test_report_files_from_a_run_directory(tmp_path):
 
     page = (out / "report.html").read_text()
     assert_self_contained(page)
-    assert page.count("data:image/png;base64,") == 2
+    assert page.count("data:image/png;base64,") == 4  # pareto, latency, flops_latency, progress
     md = (out / "report.md").read_text()
-    assert "(pareto.png)" in md and "(progress.png)" in md
+    assert all(f"({png})" in md for png in ("pareto.png", "progress.png", "latency.png", "flops_latency.png"))
     counts = {s: sum(r["status"] == s for r in rows) for s in ("complete", "early_stopped", "failed", "diverged")}
     status_line = ", ".join(f"{k}: {v}" for k, v in counts.items())
     hv = f"{front_hypervolume(front, COSTS['mflops'], BUDGET):.4f}"
@@ -284,3 +284,90 @@ def test_cli_baseline_errors_exit_2(tmp_path, capsys, monkeypatch, argv, message
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+# --- latency: accuracy against it, FLOPs against it, the refused candidates ---------------------------------
+def latency_run(tmp_path, name="lat"):
+    """A run with a latency budget on a Ray custom resource, as the driver records it (config.json's budget,
+    fingerprint and node; rejected.jsonl), its trials' latencies those of the target."""
+    run, rows, _ = make_run(tmp_path, name, seed=13)
+    config = json.loads((run / "config.json").read_text())
+    config["budget"].update(latency_ms=3.0, flops_capped=True,
+                            latency={"target": "rpi4", "backend": "onnxruntime", "batch": 1, "threads": 2,
+                                     "input_size": None, "warmup": 5, "runs": 30, "table": None})
+    config.update(latency_fingerprint={"cpu": "Cortex-A72", "threads": 2, "onnxruntime": "1.22.0"},
+                  latency_node="a1b2c3")
+    (run / "config.json").write_text(json.dumps(config))
+    rejected = []
+    for number, model in ((36, "shufflenet_v1_g3_x0_5"), (37, "shufflenet_v2_x0_5")):
+        c = cost(ZOO[model], 224)
+        rejected.append({"number": number, "origin": None, "arch_hash": ZOO[model].hash, "summary": ZOO[model].summary(),
+                         "mflops": c.mflops, "params": c.params, "latency_ms": 3.5 + number / 100, "latency_iqr_ms": 0.1,
+                         "latency_node": "a1b2c3", "budget_latency_ms": 3.0,
+                         "reason": f"latency {3.5 + number / 100:.3f} ms > budget 3 ms on rpi4", "arch": ZOO[model].to_dict()})
+    (run / "rejected.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rejected))
+    return run, rows, rejected
+
+
+def test_flops_latency_order_counts_the_pairs_flops_misorder():
+    from itertools import combinations
+
+    from scipy.stats import kendalltau
+
+    from shufflesearch.report._report import flops_latency_order
+
+    rows = [{"mflops": 10.0, "latency_ms": 1.0}, {"mflops": 20.0, "latency_ms": 3.0}, {"mflops": 30.0, "latency_ms": 2.0}]
+    order = flops_latency_order(rows)
+    assert (order.discordant, order.pairs) == (1, 3) and order.tau == pytest.approx(1 / 3)
+    assert order.misordered == [(rows[1], rows[2])]  # 20 MFLOPs is slower than 30
+    rng = random.Random(0)
+    rows = [{"mflops": rng.uniform(1, 40), "latency_ms": rng.uniform(1, 5)} for _ in range(60)]
+    order = flops_latency_order(rows, worst=4)
+    wrong = [(a, b) for a, b in combinations(rows, 2)
+             if (a["mflops"] - b["mflops"]) * (a["latency_ms"] - b["latency_ms"]) < 0]
+    expected = kendalltau([r["mflops"] for r in rows], [r["latency_ms"] for r in rows])
+    assert order.discordant == len(wrong) and order.pairs == 60 * 59 // 2
+    assert (order.tau, order.p_value) == pytest.approx((expected.statistic, expected.pvalue))
+    gaps = sorted((abs(a["latency_ms"] - b["latency_ms"]) for a, b in wrong), reverse=True)[:4]
+    assert [b["latency_ms"] - a["latency_ms"] for a, b in order.misordered] == pytest.approx([-g for g in gaps])
+    assert all(a["mflops"] < b["mflops"] for a, b in order.misordered)
+
+
+def test_report_of_a_latency_budgeted_run(tmp_path):
+    from scipy.stats import kendalltau
+
+    run, rows, rejected = latency_run(tmp_path)
+    write_report(run)
+    out = run / "report"
+    for png in ("latency.png", "flops_latency.png"):
+        assert matplotlib.image.imread(out / png).shape[0] > 300
+    md = (out / "report.md").read_text()
+    assert ("**budget**: 40 MFLOPs (multiply-adds) at 224px and 3 ms on rpi4 (onnxruntime, batch 1, 2 threads, "
+            "224px)") in md
+    assert "latency on rpi4 (ms, median; onnxruntime, batch 1, 2 threads, 224px)" in md
+    assert "node a1b2c3" in md and "cpu Cortex-A72, threads 2, onnxruntime 1.22.0" in md
+    distinct = list({r["arch_hash"]: r for r in reversed(rows)}.values()) + rejected  # first trial of each genome
+    tau = kendalltau([r["mflops"] for r in distinct], [r["latency_ms"] for r in distinct]).statistic
+    assert f"over the {len(distinct)} distinct candidates ({len(distinct) - 2} trained, 2 refused for latency): " \
+           f"{tau:.3f}" in md
+    section = md.split("## Candidates refused for latency, never trained (2; rejected.jsonl)\n", 1)[1]
+    assert "| trial 36 |" in section and "latency 3.860 ms > budget 3 ms on rpi4" in section
+    assert "| shufflenet_v2_x0_5 |" not in section.split("\n## ")[0]  # zoo names are baselines', not here
+    html = (out / "report.html").read_text()
+    assert_self_contained(html)
+    assert html.count("data:image/png;base64,") == 4 and "Does FLOPs order speed?" in html
+
+
+def test_report_of_a_latency_only_budget_with_latency_objective(tmp_path):
+    run, _, _ = latency_run(tmp_path, "latonly")
+    config = json.loads((run / "config.json").read_text())
+    config["budget"].update(flops_capped=False, mflops=500.0)  # the space's dearest, not a cap
+    config["objectives"] = ["acc", "latency"]
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "rejected.jsonl").unlink()
+    write_report(run)
+    md = (run / "report" / "report.md").read_text()
+    assert "**budget**: 3 ms on rpi4 (onnxruntime, batch 1, 2 threads, 224px)\n" in md
+    assert "(latency.png)" not in md and "(pareto.png)" in md  # the front is accuracy against latency already
+    assert "reference point (1.1, 1) = (3.3 ms, accuracy 0)" in md  # scaled by the latency budget
+    assert "None: every candidate the study proposed was within the latency budget." in md

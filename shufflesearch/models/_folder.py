@@ -99,15 +99,20 @@ def _swap_in(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old)
 
 
-def export_onnx(model: torch.nn.Module, path: Path, input_size: tuple[int, int, int]) -> None:
-    """Write `model` (eval mode) as ONNX with a dynamic batch axis: input 'input', output 'logits'."""
+def onnx_bytes(model: torch.nn.Module, input_size: tuple[int, int, int]) -> bytes:
+    """`model` (eval mode) as ONNX with a dynamic batch axis: input 'input', output 'logits'."""
     import io
 
     buffer = io.BytesIO()
     torch.onnx.export(model.eval(), (torch.randn(1, *input_size),), buffer, dynamo=False,
                       input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    write_bytes_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def export_onnx(model: torch.nn.Module, path: Path, input_size: tuple[int, int, int]) -> None:
+    """Write `model` as ONNX (`onnx_bytes`) to `path`, atomically."""
+    write_bytes_atomic(path, onnx_bytes(model, input_size))
 
 
 def _pct(value: Any) -> str:
@@ -126,6 +131,24 @@ def _test_accuracy(f: Mapping[str, Any]) -> str:
             f"after {f['epochs']} epochs from scratch on {f['train_images']:,d} training images")
 
 
+def _latency_rows(p: Mapping[str, Any], budget: int) -> list[tuple[str, str]]:
+    """The card's latency: on the run's latency target with its settings, node and fingerprint when the run had
+    a latency budget (`latency_target`, as `export_run` records it), else the trial's own measurement."""
+    t = p.get("latency_target")
+    if not t:
+        return [("latency", f"{p['latency_ms']:.2f} ms (median, batch 1, 1 CPU thread, {budget}x{budget})")]
+    size, threads = t["input_size"], t["threads"]
+    if t.get("predicted"):
+        how = f"predicted from a latency table built on `{t['target']}`"
+    else:
+        iqr = f", IQR {p['latency_iqr_ms']:.2f} ms" if p.get("latency_iqr_ms") is not None else ""
+        how = f"median of {t['runs']} timed runs{iqr}, on `{t['target']}` (node {t.get('node')})"
+    found = ", ".join(f"{k} {v}" for k, v in (t.get("fingerprint") or {}).items())
+    return [("latency", f"{p['latency_ms']:.2f} ms ({how}; {t['backend']}, batch {t['batch']}, {threads} "
+                        f"thread{'s' if threads > 1 else ''}, {size}x{size})"),
+            ("latency target", found or "fingerprint not recorded")]
+
+
 def model_card(name: str, arch: Arch, data: Mapping[str, Any], p: Mapping[str, Any]) -> str:
     """The model folder's README.md: genome, cost, accuracy (proxy and, if any, final), provenance."""
     size = data["image_size"]
@@ -142,7 +165,7 @@ def model_card(name: str, arch: Arch, data: Mapping[str, Any], p: Mapping[str, A
                        f"{data['num_classes']} classes"),
     ]
     if p.get("latency_ms") is not None:
-        rows.append(("latency", f"{p['latency_ms']:.2f} ms (median, batch 1, 1 CPU thread, {budget}x{budget})"))
+        rows += _latency_rows(p, budget)
     if p.get("search_acc") is not None:
         rows.append(("search accuracy", f"{_pct(p['search_acc'])} top-1 on the search-validation split of "
                                         f"`{p['dataset']}` after {p['epochs']} proxy epochs (what the search chose by)"))

@@ -109,9 +109,11 @@ def _greedy_mark(ax: Any, greedy: Mapping[str, Any] | None, axis: Objective) -> 
                    label=f"FLOPs-greedy pick (trial {greedy.get('number')}, {greedy.get('status')})")
 
 
-def pareto_png(run: Run, axis: Objective, front: list[dict], greedy: Mapping[str, Any] | None = None) -> bytes:
+def pareto_png(run: Run, axis: Objective, front: list[dict], greedy: Mapping[str, Any] | None = None,
+               baselines: bool = True) -> bytes:
     """Every trial against `axis`, the front as a step line, the budget, the labelled baselines (hollow above
-    the budget) and the FLOPs-greedy pick `greedy` (a trial row; None: not marked)."""
+    the budget; `baselines` False: not drawn, their cost not measured as the trials' was) and the FLOPs-greedy
+    pick `greedy` (a trial row; None: not marked)."""
     fig, ax = _subplots((8.5, 5.5))
     full = full_fidelity(run.trials)
     full_ids = {id(r) for r in full}
@@ -125,7 +127,8 @@ def pareto_png(run: Run, axis: Objective, front: list[dict], greedy: Mapping[str
     ax.scatter(*_xy(front, axis), s=60, facecolor="none", edgecolor="tab:orange", linewidth=1.8,
                label=f"Pareto front ({len(front)})")
     _greedy_mark(ax, greedy, axis)
-    _baselines(ax, run, axis)
+    if baselines:
+        _baselines(ax, run, axis)
     _budget_line(ax, run.config, axis)
     ax.set_xlabel(axis.label)
     ax.set_ylabel(_acc_label(run.config, run.legacy))
@@ -187,5 +190,33 @@ def final_png(run: Run) -> bytes:
     ax.set_xlabel(axis.label)
     ax.set_ylabel(f"test top-1 accuracy, mean ± sd over seeds ({final.get('epochs', '?')} epochs from scratch)")
     ax.set_title(f"{run.name}: final evaluation on the test split ({final.get('dataset', '?')})")
+    _finish(ax)
+    return _png(fig)
+
+
+def flops_latency_png(run: Run, trained: Sequence[Mapping[str, Any]], rejected: Sequence[Mapping[str, Any]],
+                      latency: Objective, misordered: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+                      tau: float) -> bytes:
+    """Latency against MFLOPs of every candidate: `trained` (trial rows) and `rejected` (refused for latency,
+    never trained), the run's budgets as lines, and the `misordered` pairs (fewer MFLOPs, yet slower) joined."""
+    fig, ax = _subplots((8.5, 5.5))
+    mflops = COSTS["mflops"]
+    for i, (a, b) in enumerate(misordered):
+        ax.plot([a["mflops"], b["mflops"]], [a[latency.field], b[latency.field]], color="tab:purple", linewidth=1,
+                alpha=0.7, zorder=1, label=f"misordered by FLOPs: the {len(misordered)} largest latency gaps"
+                if i == 0 else None)
+    for rows, style in ((trained, {"s": 22, "color": "tab:blue", "alpha": 0.75, "label": f"trained ({len(trained)})"}),
+                        (rejected, {"s": 30, "marker": "x", "color": "tab:red",
+                                    "label": f"refused for latency, not trained ({len(rejected)})"})):
+        if rows:
+            ax.scatter([r["mflops"] for r in rows], [r[latency.field] for r in rows], zorder=2, **style)
+    if (run.config.get("budget") or {}).get("flops_capped", True):
+        _budget_line(ax, run.config, mflops)
+    limit = budget_of(run.config, latency)
+    if limit is not None:
+        ax.axhline(limit, color="tab:red", linestyle=":", linewidth=1.2, label=f"budget {limit:g} ms")
+    ax.set_xlabel(mflops.label)
+    ax.set_ylabel(latency.label)
+    ax.set_title(f"{run.name}: latency against MFLOPs, Kendall tau-b {tau:.2f}")
     _finish(ax)
     return _png(fig)

@@ -3,7 +3,9 @@
 A run's report is `runs/<run>/report/`: pareto.csv (the front), pareto.png, progress.png, and one
 page as report.md and a self-contained report.html. The front, the best trial and the hypervolume are
 `pareto.py`'s; the figures `_plots.py`'s; the page `_page.py`'s. Early-stopped trials are plotted
-greyed; failed and diverged trials are counted, not plotted. `compare_runs` writes
+greyed; failed and diverged trials are counted, not plotted. Where the trials have latencies, the page
+adds accuracy against latency (latency.png) and latency against MFLOPs of every candidate, trained or
+refused for latency (flops_latency.png), with Kendall's tau between the two and the pairs FLOPs misorder. `compare_runs` writes
 `compare_<run>_vs_<run>.{png,md,html}` into `out_dir` (the CLI's `--out`, by default the first run's
 `report/`). Every file is written atomically through `_io`.
 """
@@ -11,15 +13,25 @@ greyed; failed and diverged trials are counted, not plotted. `compare_runs` writ
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import json
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from shufflesearch._exec._progress import duration
 from shufflesearch._io import write_text_atomic
+from shufflesearch.errors import errors_from
 from shufflesearch.report._page import Block, fmt, write_page
-from shufflesearch.report._plots import above_budget, compare_png, final_png, pareto_png, progress_png
+from shufflesearch.report._plots import (
+    above_budget,
+    compare_png,
+    final_png,
+    flops_latency_png,
+    pareto_png,
+    progress_png,
+)
 from shufflesearch.runs._pareto import (
     ACC,
     REFERENCE,
@@ -36,7 +48,8 @@ from shufflesearch.runs._pareto import (
 )
 from shufflesearch.runs._records import STATUSES
 from shufflesearch.runs._run import Run, load_run
-from shufflesearch.space._objectives import Objective, cost_axis
+from shufflesearch.space._file import Budget
+from shufflesearch.space._objectives import COSTS, Objective, cost_axis
 
 LEGACY_NOTE = ("Old run, recorded before shufflesearch held out a search-validation split: its trials were "
                "scored on the dataset's own validation split, which for most datasets is the test split, so "
@@ -45,7 +58,7 @@ LEGACY_NOTE = ("Old run, recorded before shufflesearch held out a search-validat
 
 # --- the report of one run -------------------------------------------------------------------------
 CSV_FIELDS = ("number", "model", "arch_hash", "summary", "mflops", "params", "proxy_params", "latency_ms",
-              "search_acc", "best_search_acc", "epochs", "max_epochs", "seconds", "arch")
+              "latency_iqr_ms", "search_acc", "best_search_acc", "epochs", "max_epochs", "seconds", "arch")
 
 
 def _pareto_csv(front: Sequence[Mapping[str, Any]], models: Mapping[int, list[str]]) -> str:
@@ -58,16 +71,25 @@ def _pareto_csv(front: Sequence[Mapping[str, Any]], models: Mapping[int, list[st
     return buf.getvalue()
 
 
-def _settings(run: Run) -> list[tuple[str, str]]:
+def run_budget(run: Run) -> Budget | None:
+    """The run's budget (config.json "budget") as a `Budget`, for its words (`Budget.describe`); None: none recorded."""
+    recorded = run.config.get("budget")
+    if not recorded:
+        return None
+    known = {f.name for f in fields(Budget)}
+    with errors_from(f"{run.path / 'config.json'}: budget"):
+        return Budget(**{k: v for k, v in recorded.items() if k in known and v is not None})  # None: the default
+
+
+def _settings(run: Run, budget: Budget | None) -> list[tuple[str, str]]:
     c = run.config
-    budget = c.get("budget") or {}
     compact = lambda d: ", ".join(f"{k}={v}" for k, v in (d or {}).items() if k not in ("label_names", "mean", "std"))  # noqa: E731
     kv = [("run", run.name), ("directory", str(run.path)),
           ("search space", f"{c.get('space_name', '?')} ({c.get('space_file', '?')})"),
-          ("budget", f"{budget.get('mflops', '?')} MFLOPs (multiply-adds) at {budget.get('input_size', '?')}px"
-                     + (f", at most {budget['max_params']:,} params" if budget.get("max_params") else "")),
-          ("cost basis", f"every MFLOPs and params figure: at {budget.get('input_size', '?')}px, 3 channels, "
-                         f"{budget.get('num_classes', 1000)}-way classifier (what the budget caps)"),
+          ("budget", "? (config.json has none)" if budget is None else budget.describe()
+                     + (f", at most {budget.max_params:,} params" if budget.max_params else "")),
+          ("cost basis", f"every MFLOPs and params figure: at {budget.input_size if budget else '?'}px, 3 channels, "
+                         f"{budget.num_classes if budget else 1000}-way classifier (what the budget caps)"),
           ("objectives", ", ".join(c.get("objectives") or ["?"])),
           ("sampler / scheduler", f"{c.get('sampler', '?')} / {c.get('scheduler', '?')}"),
           ("trials planned / finished", f"{c.get('trials', '?')} / {len(run.trials)}"),
@@ -216,13 +238,142 @@ def _final_blocks(final: Mapping[str, Any]) -> list[Block]:
                        "genome"], rows)]
 
 
+# --- latency ----------------------------------------------------------------------------------------
+def latency_axis(budget: Budget | None) -> Objective:
+    """The latency cost as the run recorded it: with a latency budget, the median on its target (the label
+    names the target and settings; the budget is drawn); else each trial's own measurement."""
+    if budget is None or budget.latency_ms is None:
+        return COSTS["latency"]
+    lat = budget.latency
+    how = "predicted from a table built there" if lat.table else "median"
+    return replace(COSTS["latency"], budget_key="latency_ms",
+                   label=f"latency on {lat.target} (ms, {how}; {lat.backend}, batch {lat.batch}, {lat.threads} "
+                         f"thread{'s' if lat.threads > 1 else ''}, {budget.latency_size}px)")
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """How well MFLOPs order candidates by latency: Kendall's tau-b (`scipy.stats.kendalltau`) and its
+    p-value, the discordant pairs (fewer MFLOPs yet slower) among all pairs, and the `misordered` ones with
+    the largest latency gaps, each as (fewer MFLOPs but slower, more MFLOPs but faster)."""
+    tau: float
+    p_value: float
+    discordant: int
+    pairs: int
+    misordered: list[tuple[dict, dict]]
+
+
+def flops_latency_order(rows: Sequence[Mapping[str, Any]], field: str = "latency_ms", worst: int = 5) -> Ordering:
+    """`Ordering` of `rows` (at least 2, each with finite `mflops` and `field`). Pairs are counted one row at a
+    time against the rows after it: memory stays linear in the candidates, which may be thousands."""
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    m = np.array([r["mflops"] for r in rows], dtype=float)
+    ms = np.array([r[field] for r in rows], dtype=float)
+    result = kendalltau(m, ms)
+    discordant, largest = 0, []  # (latency gap, i, j) of the `worst` largest discordant pairs so far
+    for i in range(len(rows) - 1):
+        wrong = np.sign(m[i + 1:] - m[i]) * np.sign(ms[i + 1:] - ms[i]) < 0
+        discordant += int(wrong.sum())
+        gaps = np.where(wrong, np.abs(ms[i + 1:] - ms[i]), -1.0)
+        for j in np.argsort(gaps)[-worst:]:
+            if gaps[j] >= 0:
+                largest.append((float(gaps[j]), i, i + 1 + int(j)))
+        largest = heapq.nlargest(worst, largest)
+    misordered = [tuple(sorted((dict(rows[i]), dict(rows[j])), key=lambda r: r["mflops"])) for _, i, j in largest]
+    n = len(rows)
+    return Ordering(float(result.statistic), float(result.pvalue), discordant, n * (n - 1) // 2, misordered)
+
+
+def _candidate(row: Mapping[str, Any]) -> str:
+    """A candidate's name in a table: its trial number, else how it was drawn (an evolution's child)."""
+    return f"trial {row['number']}" if row.get("number") is not None else str(row.get("origin") or "untried draw")
+
+
+def _latency_text(run: Run, budget: Budget | None, lat: Objective) -> str:
+    """What the latencies on this page are, where they were measured, and on what."""
+    c = run.config
+    if lat.budget_key is None:
+        return ("Latency here is each trial's own measurement: the median of timed runs at batch 1, 1 thread, on the "
+                "trial's device (proxy.latency_device), while other trials may share the machine; the run had no "
+                "latency budget.")
+    settings = budget.latency
+    where = (f"predicted from the latency table {settings.table}" if settings.table else
+             f"measured there before the candidate trained: the median of {settings.runs} timed runs after "
+             f"{settings.warmup} untimed ones, on node {c.get('latency_node') or '?'}")
+    fingerprint = ", ".join(f"{k} {v}" for k, v in (c.get("latency_fingerprint") or {}).items())
+    return (f"Latency here is the budget's, {lat.label}: {where}. Target fingerprint: {fingerprint or 'not recorded'}. "
+            "The zoo baselines are not plotted against latency: theirs was measured in their own trial, not on the "
+            "target.")
+
+
+def _latency_blocks(run: Run, budget: Budget | None, lat: Objective, plotted: bool) -> tuple[list[Block], dict]:
+    """The latency sections and their images: accuracy against latency (unless the main plot is that,
+    `plotted`), latency against MFLOPs of every candidate with Kendall's tau, and the refused candidates."""
+    blocks: list[Block] = [("h", f"Accuracy against {lat.name} (search-validation split)"),
+                           ("p", _latency_text(run, budget, lat))]
+    images: dict[str, bytes] = {}
+    if not plotted:
+        images["latency.png"] = pareto_png(run, lat, pareto_front(run.trials, ("acc", "latency"), run.reranked),
+                                           baselines=lat.budget_key is None)
+        blocks.append(("img", "latency.png", f"accuracy against {lat.label}"))
+    first = {}  # one point an architecture: its first trial
+    for r in run.trials:
+        if finite(r.get("mflops")) and finite(r.get(lat.field)):
+            first.setdefault(r.get("arch_hash"), r)
+    trained = list(first.values())
+    rejected = [r for r in run.rejected if finite(r.get("mflops")) and finite(r.get(lat.field))]
+    blocks.append(("h", "Does FLOPs order speed? Latency against MFLOPs of every candidate"))
+    if len(trained) + len(rejected) < 3:
+        blocks.append(("p", "Fewer than 3 candidates with a latency: no ranking to compare."))
+    else:
+        order = flops_latency_order(trained + rejected, lat.field)
+        images["flops_latency.png"] = flops_latency_png(run, trained, rejected, lat, order.misordered, order.tau)
+        blocks += [
+            ("img", "flops_latency.png", "latency against MFLOPs of every candidate, trained and refused"),
+            ("p", f"Kendall's tau-b between MFLOPs and latency over the {len(trained) + len(rejected)} distinct "
+                  f"candidates ({len(trained)} trained, {len(rejected)} refused for latency): {order.tau:.3f} "
+                  f"(p = {order.p_value:.2g}, scipy.stats.kendalltau). FLOPs misorder speed in {order.discordant:,d} "
+                  f"of {order.pairs:,d} pairs ({100 * order.discordant / order.pairs:.1f}%): the one with fewer "
+                  "MFLOPs is the slower. The largest latency gaps among them:")]
+        blocks.append(("table", ["fewer MFLOPs", "MFLOPs", "ms", "more MFLOPs", "MFLOPs", "ms", "slower by ms",
+                                 "genome of the slower"],
+                       [[_candidate(a), fmt(a["mflops"]), fmt(a[lat.field], 3), _candidate(b), fmt(b["mflops"]),
+                         fmt(b[lat.field], 3), fmt(a[lat.field] - b[lat.field], 3), a.get("summary", "")]
+                        for a, b in order.misordered]))
+    if lat.budget_key is not None:
+        blocks += _rejected_blocks(run.rejected)
+    return blocks, images
+
+
+REJECTED_SHOWN = 50  # rows of the refused candidates' table; all are in rejected.jsonl
+
+
+def _rejected_blocks(rejected: Sequence[Mapping[str, Any]]) -> list[Block]:
+    """The candidates the latency budget refused (rejected.jsonl), each with its reason."""
+    head: Block = ("h", f"Candidates refused for latency, never trained ({len(rejected)}; rejected.jsonl)")
+    if not rejected:
+        return [head, ("p", "None: every candidate the study proposed was within the latency budget.")]
+    rows = [[_candidate(r), fmt(r.get("mflops")), fmt(r.get("params")), fmt(r.get("latency_ms"), 3),
+             fmt(r.get("latency_iqr_ms"), 3), fmt(r.get("budget_latency_ms")), r.get("reason", ""),
+             r.get("summary", "")] for r in rejected[:REJECTED_SHOWN]]
+    more = [("p", f"The first {REJECTED_SHOWN} of {len(rejected)}; rejected.jsonl holds them all.")] \
+        if len(rejected) > REJECTED_SHOWN else []
+    return [head, ("table", ["candidate", "MFLOPs", "params", "latency ms", "IQR ms", "budget ms", "reason",
+                             "genome"], rows), *more]
+
+
 def write_report(run_dir: str | Path, objectives: str | Sequence[str] | None = None) -> Path:
     """Write runs/<run>/report/ (pareto.csv, pareto.png, progress.png, report.html, report.md); return the HTML path.
 
     `objectives` defaults to the run's own (config.json) when it is a pair, else accuracy against MFLOPs.
     """
     run = load_run(run_dir)
+    budget = run_budget(run)
+    lat = latency_axis(budget)
     axis = cost_axis(objectives if objectives is not None else run.config.get("objectives"))
+    axis = lat if axis.name == "latency" else axis
     out = run.path / "report"
     front = pareto_front(run.trials, ("acc", axis.name), run.reranked)  # as exported
     scale = cost_scale(run.config, axis, run.trials + run.baselines)
@@ -236,7 +387,7 @@ def write_report(run_dir: str | Path, objectives: str | Sequence[str] | None = N
     best = best_row(run.trials, run.config.get("objectives"), run.reranked)  # as exported, whatever cost is plotted
     blocks: list[Block] = [("p", LEGACY_NOTE)] if run.legacy else []
     blocks += [
-        ("h", "Run settings"), ("kv", _settings(run)),
+        ("h", "Run settings"), ("kv", _settings(run, budget)),
         ("h", "Outcome"),
         ("kv", [("trial status", ", ".join(f"{k}: {v}" for k, v in counts.items())),
                 ("wall time", duration(summary.get("wall_seconds"))
@@ -246,6 +397,12 @@ def write_report(run_dir: str | Path, objectives: str | Sequence[str] | None = N
                 ("hypervolume reference", _reference_text(axis, scale))]),
         ("h", f"Accuracy against {axis.label}"), ("img", "pareto.png", f"Pareto front: accuracy against {axis.label}"),
         *(_bought_blocks(run.trials, best, greedy, run.config["budget"]) if "budget" in run.config else []),
+    ]
+    if any(finite(r.get(lat.field)) for r in run.trials + run.rejected):
+        more, pngs = _latency_blocks(run, budget, lat, plotted=axis.name == "latency")
+        blocks += more
+        images.update(pngs)
+    blocks += [
         ("h", "Search progress"), ("img", "progress.png", "best accuracy and hypervolume against trial number"),
         ("h", f"Pareto front ({len(front)} trials, full fidelity; also in pareto.csv)"),
         _front_table(front, axis, run.models) if front else ("p", "No full-fidelity trial yet."),

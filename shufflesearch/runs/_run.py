@@ -13,6 +13,7 @@ from shufflesearch.runs._pareto import rerank_results, reranked
 from shufflesearch.runs._records import read_rows
 
 RERANK_PLAN, RERANK_ROWS = "rerank.json", "rerank.jsonl"  # a search's re-ranking (`driver._rerank`)
+REJECTED = "rejected.jsonl"  # candidates a latency budget refused, one row each (`driver`)
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Run:
     final: dict | None = None  # final/summary.json: the final evaluation on the test split, if run
     rerank_plan: dict | None = None  # rerank.json: the search's re-ranking of its near-ties, if it ran one
     rerank_rows: list[dict] = field(default_factory=list)  # rerank.jsonl: its trainings, one per candidate and seed
+    rejected: list[dict] = field(default_factory=list)  # rejected.jsonl: candidates refused for latency, untrained
 
     @property
     def name(self) -> str:
@@ -83,7 +85,7 @@ def _exported_models(run_dir: Path) -> dict[int, list[str]]:
 
 def load_run(run: str | Path) -> Run:
     """Read config.json, trials.jsonl, baselines.jsonl, summary.json, models/*/config.json,
-    final/summary.json, rerank.json and rerank.jsonl."""
+    final/summary.json, rerank.json, rerank.jsonl and rejected.jsonl."""
     path = resolve_run(run)
     trials_path = path / "trials.jsonl"
     if not trials_path.is_file():
@@ -99,4 +101,5 @@ def load_run(run: str | Path) -> Run:
         final=read_json(final_path, "the final evaluation's summary") if final_path.is_file() else None,
         rerank_plan=read_json(path / RERANK_PLAN, "the re-ranking's plan") if (path / RERANK_PLAN).is_file() else None,
         rerank_rows=read_rows(path / RERANK_ROWS),
+        rejected=read_rows(path / REJECTED),
     )
