@@ -16,7 +16,7 @@ import csv
 import heapq
 import io
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -76,9 +76,8 @@ def run_budget(run: Run) -> Budget | None:
     recorded = run.config.get("budget")
     if not recorded:
         return None
-    known = {f.name for f in fields(Budget)}
     with errors_from(f"{run.path / 'config.json'}: budget"):
-        return Budget(**{k: v for k, v in recorded.items() if k in known and v is not None})  # None: the default
+        return Budget.from_record(recorded)
 
 
 def _settings(run: Run, budget: Budget | None) -> list[tuple[str, str]]:

@@ -89,8 +89,9 @@ class Budget:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Budget:
-        """The budget a run recorded (config.json "budget"; older runs lack the latency keys)."""
-        return cls(**{k: v for k, v in record.items() if k in {f.name for f in fields(cls)}})
+        """The budget a run recorded (config.json "budget"; older runs lack the latency keys, runs without a
+        latency budget record `latency` as null: the defaults)."""
+        return cls(**{k: v for k, v in record.items() if k in {f.name for f in fields(cls)} and v is not None})
 
     def describe(self) -> str:
         """The budget in words: "30 MFLOPs (multiply-adds) at 224px", "8 ms on local (torch, batch 1, 1 thread)"."""
