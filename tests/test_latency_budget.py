@@ -103,3 +103,35 @@ def test_a_latency_budgeted_search_trains_none_over_it(tmp_path):
     assert config["budget"]["latency_ms"] == limit and config["budget"]["latency"]["input_size"] == 64
     assert config["latency_node"] == "local" and config["latency_fingerprint"]["threads"] == 1
     assert f"--budget-latency-ms {limit:g}" in config["command"]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    """The demo space's latency table at FAST settings, built here (the target is this machine)."""
+    from shufflesearch.train._latency_table import LatencyTable
+
+    space = SearchSpace.from_yaml("demo").with_budget(latency_ms=1.0, latency=FAST)
+    path = tmp_path_factory.mktemp("table") / "demo64.json"
+    LatencyTable.build(space, space.budget.latency, progress=None).save(path)
+    return path
+
+
+def test_with_a_table_latencies_are_predicted_and_the_rejections_say_so(tmp_path, table):
+    space = SearchSpace.from_yaml("demo")
+    limit = _limit(space, 0.4)
+    space = space.with_budget(latency_ms=limit, latency={**FAST, "table": str(table)})
+    gate = LatencyGate(space, tmp_path / "rejected.jsonl")
+    assert gate.open()["latency_predicted"] is True  # and the table's fingerprint is this machine's
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    kept = [a for a in (gate.sample(study.ask()) for _ in range(20)) if a is not None]
+    assert all(gate.fields(a)["latency_ms"] <= limit and gate.fields(a)["latency_iqr_ms"] is None for a in kept)
+    for r in _rows(tmp_path / "rejected.jsonl"):
+        assert r["latency_ms"] > limit and r["reason"].endswith("on local (predicted)") and r["latency_node"] is None
+
+
+def test_a_table_of_other_settings_is_refused_before_anything_is_written(tmp_path, table):
+    with pytest.raises(ShuffleSearchError) as e:
+        shufflesearch.search("demo", name="other", trials=1, runs_dir=tmp_path / "runs", progress=None,
+                             budget_latency_ms=5.0, latency={**FAST, "threads": 2, "table": str(table)})
+    assert str(table) in str(e.value) and "threads" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "runs").exists()
