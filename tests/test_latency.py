@@ -21,7 +21,7 @@ def _sane(m: Measurement, settings: LatencySettings, size: int) -> None:
     assert m.median_ms > 0 and m.iqr_ms >= 0 and m.p90_ms >= m.median_ms
     assert (m.runs, m.backend, m.batch, m.threads, m.input_size, m.device) == (
         settings.runs, settings.backend, settings.batch, settings.threads, size, "cpu")
-    assert m.fingerprint == fingerprint(settings)
+    assert m.fingerprint == fingerprint(settings) and m.clock == ("thread_cpu" if settings.threads == 1 else "wall")
     assert json.loads(json.dumps(m.to_dict())) == m.to_dict()
 
 

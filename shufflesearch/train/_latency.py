@@ -10,6 +10,13 @@ baseline and final job measures it (batch 1, one thread, on the trial's device o
 Hand-written because neither torch nor ONNX Runtime ships a timer: `torch.utils.benchmark.Timer` times
 one statement at a time (the two memory formats must be interleaved, so that load on a shared machine
 hits both alike) and reports no percentiles of single runs.
+
+The clock (`clock_for`): a run on the CPU with one thread is timed by the thread's CPU time
+(`time.thread_time`), any other by wall time (`perf_counter`, CUDA synchronised). With one thread, torch
+and ONNX Runtime compute in the calling thread, so its CPU time is the run's time with a core to itself:
+on a shared machine (trials training beside the measurement, other users) wall time also counts the
+time other processes held the core. Where no other process takes the core the two agree (on this
+project's 2-core machine: medians within 1-4%, both backends).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import copy
 import os
 import platform
 from dataclasses import asdict, dataclass
-from time import perf_counter
+from time import perf_counter, thread_time
 from typing import Any, Callable, Hashable, Mapping
 
 import numpy as np
@@ -69,15 +76,25 @@ class Measurement:
     input_size: int
     device: str  # 'cpu' or 'cuda'
     fingerprint: dict
+    clock: str = "wall"  # 'thread_cpu' (one CPU thread: its CPU time) or 'wall' (`clock_for`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _timed(calls: Mapping[Hashable, Callable[[], Any]], warmup: int, runs: int,
+def clock_for(device: str, threads: int) -> str:
+    """'thread_cpu' for one thread on the CPU, else 'wall' (see the module docstring)."""
+    return "thread_cpu" if device == "cpu" and threads == 1 else "wall"
+
+
+CLOCKS = {"thread_cpu": thread_time, "wall": perf_counter}
+
+
+def _timed(calls: Mapping[Hashable, Callable[[], Any]], warmup: int, runs: int, clock: str,
            sync: Callable[[], Any] = lambda: None) -> dict[Hashable, list[float]]:
     """The one timing loop: `warmup` untimed calls of each, then `runs` rounds timing each call once
-    (interleaved, so load on a shared machine hits them alike); milliseconds per call."""
+    (interleaved, so load on a shared machine hits them alike) by `clock`; milliseconds per call."""
+    now = CLOCKS[clock]
     for call in calls.values():
         for _ in range(warmup):
             call()
@@ -85,17 +102,18 @@ def _timed(calls: Mapping[Hashable, Callable[[], Any]], warmup: int, runs: int,
     times: dict[Hashable, list[float]] = {k: [] for k in calls}
     for _ in range(runs):
         for key, call in calls.items():
-            t0 = perf_counter()
+            t0 = now()
             call()
             sync()
-            times[key].append((perf_counter() - t0) * 1e3)
+            times[key].append((now() - t0) * 1e3)
     return times
 
 
 def torch_times(model: nn.Module, shape: tuple[int, int, int], batch: int, threads: int, device: str,
                 warmup: int, runs: int) -> dict[bool, list[float]]:
     """Times (ms) of eval-mode inference of a batch of `shape` (channels, height, width) inputs with
-    `threads` torch threads, per memory format (`FORMATS`), interleaved; `model` is left as it was."""
+    `threads` torch threads, per memory format (`FORMATS`), interleaved, by `clock_for(device, threads)`;
+    `model` is left as it was."""
     dev = torch.device(device)
     x = torch.randn(batch, *shape, device=dev)
     variants = {cl: (copy.deepcopy(model).to(dev, memory_format=fmt).eval(), x.contiguous(memory_format=fmt))
@@ -103,7 +121,7 @@ def torch_times(model: nn.Module, shape: tuple[int, int, int], batch: int, threa
     calls = {cl: (lambda m=m, inp=inp: m(inp)) for cl, (m, inp) in variants.items()}
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     with TorchThreads(threads), torch.inference_mode():
-        return _timed(calls, warmup, runs, sync)
+        return _timed(calls, warmup, runs, clock_for(dev.type, threads), sync)
 
 
 def ort_session(model: nn.Module, shape: tuple[int, int, int], threads: int) -> Callable[[np.ndarray], Any]:
@@ -127,10 +145,10 @@ def ort_session(model: nn.Module, shape: tuple[int, int, int], threads: int) -> 
 
 def ort_times(model: nn.Module, shape: tuple[int, int, int], batch: int, threads: int, warmup: int,
               runs: int) -> list[float]:
-    """Times (ms) of `ort_session(model)` on a batch of `shape` inputs."""
+    """Times (ms) of `ort_session(model)` on a batch of `shape` inputs, by `clock_for('cpu', threads)`."""
     run = ort_session(model, shape, threads)
     x = np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)
-    return _timed({0: lambda: run(x)}, warmup, runs)[0]
+    return _timed({0: lambda: run(x)}, warmup, runs, clock_for("cpu", threads))[0]
 
 
 def latency_device(settings: LatencySettings) -> str:
@@ -217,7 +235,7 @@ def measure(model: Arch | nn.Module, settings: LatencySettings, input_size: int,
         times = min(by_format.values(), key=np.median)
     median, iqr, p90 = spread(times)
     return Measurement(median, iqr, p90, s.runs, s.backend, s.batch, s.threads, input_size, device,
-                       fingerprint(settings))
+                       fingerprint(settings), clock_for(device, s.threads))
 
 
 def measure_latency(arch_or_model: Arch | nn.Module, input_size: int | tuple[int, int, int] = 224,
@@ -226,7 +244,8 @@ def measure_latency(arch_or_model: Arch | nn.Module, input_size: int | tuple[int
     """Time inference of a batch in eval mode, contiguous and channels_last interleaved; keep the faster.
 
     `input_size` is a square side (3 channels) or (channels, height, width). On CUDA each run is
-    synchronised; `threads` sets torch's CPU threads for the measurement.
+    synchronised; `threads` sets torch's CPU threads for the measurement (one: timed by the thread's CPU
+    time, `clock_for`).
     """
     from shufflesearch.models._network import build
 

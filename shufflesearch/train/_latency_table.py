@@ -42,7 +42,7 @@ from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import Arch
 from shufflesearch.genome._cost import Block, blocks
 from shufflesearch.space._configs import LatencySettings
-from shufflesearch.train._latency import FINGERPRINT_KEYS, check_backend, fingerprint, ort_times, torch_times
+from shufflesearch.train._latency import FINGERPRINT_KEYS, check_backend, clock_for, fingerprint, ort_times, torch_times
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -178,7 +178,7 @@ class LatencyTable:
             whole = timed(build(arch, num_classes=classes, in_chans=in_chans), (in_chans, size, size))
             residuals.append([w - s for w, s in zip(whole, table._sums(arch, in_chans))])
         table.overhead_ms = [float(v) for v in np.median(residuals, axis=0)]
-        table.info = {"space": space.name, "samples": samples, "seed": seed, "points_per_kind": points,
+        table.info = {"space": space.name, "clock": clock_for(device, settings.threads), "samples": samples, "seed": seed, "points_per_kind": points,
                       "parts_measured": total, "kinds": len(found), "networks": len(residuals),
                       "overhead_residuals_ms": residuals, "seconds": round(monotonic() - start, 1),
                       "loadavg": list(os.getloadavg())}
