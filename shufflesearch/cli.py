@@ -165,7 +165,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     what = f"trial {args.trial} of run {args.model}" if args.trial is not None else args.model
     print(f"{what}: median {m.median_ms:.3f} ms, IQR {m.iqr_ms:.3f} ms, p90 {m.p90_ms:.3f} ms over {m.runs} runs "
           f"(batch {m.batch}, {m.input_size}x{m.input_size}, {m.threads} thread{'s' if m.threads > 1 else ''}, "
-          f"{m.backend} on {m.device})")
+          f"{m.backend} on {m.device}, {'CPU time of the thread' if m.clock == 'thread_cpu' else 'wall clock'})")
     load = os.getloadavg() if node == "local" else None  # other work on this machine slows what it times
     print(f"node: {node}" + (f" (this machine, load average {load[0]:.2f} over the last minute)" if load else ""))
     print("fingerprint: " + ", ".join(f"{k}={v}" for k, v in m.fingerprint.items()))
