@@ -47,7 +47,7 @@ def test_latency_of_a_zoo_model_prints_the_spread_node_and_fingerprint(tmp_path,
     assert main(["latency", MODEL, *FAST, "--json", str(out_json)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"{MODEL}: median ") and "IQR" in lines[0] and "p90" in lines[0]
-    assert "over 3 runs (batch 1, 64x64, 1 thread, torch on cpu)" in lines[0]
+    assert "over 3 runs (batch 1, 64x64, 1 thread, torch on cpu, CPU time of the thread)" in lines[0]
     assert lines[1].startswith("node: local (this machine, load average ")
     assert lines[2].startswith("fingerprint: ") and "cpu_model=" in lines[2] and "torch=" in lines[2]
     m = json.loads(out_json.read_text())
