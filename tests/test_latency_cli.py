@@ -162,3 +162,38 @@ def test_model_card_states_latency_on_the_target_with_its_fingerprint():
     assert "4.12 ms (predicted from a latency table built on `rpi4`;" in \
         model_card("ss_r_t3", arch, data, {**base, "latency_target": predicted})
     assert _latency_target({"budget": {"mflops": 40}}, {}) is None
+
+
+# --- a real latency-budgeted search through the CLI: its report and model card --------------------------------
+@pytest.mark.slow
+def test_a_latency_budgeted_search_from_the_cli_reports_and_cards_it(tmp_path, capsys):
+    from helpers import tiny_space
+    from scipy.stats import kendalltau
+
+    from shufflesearch.runs._run import load_run
+    from shufflesearch.space import SearchSpace
+    from shufflesearch.space._configs import LatencySettings
+    from shufflesearch.train._latency import measure
+
+    path = tiny_space(tmp_path, epochs=1)
+    data = yaml.safe_load(path.read_text())
+    data["budget"]["latency"] = {"input_size": 64, "runs": 5, "warmup": 1}
+    path.write_text(yaml.safe_dump(data))
+    settings = LatencySettings(input_size=64, runs=5, warmup=1)
+    ms = sorted(measure(a, settings, 64).median_ms for a in SearchSpace.from_yaml(path).random_sample(12, seed=3))
+    limit = round(ms[5], 3)  # about half the space's candidates over it, on any machine
+    assert main(["search", str(path), "--name", "lat", "--trials", "5", "--scheduler", "none", "--runs-dir",
+                 str(tmp_path / "runs"), "--budget-latency-ms", str(limit)]) == 0
+    run = load_run(tmp_path / "runs" / "lat")
+    assert run.trials and all(r["latency_ms"] <= limit for r in run.trials)
+    md = (run.path / "report" / "report.md").read_text()
+    assert f"{limit:g} ms on local (torch, batch 1, 1 thread, 64px)" in md
+    assert f"## Candidates refused for latency, never trained ({len(run.rejected)}; rejected.jsonl)" in md
+    assert all(r["reason"] in md for r in run.rejected[:50])
+    distinct = list({r["arch_hash"]: r for r in reversed(run.trials)}.values()) + run.rejected
+    if len(distinct) >= 3:
+        tau = kendalltau([r["mflops"] for r in distinct], [r["latency_ms"] for r in distinct]).statistic
+        assert f"over the {len(distinct)} distinct candidates" in md and f"{tau:.3f}" in md
+        assert (run.path / "report" / "flops_latency.png").is_file()
+    card = (run.path / "models" / "ss_lat_best" / "README.md").read_text()
+    assert "median of 5 timed runs" in card and "on `local` (node local)" in card and "| latency target |" in card
