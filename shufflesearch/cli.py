@@ -67,6 +67,11 @@ def _add_cpus(p: argparse.ArgumentParser, what: str, default: str) -> None:
                    help=f"CPUs (= torch threads) per {what} (default {default})")
 
 
+def _given(**options: object) -> dict[str, object]:
+    """The options the user gave (not None): what is merged over the space's settings."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 # --- models ------------------------------------------------------------------------------------
 def _add_models(p: argparse.ArgumentParser) -> None:
     _add_cost_input_size(p)
@@ -109,7 +114,8 @@ def _cmd_cost(args: argparse.Namespace) -> int:
 def _add_latency_settings(p: argparse.ArgumentParser, default: str) -> None:
     """The `budget.latency` settings as options: where and how a model is timed (see `LatencySettings`)."""
     p.add_argument("--target", help="local, cuda, or a Ray custom resource a node carries (`ray start --resources "
-                                    f"'{{\"rpi4\": 1}}'`), where every measurement runs, one at a time (default {default}local)")
+                                    "'{\"rpi4\": 1}'`), where every measurement runs, one at a time "
+                                    f"(default {default}local)")
     p.add_argument("--backend", choices=LATENCY_BACKENDS, help=f"what runs the model (default {default}torch)")
     for flag, what, fallback in (("--batch", "images a batch", 1), ("--threads", "CPU threads of the timed model", 1),
                                  ("--warmup", "untimed runs first", 5), ("--runs", "timed runs", 30)):
@@ -425,11 +431,6 @@ def _add_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default runs/)")
     p.add_argument("--baselines", action="store_true",
                    help="also train the zoo models within 1.5x the budget under the same proxy, for the report")
-
-
-def _given(**options: object) -> dict[str, object]:
-    """The options the user gave (not None): what is merged over the space's settings."""
-    return {k: v for k, v in options.items() if v is not None}
 
 
 @_command("search", "search the space's architectures under its FLOPs and/or latency budget with Ray Tune + Optuna")
