@@ -23,11 +23,12 @@ _EXPORTS = {  # public name -> the package that defines it
     **dict.fromkeys(["ProxyData", "load_data"], "shufflesearch.data"),
     **dict.fromkeys(["get_arch", "list_archs", "resolve_arch"], "shufflesearch.genome"),
     **dict.fromkeys(["ShuffleNet", "build", "channel_shuffle", "register_models"], "shufflesearch.models"),
-    **dict.fromkeys(["Latency", "ProxyResult", "measure_latency", "train_final", "train_proxy"], "shufflesearch.train"),
+    **dict.fromkeys(["Latency", "LatencyTable", "Measurement", "ProxyResult", "measure", "measure_latency", "train_final",
+                     "train_proxy"], "shufflesearch.train"),
     **dict.fromkeys(["Run", "best_row", "greedy_pick", "hypervolume", "load_run", "pareto_front"],
                     "shufflesearch.runs"),
     **dict.fromkeys(["Supernet", "train_supernet"], "shufflesearch.supernet"),
-    **dict.fromkeys(["SearchResult", "search"], "shufflesearch.driver"),
+    **dict.fromkeys(["SearchResult", "build_table_on_target", "measure_on_target", "search"], "shufflesearch.driver"),
     **dict.fromkeys(["FinalResult", "final_evaluation", "run_baselines"], "shufflesearch.evaluation"),
     "write_report": "shufflesearch.report",
     "export_run": "shufflesearch.export",
@@ -51,7 +52,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from shufflesearch.data import ProxyData, load_data
-    from shufflesearch.driver import SearchResult, search
+    from shufflesearch.driver import SearchResult, build_table_on_target, measure_on_target, search
     from shufflesearch.errors import ShuffleSearchError
     from shufflesearch.evaluation import FinalResult, final_evaluation, run_baselines
     from shufflesearch.export import export_run
@@ -70,6 +71,15 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from shufflesearch.runs import Run, best_row, greedy_pick, hypervolume, load_run, pareto_front
     from shufflesearch.space import DataConfig, ProxyConfig, SearchSettings, SearchSpace, SupernetConfig, TrainConfig
     from shufflesearch.supernet import Supernet, train_supernet
-    from shufflesearch.train import Latency, ProxyResult, measure_latency, train_final, train_proxy
+    from shufflesearch.train import (
+        Latency,
+        LatencyTable,
+        Measurement,
+        ProxyResult,
+        measure,
+        measure_latency,
+        train_final,
+        train_proxy,
+    )
 
 _timm_hook.install()
