@@ -43,6 +43,15 @@ def summary(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
             "median_rel_error_pct": 100 * float(np.median(rel)), "mean_abs_rel_error_pct": 100 * float(np.mean(np.abs(rel)))}
 
 
+def drift_corrected(predicted: np.ndarray, measured: np.ndarray, window: int = 10) -> np.ndarray:
+    """A diagnostic, not a predictor: each prediction scaled by the median measured/predicted ratio of the
+    `window` architectures measured just before and after it (not itself), i.e. by the machine's speed of
+    that minute, which a table built earlier cannot know. What is left is the table's own error."""
+    ratio = measured / predicted
+    return np.array([p * np.median(np.r_[ratio[max(0, i - window):i], ratio[i + 1:i + 1 + window]])
+                     for i, p in enumerate(predicted)])
+
+
 def plot(rows: list[dict], title: str, path: Path) -> None:
     import matplotlib
 
@@ -108,7 +117,9 @@ def main() -> None:
         row["remeasure_loadavg_1min"] = os.getloadavg()[0]
 
     measured = np.array([r["measured_ms"] for r in rows])
-    result = summary(np.array([r["predicted_ms"] for r in rows]), measured)
+    predicted = np.array([r["predicted_ms"] for r in rows])
+    result = summary(predicted, measured)
+    local = summary(drift_corrected(predicted, measured), measured)
     again = [r for r in rows if "remeasured_ms" in r]
     noise = summary(np.array([r["remeasured_ms"] for r in again]), np.array([r["measured_ms"] for r in again]))
     loads = [r["loadavg_1min"] for r in rows]
@@ -117,6 +128,8 @@ def main() -> None:
                       f"--remeasure {args.remeasure}" + (f" --table {args.table}" if args.table else ""),
            "space": space.name, "settings": table.settings, "fingerprint": here, "table_info": table.info,
            "table_vs_measured": result, "noise_floor_remeasured_vs_first": noise,
+           "diagnostic_table_times_local_speed_vs_measured": local,
+           "pearson_r": float(np.corrcoef(predicted, measured)[0, 1]),
            "loadavg_1min": {"min": min(loads), "median": float(np.median(loads)), "max": max(loads)},
            "predict_us_median": float(np.median([r["predict_us"] for r in rows])), "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -133,11 +146,17 @@ def main() -> None:
           f"kinds, built in {table.info.get('seconds')} s; predict takes {out['predict_us_median']:.0f} µs.", "",
           "| comparison | n | within ±10% | within ±5% | RMSE ms | RMSE % of mean | median error | mean abs error |",
           "|---|---|---|---|---|---|---|---|"]
-    for name, s in (("table predicted vs measured", result), ("noise floor: re-measured vs first", noise)):
+    for name, s in (("table predicted vs measured", result), ("noise floor: re-measured vs first", noise),
+                    ("diagnostic: table x the speed of that minute*", local)):
         md.append(f"| {name} | {s['n']} | {100 * s['within_10pct']:.1f}% | {100 * s['within_5pct']:.1f}% | "
                   f"{s['rmse_ms']:.3f} | {s['rmse_pct_of_mean']:.1f}% | {s['median_rel_error_pct']:+.1f}% | "
                   f"{s['mean_abs_rel_error_pct']:.1f}% |")
-    md += ["", f"Mean measured latency {result['mean_measured_ms']:.3f} ms (median of {settings.runs} runs each)."]
+    md += ["", f"Mean measured latency {result['mean_measured_ms']:.3f} ms (median of {settings.runs} runs each, "
+           f"timed by {'the thread CPU time' if args.threads == 1 else 'wall time'}); Pearson r of predicted and "
+           f"measured {out['pearson_r']:.3f}.", "",
+           "*Not a predictor: each prediction times the median measured/predicted ratio of the 20 architectures "
+           "measured just before and after it (`drift_corrected`): how far the table is off once the machine's "
+           "speed of that minute, which drifts with the load of others' processes, is taken out."]
     write_text_atomic(args.out / f"latency_table_accuracy_{tag}.md", "\n".join(md) + "\n")
     print("\n".join(md))
     print(json.dumps({"table_vs_measured": result, "noise_floor": noise}))

@@ -79,3 +79,13 @@ def test_a_corrupt_or_foreign_file_is_one_line_naming_it(tmp_path, text):
     assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
     with pytest.raises(ShuffleSearchError, match="missing.json"):
         LatencyTable.load(tmp_path / "missing.json")
+
+
+def test_an_onnxruntime_table_predicts_what_onnxruntime_measures(space):
+    pytest.importorskip("onnxruntime")
+    settings = dataclasses.replace(SETTINGS, backend="onnxruntime")
+    table = LatencyTable.build(space, settings, None, samples=10, points=2, networks=2)
+    assert table.formats == ["onnxruntime"] and "onnxruntime" in table.fingerprint
+    arch = space.random_sample(1, seed=11)[0]
+    ratio = table.predict(arch) / measure(arch, settings, SIZE, num_classes=1000).median_ms
+    assert 0.25 < ratio < 4, ratio

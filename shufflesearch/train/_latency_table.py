@@ -14,8 +14,9 @@ takes the kind's parts from `samples` random in-budget architectures (`SearchSpa
 configurations a search meets, with the in/out channel ratios the space's rounding gives) and measures
 `points` of them spread evenly over their multiply-adds, from the cheapest to the dearest. A part's
 latency is then interpolated linearly in MACs between the two nearest measured parts of its kind
-(extrapolated from the end two beyond them): for a fixed kind and input size, run time grows smoothly
-with the channels, and MACs order the channel counts of a kind as the sampler produces them. Measuring
+(beyond them, the least-squares line through all of them, `_Curve`): for a fixed kind and input size,
+run time grows smoothly with the channels, and MACs order the channel counts of a kind as the sampler
+produces them. Measuring
 every distinct configuration instead is thousands of parts per space (1,000-3,000 in 500 samples of
 the shipped spaces), ten times the time for what interpolation between 6 points gets within the
 noise. A kind no sample produced (a space of millions of structures) is predicted from all measured
@@ -80,13 +81,31 @@ def _in_channels(arch: Arch, block: Block, in_chans: int) -> int:
     return block.unit.in_channels if block.kind == "unit" else arch.stages[-1].out_channels
 
 
-def _interpolate(xs: list[float], ys: list[float], x: float) -> float:
-    """Piecewise linear through (xs, ys) (xs sorted, distinct), extrapolated from the end two; >= 0."""
-    if len(xs) == 1:
-        return ys[0] * x / xs[0] if xs[0] else ys[0]
-    i = min(max(bisect.bisect_left(xs, x), 1), len(xs) - 1)
-    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-    return max(0.0, y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+class _Curve:
+    """The measured parts of one kind: ms per format against MACs (distinct). Inside the measured range,
+    linear between the two neighbours; outside it, the least-squares line through all of them (slope >= 0;
+    one point: proportional to MACs), never below 0, since the end two of a noisy curve can point anywhere."""
+
+    def __init__(self, points: list[list[float]]) -> None:
+        points = sorted(points)
+        self.xs = [p[0] for p in points]
+        self.ys = [[p[f] for p in points] for f in range(1, len(points[0]))]
+        self.lines = [self._line(ys) for ys in self.ys]
+
+    def _line(self, ys: list[float]) -> tuple[float, float]:
+        if len(self.xs) == 1:
+            return ys[0] / self.xs[0], 0.0
+        slope, intercept = np.polyfit(self.xs, ys, 1)
+        return (float(slope), float(intercept)) if slope > 0 else (0.0, float(np.mean(ys)))
+
+    def at(self, x: float) -> list[float]:
+        """Milliseconds per format of a part of `x` MACs."""
+        xs = self.xs
+        if len(xs) > 1 and xs[0] <= x <= xs[-1]:
+            i = min(max(bisect.bisect_left(xs, x), 1), len(xs) - 1)
+            w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+            return [ys[i - 1] + (ys[i] - ys[i - 1]) * w for ys in self.ys]
+        return [max(0.0, slope * x + intercept) for slope, intercept in self.lines]
 
 
 @dataclass
@@ -107,9 +126,7 @@ class LatencyTable:
     path: str | None = None  # the file it was loaded from or saved to
 
     def __post_init__(self) -> None:
-        self._curves = {key: (list(map(float, col[0])), [list(map(float, c)) for c in col[1:]])
-                        for key, col in ((k, list(zip(*pts))) for k, pts in self.points.items())}
-        self._families: dict[str, tuple[list[float], list[list[float]]]] = {}
+        self._curves = {key: _Curve(pts) for key, pts in self.points.items()}
 
     # --- building -------------------------------------------------------------------------------
     @classmethod
@@ -128,7 +145,7 @@ class LatencyTable:
             seed: Seed of the samples.
             in_chans: Input image channels.
         """
-        from shufflesearch.models._network import build
+        from shufflesearch.models._network import build as build_net
 
         say = progress or (lambda line: None)
         start = monotonic()
@@ -161,7 +178,7 @@ class LatencyTable:
             f"batch {settings.batch}, {settings.threads} thread(s), {size}px)")
         measured: dict[str, list[list[float]]] = {}
         for arch, wanted in todo.items():
-            parts, bs = _parts(build(arch, num_classes=classes, in_chans=in_chans)), blocks(arch, size, classes, in_chans)
+            parts, bs = _parts(build_net(arch, num_classes=classes, in_chans=in_chans)), blocks(arch, size, classes, in_chans)
             for i, key, m in wanted:
                 shape = (_in_channels(arch, bs[i], in_chans), bs[i].size, bs[i].size)
                 measured.setdefault(key, []).append([m, *timed(parts[i], shape)])
@@ -175,11 +192,11 @@ class LatencyTable:
                     points={k: sorted(v) for k, v in sorted(measured.items())}, overhead_ms=[0.0] * len(formats))
         residuals = []
         for arch in archs[:: max(1, len(archs) // networks)][:networks]:
-            whole = timed(build(arch, num_classes=classes, in_chans=in_chans), (in_chans, size, size))
+            whole = timed(build_net(arch, num_classes=classes, in_chans=in_chans), (in_chans, size, size))
             residuals.append([w - s for w, s in zip(whole, table._sums(arch, in_chans))])
         table.overhead_ms = [float(v) for v in np.median(residuals, axis=0)]
-        table.info = {"space": space.name, "clock": clock_for(device, settings.threads), "samples": samples, "seed": seed, "points_per_kind": points,
-                      "parts_measured": total, "kinds": len(found), "networks": len(residuals),
+        table.info = {"space": space.name, "clock": clock_for(device, settings.threads), "samples": samples,
+                      "seed": seed, "points_per_kind": points, "parts_measured": total, "kinds": len(found), "networks": len(residuals),
                       "overhead_residuals_ms": residuals, "seconds": round(monotonic() - start, 1),
                       "loadavg": list(os.getloadavg())}
         say(f"latency table: {total} parts and {len(residuals)} networks measured in {monotonic() - start:.0f} s; "
@@ -187,28 +204,23 @@ class LatencyTable:
         return table
 
     # --- predicting -----------------------------------------------------------------------------
-    def _curve(self, key: str) -> tuple[list[float], list[list[float]]]:
-        """MACs and ms per format of a kind; for a kind never measured, all parts of its family."""
-        if key in self._curves:
-            return self._curves[key]
-        family = key.partition("|")[0]
-        if family not in self._families:
-            pooled = sorted({p[0]: p for k, pts in self.points.items() if k.partition("|")[0] == family
-                             for p in pts}.values())
+    def _curve(self, key: str) -> _Curve:
+        """A kind's measured parts; for a kind never measured, all parts of its family (kept once made)."""
+        if key not in self._curves:
+            family = key.partition("|")[0]
+            pooled = {p[0]: p for k, pts in self.points.items() if k.partition("|")[0] == family for p in pts}
             if not pooled:
                 raise ShuffleSearchError(f"latency table {self.path or '(not saved)'}: no measured part like "
                                          f"{key!r}; it was built for another space ({self.info.get('space')})")
-            cols = list(zip(*pooled))
-            self._families[family] = (list(cols[0]), [list(c) for c in cols[1:]])
-        return self._families[family]
+            self._curves[key] = _Curve(list(pooled.values()))
+        return self._curves[key]
 
     def _sums(self, arch: Arch, in_chans: int = 3) -> list[float]:
         """Per format, the sum of `arch`'s parts."""
         sums = [0.0] * len(self.formats)
         for b in blocks(arch, self.settings["input_size"], self.settings["num_classes"], in_chans):
-            xs, ys = self._curve(block_key(arch, b))
-            for f, y in enumerate(ys):
-                sums[f] += _interpolate(xs, y, b.macs)
+            for f, ms in enumerate(self._curve(block_key(arch, b)).at(b.macs)):
+                sums[f] += ms
         return sums
 
     def predict(self, arch: Arch) -> float:
