@@ -135,3 +135,19 @@ def test_a_table_of_other_settings_is_refused_before_anything_is_written(tmp_pat
                              budget_latency_ms=5.0, latency={**FAST, "threads": 2, "table": str(table)})
     assert str(table) in str(e.value) and "threads" in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_supernet_search_draws_its_candidates_through_the_gate(tmp_path):
+    """The supernet evaluator's evolution draws through the same gate: no scored path over the budget, and its
+    rejected draws recorded with their origin (not trials of the run's study)."""
+    data = yaml.safe_load(SearchSpace.from_yaml("demo").to_yaml())
+    data.update(evaluator="supernet", supernet={"epochs": 1, "learned_loss": None})
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    limit = _limit(SearchSpace.from_yaml(path), 0.4)
+    result = shufflesearch.search(path, name="snl", trials=6, runs_dir=tmp_path / "runs", progress=None,
+                                  budget_latency_ms=limit, latency=FAST)
+    assert len(result.rows) == 6 and all(r["latency_ms"] <= limit for r in result.rows)
+    for r in _rows(result.run_dir / "rejected.jsonl"):
+        assert r["latency_ms"] > limit and r["number"] is None and r["origin"]
