@@ -1,11 +1,12 @@
-"""Measured inference latency, one timing loop (`_timed`) under all of it.
+"""Measured inference latency, one timing loop (`Timer.times`) under all of it.
 
 `measure` is how a latency budget is checked on its target (`budget.latency`, `LatencySettings`): torch
 eager or the model exported to ONNX and run by ONNX Runtime, threads pinned, the median, IQR and 90th
 percentile of the timed runs, and the fingerprint of what the numbers depend on (`fingerprint`).
 `measure_latency` times any `Arch` or module with torch; `trial_latency_ms` is how every trial,
 baseline and final job measures it (batch 1, one thread, on the trial's device or
-`proxy.latency_device`). Latency tables (`_latency_table`) time a network's parts with the same loop.
+`proxy.latency_device`). Latency tables (`_latency_table`) time a network's parts with the same
+`Timer`.
 
 Hand-written because neither torch nor ONNX Runtime ships a timer: `torch.utils.benchmark.Timer` times
 one statement at a time (the two memory formats must be interleaved, so that load on a shared machine
@@ -26,7 +27,7 @@ import os
 import platform
 from dataclasses import asdict, dataclass
 from time import perf_counter, thread_time
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -41,8 +42,8 @@ from shufflesearch.space._configs import LatencySettings, TrainConfig
 # keep it near a tenth of a demo trial's time (30 runs took a quarter of the trial's training time)
 TRIAL_LATENCY = {"threads": 1, "warmup": 2, "runs": 10}
 ORT_MISSING = 'budget.latency.backend = \'onnxruntime\' needs ONNX Runtime: pip install "shufflesearch[onnx]"'
-# the torch backend's memory formats, each tried and the faster kept (False: contiguous, True: channels_last)
-FORMATS = {False: torch.contiguous_format, True: torch.channels_last}
+# the torch backend's memory formats, each tried and the faster kept
+FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 def trial_latency_ms(arch: Arch, input_size: int, cfg: TrainConfig) -> float:
@@ -90,43 +91,48 @@ def clock_for(device: str, threads: int) -> str:
 CLOCKS = {"thread_cpu": thread_time, "wall": perf_counter}
 
 
-def _timed(calls: Mapping[Hashable, Callable[[], Any]], warmup: int, runs: int, clock: str,
-           sync: Callable[[], Any] = lambda: None) -> dict[Hashable, list[float]]:
-    """The one timing loop: `warmup` untimed calls of each, then `runs` rounds timing each call once
-    (interleaved, so load on a shared machine hits them alike) by `clock`; milliseconds per call."""
-    now = CLOCKS[clock]
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    sync()
-    times: dict[Hashable, list[float]] = {k: [] for k in calls}
-    for _ in range(runs):
-        for key, call in calls.items():
-            t0 = now()
-            call()
-            sync()
-            times[key].append((now() - t0) * 1e3)
-    return times
+@dataclass(frozen=True)
+class Timer:
+    """A model ready to time: one call per variant (torch: a memory format, `FORMATS`; ONNX Runtime: its
+    session), timed by `clock` with `threads` torch threads, each run followed by `sync`."""
+    calls: dict[str, Callable[[], Any]]
+    clock: str
+    threads: int
+    sync: Callable[[], Any] = lambda: None
+
+    def times(self, warmup: int, runs: int) -> dict[str, list[float]]:
+        """The one timing loop: `warmup` untimed calls of each variant, then `runs` rounds timing each
+        once (interleaved, so load on a shared machine hits them alike); milliseconds per run."""
+        now = CLOCKS[self.clock]
+        with TorchThreads(self.threads), torch.inference_mode():
+            for call in self.calls.values():
+                for _ in range(warmup):
+                    call()
+            self.sync()
+            times: dict[str, list[float]] = {k: [] for k in self.calls}
+            for _ in range(runs):
+                for key, call in self.calls.items():
+                    t0 = now()
+                    call()
+                    self.sync()
+                    times[key].append((now() - t0) * 1e3)
+        return times
 
 
-def torch_times(model: nn.Module, shape: tuple[int, int, int], batch: int, threads: int, device: str,
-                warmup: int, runs: int) -> dict[bool, list[float]]:
-    """Times (ms) of eval-mode inference of a batch of `shape` (channels, height, width) inputs with
-    `threads` torch threads, per memory format (`FORMATS`), interleaved, by `clock_for(device, threads)`;
-    `model` is left as it was."""
+def torch_timer(model: nn.Module, shape: tuple[int, int, int], batch: int, threads: int, device: str) -> Timer:
+    """Eval-mode copies of `model` in each memory format (`FORMATS`) on `device`, on a batch of `shape`
+    (channels, height, width) inputs; `model` is left as it was."""
     dev = torch.device(device)
     x = torch.randn(batch, *shape, device=dev)
-    variants = {cl: (copy.deepcopy(model).to(dev, memory_format=fmt).eval(), x.contiguous(memory_format=fmt))
-                for cl, fmt in FORMATS.items()}
-    calls = {cl: (lambda m=m, inp=inp: m(inp)) for cl, (m, inp) in variants.items()}
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    with TorchThreads(threads), torch.inference_mode():
-        return _timed(calls, warmup, runs, clock_for(dev.type, threads), sync)
+    variants = {name: (copy.deepcopy(model).to(dev, memory_format=fmt).eval(), x.contiguous(memory_format=fmt))
+                for name, fmt in FORMATS.items()}
+    return Timer({name: (lambda m=m, inp=inp: m(inp)) for name, (m, inp) in variants.items()},
+                 clock_for(dev.type, threads), threads, torch.cuda.synchronize if dev.type == "cuda" else lambda: None)
 
 
-def ort_session(model: nn.Module, shape: tuple[int, int, int], threads: int) -> Callable[[np.ndarray], Any]:
+def ort_timer(model: nn.Module, shape: tuple[int, int, int], batch: int, threads: int) -> Timer:
     """`model` exported to ONNX (in memory) in an ONNX Runtime CPU session with `threads` intra-op
-    threads, one inter-op thread, sequential execution: a function of an input batch."""
+    threads, one inter-op thread, sequential execution, on a batch of `shape` inputs."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -140,15 +146,15 @@ def ort_session(model: nn.Module, shape: tuple[int, int, int], threads: int) -> 
     options.log_severity_level = 3  # errors only: no warnings about the initialisers ONNX export keeps
     session = ort.InferenceSession(onnx_bytes(copy.deepcopy(model), shape), options,
                                    providers=["CPUExecutionProvider"])
-    return lambda x: session.run(None, {"input": x})
-
-
-def ort_times(model: nn.Module, shape: tuple[int, int, int], batch: int, threads: int, warmup: int,
-              runs: int) -> list[float]:
-    """Times (ms) of `ort_session(model)` on a batch of `shape` inputs, by `clock_for('cpu', threads)`."""
-    run = ort_session(model, shape, threads)
     x = np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)
-    return _timed({0: lambda: run(x)}, warmup, runs, clock_for("cpu", threads))[0]
+    return Timer({"onnxruntime": lambda: session.run(None, {"input": x})}, clock_for("cpu", threads), threads)
+
+
+def timer(model: nn.Module, settings: LatencySettings, shape: tuple[int, int, int], device: str) -> Timer:
+    """`model` ready to time as `settings` say (backend, batch, threads) on `device`."""
+    if settings.backend == "onnxruntime":
+        return ort_timer(model, shape, settings.batch, settings.threads)
+    return torch_timer(model, shape, settings.batch, settings.threads, device)
 
 
 def latency_device(settings: LatencySettings) -> str:
@@ -226,13 +232,9 @@ def measure(model: Arch | nn.Module, settings: LatencySettings, input_size: int,
 
     device = check_backend(settings)
     module = build(model, num_classes=num_classes, in_chans=in_chans) if isinstance(model, Arch) else model
-    shape = (in_chans, input_size, input_size)
     s = settings
-    if s.backend == "onnxruntime":
-        times = ort_times(module, shape, s.batch, s.threads, s.warmup, s.runs)
-    else:
-        by_format = torch_times(module, shape, s.batch, s.threads, device, s.warmup, s.runs)
-        times = min(by_format.values(), key=np.median)
+    times = min(timer(module, s, (in_chans, input_size, input_size), device).times(s.warmup, s.runs).values(),
+                key=np.median)
     median, iqr, p90 = spread(times)
     return Measurement(median, iqr, p90, s.runs, s.backend, s.batch, s.threads, input_size, device,
                        fingerprint(settings), clock_for(device, s.threads))
@@ -252,7 +254,7 @@ def measure_latency(arch_or_model: Arch | nn.Module, input_size: int | tuple[int
     shape = (3, input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     model = arch_or_model if isinstance(arch_or_model, nn.Module) else \
         build(arch_or_model, num_classes=num_classes, in_chans=shape[0])
-    times = torch_times(model, shape, batch, threads, device, warmup, runs)
-    cl = bool(np.median(times[True]) < np.median(times[False]))
-    median, _, p90 = spread(times[cl])
-    return Latency(median, p90, cl, batch, device)
+    times = torch_timer(model, shape, batch, threads, device).times(warmup, runs)
+    fmt = min(times, key=lambda name: np.median(times[name]))
+    median, _, p90 = spread(times[fmt])
+    return Latency(median, p90, fmt == "channels_last", batch, device)

@@ -22,6 +22,10 @@ the shipped spaces), ten times the time for what interpolation between 6 points 
 noise. A kind no sample produced (a space of millions of structures) is predicted from all measured
 parts of its family (block, unit type, stride, input size) by MACs: approximate, never a failure.
 
+On a shared machine the load of others' processes comes in bursts: every part is timed in `rounds`
+shuffled passes of `runs / rounds` runs, pooled, so that a burst slows a few runs of many parts rather
+than all runs of one kind, an error every prediction with that kind would share.
+
 Parts timed alone are not the network: the framework's per-call work, the memory-format changes
 between units and the caches differ. `networks` whole networks are measured at build and the median
 of (measured - sum of parts) per format is the overhead added to every prediction.
@@ -30,7 +34,9 @@ of (measured - sum of parts) per format is the overhead added to every predictio
 from __future__ import annotations
 
 import bisect
+import math
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import monotonic
@@ -43,7 +49,7 @@ from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import Arch
 from shufflesearch.genome._cost import Block, blocks
 from shufflesearch.space._configs import LatencySettings
-from shufflesearch.train._latency import FINGERPRINT_KEYS, check_backend, clock_for, fingerprint, ort_times, torch_times
+from shufflesearch.train._latency import FINGERPRINT_KEYS, Timer, check_backend, clock_for, fingerprint, timer
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -131,7 +137,7 @@ class LatencyTable:
     # --- building -------------------------------------------------------------------------------
     @classmethod
     def build(cls, space: SearchSpace, settings: LatencySettings, progress: Callable[[str], None] | None = print,
-              samples: int = 1000, points: int = 6, networks: int = 12, seed: int = 0,
+              samples: int = 1000, points: int = 6, networks: int = 12, rounds: int = 3, seed: int = 0,
               in_chans: int = 3) -> LatencyTable:
         """Measure the parts of the space's networks on this process's target (see the module docstring).
 
@@ -142,6 +148,7 @@ class LatencyTable:
             samples: Random in-budget architectures whose parts define the kinds and their MAC ranges.
             points: Parts measured per kind, spread evenly over its MACs.
             networks: Whole networks measured to fit the per-network overhead.
+            rounds: Passes over all parts, each timing `settings.runs / rounds` runs of every part.
             seed: Seed of the samples.
             in_chans: Input image channels.
         """
@@ -163,43 +170,51 @@ class LatencyTable:
             for m in sorted({min(macs, key=lambda v: abs(v - t)) for t in np.linspace(macs[0], macs[-1], points)}):
                 arch, i = by_macs[m]
                 todo.setdefault(arch, []).append((i, key, m))
-        formats = ["onnxruntime"] if settings.backend == "onnxruntime" else ["contiguous", "channels_last"]
-
-        def timed(module: nn.Module, shape: tuple[int, int, int]) -> list[float]:
-            """Median ms of `module` per format."""
-            s = settings
-            if s.backend == "onnxruntime":
-                return [float(np.median(ort_times(module, shape, s.batch, s.threads, s.warmup, s.runs)))]
-            times = torch_times(module, shape, s.batch, s.threads, device, s.warmup, s.runs)
-            return [float(np.median(times[cl])) for cl in (False, True)]
-
-        total, done, last = sum(map(len, todo.values())), 0, monotonic()
-        say(f"latency table: measuring {total} parts of {len(found)} kinds on {device} ({settings.backend}, "
-            f"batch {settings.batch}, {settings.threads} thread(s), {size}px)")
-        measured: dict[str, list[list[float]]] = {}
+        timers: list[tuple[str, int, Timer]] = []  # (kind, macs, its part ready to time)
         for arch, wanted in todo.items():
-            parts, bs = _parts(build_net(arch, num_classes=classes, in_chans=in_chans)), blocks(arch, size, classes, in_chans)
+            parts = _parts(build_net(arch, num_classes=classes, in_chans=in_chans))
+            bs = blocks(arch, size, classes, in_chans)
             for i, key, m in wanted:
                 shape = (_in_channels(arch, bs[i], in_chans), bs[i].size, bs[i].size)
-                measured.setdefault(key, []).append([m, *timed(parts[i], shape)])
-                done += 1
+                timers.append((key, m, timer(parts[i], settings, shape, device)))
+        checks = archs[:: max(1, len(archs) // networks)][:networks]  # whole networks, for the overhead
+        wholes = [timer(build_net(a, num_classes=classes, in_chans=in_chans), settings, (in_chans, size, size),
+                        device) for a in checks]
+        formats = list(wholes[0].calls)
+        say(f"latency table: measuring {len(timers)} parts of {len(found)} kinds and {len(wholes)} networks on "
+            f"{device} ({settings.backend}, batch {settings.batch}, {settings.threads} thread(s), {size}px) in "
+            f"{rounds} rounds")
+        # every part timed in `rounds` passes, shuffled, pooled: a burst of others' load then hits a few runs
+        # of many parts, not all runs of one kind (whose error every prediction with that kind would share)
+        runs = [{f: [] for f in formats} for _ in range(len(timers) + len(wholes))]
+        every = [t for _, _, t in timers] + wholes
+        order, last = list(range(len(every))), monotonic()
+        for r in range(rounds):
+            random.Random(seed + r).shuffle(order)
+            for done, j in enumerate(order, 1):
+                for f, times in every[j].times(settings.warmup, math.ceil(settings.runs / rounds)).items():
+                    runs[j][f] += times
                 if monotonic() - last > PROGRESS_SECONDS:
-                    say(f"latency table: {done}/{total} parts ({monotonic() - start:.0f} s)")
+                    say(f"latency table: round {r + 1}/{rounds}, {done}/{len(order)} ({monotonic() - start:.0f} s)")
                     last = monotonic()
+        medians = [[float(np.median(t[f])) for f in formats] for t in runs]
+        measured: dict[str, list[list[float]]] = {}
+        for (key, m, _), ms in zip(timers, medians):
+            measured.setdefault(key, []).append([m, *ms])
         table = cls(settings={**{k: v for k, v in settings.to_dict().items() if k != "table"},
                               "input_size": size, "num_classes": classes},
                     fingerprint=fingerprint(settings), formats=formats,
                     points={k: sorted(v) for k, v in sorted(measured.items())}, overhead_ms=[0.0] * len(formats))
-        residuals = []
-        for arch in archs[:: max(1, len(archs) // networks)][:networks]:
-            whole = timed(build_net(arch, num_classes=classes, in_chans=in_chans), (in_chans, size, size))
-            residuals.append([w - s for w, s in zip(whole, table._sums(arch, in_chans))])
+        residuals = [[w - s for w, s in zip(whole, table._sums(a, in_chans))]
+                     for a, whole in zip(checks, medians[len(timers):])]
         table.overhead_ms = [float(v) for v in np.median(residuals, axis=0)]
         table.info = {"space": space.name, "clock": clock_for(device, settings.threads), "samples": samples,
-                      "seed": seed, "points_per_kind": points, "parts_measured": total, "kinds": len(found), "networks": len(residuals),
+                      "seed": seed, "points_per_kind": points, "rounds": rounds, "parts_measured": len(timers),
+                      "kinds": len(found), "networks": len(residuals),
                       "overhead_residuals_ms": residuals, "seconds": round(monotonic() - start, 1),
                       "loadavg": list(os.getloadavg())}
-        say(f"latency table: {total} parts and {len(residuals)} networks measured in {monotonic() - start:.0f} s; "
+        say(f"latency table: {len(timers)} parts and {len(residuals)} networks measured in "
+            f"{monotonic() - start:.0f} s; "
             f"overhead per network {', '.join(f'{f} {o:+.3f} ms' for f, o in zip(formats, table.overhead_ms))}")
         return table
 
@@ -280,7 +295,8 @@ class LatencyTable:
         for name in CHECKED:
             if self.settings.get(name) != wanted[name]:
                 raise ShuffleSearchError(f"{where} was built with {name} = {self.settings.get(name)!r}, not "
-                                         f"{wanted[name]!r}; build one with these settings (shufflesearch latency-table)")
+                                         f"{wanted[name]!r}; build one with these settings "
+                                         "(shufflesearch latency-table)")
         for name in FINGERPRINT_KEYS if fingerprint is not None else ():
             if self.fingerprint.get(name) != fingerprint.get(name):
                 raise ShuffleSearchError(f"{where} was built on another target: {name} = "
