@@ -104,6 +104,8 @@ def test_a_latency_budgeted_search_trains_none_over_it(tmp_path):
     assert config["budget"]["latency_ms"] == limit and config["budget"]["latency"]["input_size"] == 64
     assert config["latency_node"] == "local" and config["latency_fingerprint"]["threads"] == 1
     assert f"--budget-latency-ms {limit:g}" in config["command"]
+    baseline, = shufflesearch.run_baselines(result.run_dir, ["shufflenet_v1_g1_x0_25"])  # measured on the target too
+    assert baseline["latency_node"] == "local" and baseline["latency_iqr_ms"] >= 0 and baseline["latency_ms"] > 0
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import Arch
@@ -146,11 +146,11 @@ def build_table_on_target(space: SearchSpace, settings: LatencySettings, address
     return table
 
 
-def zoo_latencies(budget: Mapping[str, Any], names: Sequence[str], address: str | None = None) -> dict[str, float]:
-    """Milliseconds on a run's latency target (config.json `budget`: its `latency` settings) of the zoo models
-    `names`: predicted from its table, else measured there, one at a time."""
+def target_latencies(budget: Mapping[str, Any], archs: Mapping[str, Arch], address: str | None = None
+                     ) -> dict[str, dict[str, Any]]:
+    """The latency on a run's target (config.json `budget`: its `latency` settings) of each of `archs`, as the
+    row fields a gate gives (`LatencyGate.fields`): predicted from its table, else measured there, one at a time."""
     from shufflesearch._exec._ray import ray_session
-    from shufflesearch.genome._zoo import ZOO
     from shufflesearch.space._configs import LatencySettings
     from shufflesearch.train._latency_table import LatencyTable
 
@@ -158,10 +158,14 @@ def zoo_latencies(budget: Mapping[str, Any], names: Sequence[str], address: str 
     size, classes = settings.input_size or budget["input_size"], budget.get("num_classes", 1000)
     if settings.table:
         table = LatencyTable.load(settings.table)
-        return {name: table.predict(ZOO[name]) for name in names}
+        return {name: {"latency_ms": table.predict(arch), "latency_iqr_ms": None, "latency_node": None}
+                for name, arch in archs.items()}
+    out = {}
     with contextlib.nullcontext() if settings.target in IN_PROCESS else ray_session(address):
-        return {name: measure_on_target(ZOO[name], settings, size, classes, address=address)[0].median_ms
-                for name in names}
+        for name, arch in archs.items():
+            m, node = measure_on_target(arch, settings, size, classes, address=address)
+            out[name] = {"latency_ms": m.median_ms, "latency_iqr_ms": m.iqr_ms, "latency_node": node}
+    return out
 
 
 class LatencyGate:

@@ -95,7 +95,14 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
     archs = {name: get_arch(name) for name in names}  # unknown names fail before any training; each name once
     data = load_data(proxy.data)
 
+    on_target = None  # with a latency budget, each model's latency on its target, as a trial row has it
+    if config["budget"].get("latency_ms") is not None:
+        from shufflesearch.driver._latency import target_latencies
+
+        on_target = target_latencies(config["budget"], archs, address)
+
     def row(name: str, report: dict[str, Any]) -> dict[str, Any]:
+        report = {**report, **on_target[name]} if on_target else report
         return make_row(archs[name], report, report["status"], number=None, budget=config["budget"],
                         max_epochs=train_cfg.epochs, seed=seed, model=name)
 
@@ -103,7 +110,7 @@ def run_baselines(run_dir: str | Path, models: Sequence[str] | None = None, *, a
         rows_path = path / "baselines.jsonl"
         printer = Progress(len(archs), progress, label=lambda r: r["model"])
         log = RecordLog(rows_path, read_rows(rows_path), key=lambda r: r.get("model"), announce=printer)
-        jobs = {name: {"arch": arch.to_dict(), "seed": seed, "latency_size": input_size}
+        jobs = {name: {"arch": arch.to_dict(), "seed": seed, "latency_size": None if on_target else input_size}
                 for name, arch in archs.items()}
         pool = JobPool(data, train_cfg, train_cfg.threads, gpus, from_run(config, "max_retries", max_retries),
                        address, path / "ray.log")

@@ -105,7 +105,7 @@ def select_candidates(rows: Sequence[Mapping[str, Any]], objectives: Sequence[st
 def zoo_within_budget(budget: Mapping[str, Any], factor: float = 1.0, address: str | None = None) -> list[str]:
     """Zoo models within `factor` x a run's budget (config.json "budget"): their cost (`cost.budget_cost`:
     multiply-adds where the budget caps them, params where it caps them) and, with a latency budget, their
-    latency on its target (`driver._latency.zoo_latencies`: measured there, or predicted from its table)."""
+    latency on its target (`driver._latency.target_latencies`: measured there, or predicted from its table)."""
     from shufflesearch.genome._zoo import ZOO
 
     costs = {name: budget_cost(arch, budget) for name, arch in ZOO.items()}
@@ -114,10 +114,10 @@ def zoo_within_budget(budget: Mapping[str, Any], factor: float = 1.0, address: s
     names = [name for name, c in costs.items() if within_budget({"mflops": c.mflops, "params": c.params}, scaled)]
     if budget.get("latency_ms") is None or not names:
         return names
-    from shufflesearch.driver._latency import zoo_latencies
+    from shufflesearch.driver._latency import target_latencies
 
-    latency = zoo_latencies(budget, names, address)
-    return [name for name in names if latency[name] <= budget["latency_ms"] * factor]
+    latency = target_latencies(budget, {name: ZOO[name] for name in names}, address)
+    return [name for name in names if latency[name]["latency_ms"] <= budget["latency_ms"] * factor]
 
 
 def trial_candidates(loaded: Run, numbers: Sequence[int]) -> list[Candidate]:
