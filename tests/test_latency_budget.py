@@ -22,7 +22,7 @@ import shufflesearch
 from shufflesearch.driver._latency import LatencyGate, measure_on_target
 from shufflesearch.errors import ShuffleSearchError
 from shufflesearch.genome._arch import Arch
-from shufflesearch.space import SearchSpace
+from shufflesearch.space import SearchSpace, shipped_spaces
 from shufflesearch.space._configs import LatencySettings
 
 FAST = {"input_size": 64, "runs": 5, "warmup": 1}  # budget.latency settings whose measurements are quick
@@ -60,6 +60,23 @@ def test_the_gate_rejects_what_it_measured_over_the_budget_and_records_why(tmp_p
         assert Arch.from_json(trial.user_attrs["rejected_arch"]).hash == r["arch_hash"]
     feasible = [t for t in study.trials if "arch_hash" in t.user_attrs]
     assert all(t.user_attrs["latency_ms"] <= limit for t in feasible) and len(feasible) == len(kept)
+
+
+@pytest.mark.parametrize("name", sorted(shipped_spaces()))
+@pytest.mark.parametrize("alone", [False, True], ids=["with-flops", "alone"])
+def test_every_shipped_space_samples_through_the_gate(tmp_path, name, alone):
+    space = SearchSpace.from_yaml(name)
+    limit = _limit(space, 0.5, n=6, seed=0)
+    data = yaml.safe_load(space.with_budget(latency_ms=limit, latency=FAST).to_yaml())
+    if alone:
+        del data["budget"]["mflops"]
+    gate = LatencyGate(SearchSpace.from_dict(data, name), tmp_path / "rejected.jsonl")
+    gate.open()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    kept = [a for a in (gate.sample(study.ask()) for _ in range(6)) if a is not None]
+    assert all(gate(a) <= limit for a in kept)
+    assert all(r["latency_ms"] > limit for r in _rows(tmp_path / "rejected.jsonl"))
+    assert len(kept) + len(_rows(tmp_path / "rejected.jsonl")) == 6
 
 
 def test_a_latency_budget_alone_fits_the_width_to_it(tmp_path):
