@@ -20,6 +20,7 @@ import torch
 from timm.layers import ClassifierHead, get_device_dtype
 from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices  # timm's own rule for forward_intermediates' indices;
+
 # the one helper of timm's model contract that `timm.models` does not re-export (its models import it thus)
 from torch import nn
 

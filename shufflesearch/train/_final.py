@@ -22,9 +22,9 @@ from shufflesearch._config import renamed
 from shufflesearch._exec._devices import local_device
 from shufflesearch.data import load_data
 from shufflesearch.errors import ShuffleSearchError
+from shufflesearch.genome._catalog import FOUND, read_model_config, resolve_arch
 from shufflesearch.genome._cost import cost
 from shufflesearch.models._folder import PREFIX, model_folder, sanitize, write_model_dir
-from shufflesearch.genome._catalog import FOUND, read_model_config, resolve_arch
 from shufflesearch.space._configs import ProxyConfig, proxy_config_from_dict
 from shufflesearch.train._proxy import train_proxy
 from shufflesearch.train._weights import weights_bytes
