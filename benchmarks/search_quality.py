@@ -55,7 +55,7 @@ import math
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 from matplotlib.figure import Figure
@@ -102,13 +102,30 @@ def proxy_space(args: argparse.Namespace, strategy: Mapping[str, Any]) -> shuffl
 
 
 def default_zoo(budget: Mapping[str, Any]) -> list[str]:
-    """The widest zoo model of each family (v1 per groups setting, v2) within the budget."""
-    widest: dict[str, str] = {}
-    for name in zoo_within_budget(budget):
+    """The widest zoo model of each family within the budget."""
+    return widest(zoo_within_budget(budget))
+
+
+def widest(names: Iterable[str]) -> list[str]:
+    """The widest model of each zoo family (v1 per groups setting, v2) among `names`: the zoo's best bet at a
+    budget, one final retraining per family."""
+    best: dict[str, str] = {}
+    for name in names:
         family = name.rsplit("_x", 1)[0]
-        if family not in widest or shufflesearch.cost(ZOO[name]).macs > shufflesearch.cost(ZOO[widest[family]]).macs:
-            widest[family] = name
-    return sorted(widest.values())
+        if family not in best or shufflesearch.cost(ZOO[name]).macs > shufflesearch.cost(ZOO[best[family]]).macs:
+            best[family] = name
+    return sorted(best.values())
+
+
+def publish(state: dict[str, Any], stem: Path, table: str, plot: Callable[[Mapping[str, Any]], bytes],
+            save: Callable[[], None]) -> None:
+    """A study's end: its `table` kept in the raw results (`save`), written to `<stem>.md`, its plot to
+    `<stem>.png`, the table printed."""
+    state["table"] = table
+    save()
+    write_text_atomic(stem.with_suffix(".md"), table + "\n")
+    write_bytes_atomic(stem.with_suffix(".png"), plot(state))
+    print("\n" + table)
 
 
 def cpu_seconds(row: Mapping[str, Any]) -> float:
@@ -401,12 +418,7 @@ def main() -> None:
             if first:
                 state["zoo"] = [s for s in final.summary if s["kind"] == "zoo"]
             save()
-    table = tables(state)
-    state["table"] = table
-    save()
-    write_text_atomic(stem.with_suffix(".md"), table + "\n")
-    write_bytes_atomic(stem.with_suffix(".png"), plot(state))
-    print("\n" + table)
+    publish(state, stem, tables(state), plot, save)
     total = sum(s["wall_seconds"] for s in state["sessions"])
     print(f"\nwall: {total / 60:.1f} min over {len(state['sessions'])} session(s); raw results {raw_path}, "
           f"plot {stem.with_suffix('.png')}")
