@@ -210,8 +210,7 @@ def flops_latency_png(run: Run, trained: Sequence[Mapping[str, Any]], rejected: 
                                     "label": f"refused for latency, not trained ({len(rejected)})"})):
         if rows:
             ax.scatter([r["mflops"] for r in rows], [r[latency.field] for r in rows], zorder=2, **style)
-    if (run.config.get("budget") or {}).get("flops_capped", True):
-        _budget_line(ax, run.config, mflops)
+    _budget_line(ax, run.config, mflops)
     limit = budget_of(run.config, latency)
     if limit is not None:
         ax.axhline(limit, color="tab:red", linestyle=":", linewidth=1.2, label=f"budget {limit:g} ms")

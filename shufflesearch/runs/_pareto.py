@@ -228,8 +228,12 @@ def hypervolume(points: Iterable[Sequence[float]], reference: Sequence[float]) -
 
 
 def budget_of(config: Mapping[str, Any], axis: Objective) -> float | None:
-    """The run's budget for this cost (config.json "budget"), None where it has none."""
-    value = (config.get("budget") or {}).get(axis.budget_key) if axis.budget_key else None
+    """The run's budget for this cost (config.json "budget"), None where it has none: a latency budget given
+    alone caps no FLOPs (its recorded `mflops`, the space's dearest architecture, has `flops_capped: false`)."""
+    budget = config.get("budget") or {}
+    if axis.budget_key == "mflops" and not budget.get("flops_capped", True):
+        return None
+    value = budget.get(axis.budget_key) if axis.budget_key else None
     return float(value) if finite(value) and value > 0 else None
 
 
