@@ -158,14 +158,18 @@ def target_latencies(budget: Mapping[str, Any], archs: Mapping[str, Arch], addre
     size, classes = settings.input_size or budget["input_size"], budget.get("num_classes", 1000)
     if settings.table:
         table = LatencyTable.load(settings.table)
-        return {name: {"latency_ms": table.predict(arch), "latency_iqr_ms": None, "latency_node": None}
-                for name, arch in archs.items()}
-    out = {}
+        return {name: _row_fields(table.predict(arch)) for name, arch in archs.items()}
     with contextlib.nullcontext() if settings.target in IN_PROCESS else ray_session(address):
-        for name, arch in archs.items():
-            m, node = measure_on_target(arch, settings, size, classes, address=address)
-            out[name] = {"latency_ms": m.median_ms, "latency_iqr_ms": m.iqr_ms, "latency_node": node}
-    return out
+        return {name: _row_fields(*measure_on_target(arch, settings, size, classes, address=address))
+                for name, arch in archs.items()}
+
+
+def _row_fields(latency: float | Measurement, node: str | None = None) -> dict[str, Any]:
+    """A record row's latency fields: `latency_ms` (the median), `latency_iqr_ms` and `latency_node` (where it
+    was measured), the last two None for a prediction (`latency` in ms)."""
+    if isinstance(latency, float):
+        return {"latency_ms": latency, "latency_iqr_ms": None, "latency_node": None}
+    return {"latency_ms": latency.median_ms, "latency_iqr_ms": latency.iqr_ms, "latency_node": node}
 
 
 class LatencyGate:
@@ -230,17 +234,15 @@ class LatencyGate:
 
     def _estimate(self, arch: Arch) -> dict[str, Any]:
         if self.table is not None:
-            return {"latency_ms": self.table.predict(arch), "latency_iqr_ms": None, "latency_node": None}
+            return _row_fields(self.table.predict(arch))
         size, classes = self.budget.latency_size, self.budget.num_classes
         if self._probe is None:
             from shufflesearch.train._latency import measure
 
-            m, node = measure(arch, self.settings, size, num_classes=classes), "local"
-        else:
-            import ray
+            return _row_fields(measure(arch, self.settings, size, num_classes=classes), "local")
+        import ray
 
-            m, node = ray.get(self._probe.measure.remote(arch, self.settings, size, classes, 3))
-        return {"latency_ms": m.median_ms, "latency_iqr_ms": m.iqr_ms, "latency_node": node}
+        return _row_fields(*ray.get(self._probe.measure.remote(arch, self.settings, size, classes, 3)))
 
     def sample(self, trial: optuna.Trial) -> Arch | None:
         """`space.sample(trial)` with this gate: a candidate over the latency budget is written to
@@ -255,9 +257,7 @@ class LatencyGate:
 
     def reject(self, arch: Arch, number: int | None, origin: str | None = None) -> None:
         """Write `arch`'s rejection (over `budget.latency_ms`) to `rejected.jsonl`."""
-        from shufflesearch.genome._cost import budget_cost
-
-        c = budget_cost(arch, {"input_size": self.budget.input_size, "num_classes": self.budget.num_classes})
+        c = self.space.cost(arch)
         f = self.fields(arch)
         row = {"number": number, "origin": origin, "arch_hash": arch.hash, "summary": arch.summary(),
                "mflops": c.mflops, "params": c.params, **f, "budget_latency_ms": self.budget.latency_ms,
